@@ -1,0 +1,30 @@
+"""rewardlab: train, evaluate and serve Bradley-Terry reward models; a drop-in for TRL's RewardTrainer."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# Imported on first use: `import rewardlab` (and `rewardlab --help`) should not pay for importing torch/transformers.
+_EXPORTS = {
+    "RewardConfig": "rewardlab.config",
+    "RewardTrainer": "rewardlab.trainer",
+    "DataCollatorForPreference": "rewardlab.data.collate",
+    "RewardlabError": "rewardlab.errors",
+    "InvalidRowError": "rewardlab.errors",
+}
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from rewardlab.config import RewardConfig
+    from rewardlab.data.collate import DataCollatorForPreference
+    from rewardlab.errors import InvalidRowError, RewardlabError
+    from rewardlab.trainer import RewardTrainer
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'rewardlab' has no attribute {name!r}")

@@ -1,0 +1,155 @@
+"""RewardConfig: every field of TRL 1.16's RewardConfig, plus rewardlab's own data-policy options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import TrainingArguments
+
+OVERLENGTH_POLICIES = ("truncate_prompt", "drop", "error")
+
+
+@dataclass
+class RewardConfig(TrainingArguments):
+    r"""
+    Configuration for [`RewardTrainer`]: `transformers.TrainingArguments` plus the reward-model options below.
+
+    It accepts every field of TRL 1.16's `RewardConfig`, so switching from TRL means changing one import. The defaults
+    that differ from `TrainingArguments` are TRL's (`learning_rate=1e-4`, `logging_steps=10`,
+    `gradient_checkpointing=True`), except `bf16`: it defaults to `True` only on a CUDA device that supports it, since
+    bf16 autocast on a CPU without bf16 units is slower than fp32 and changes the results.
+    """
+
+    # Defaults that differ from TrainingArguments (TRL's choices).
+    learning_rate: float = field(default=1e-4, metadata={"help": "The initial learning rate for AdamW."})
+    logging_steps: float = field(
+        default=10,
+        metadata={
+            "help": "Log every X update steps. An integer, or a float in [0, 1) read as a ratio of the total steps."
+        },
+    )
+    gradient_checkpointing: bool = field(
+        default=True,
+        metadata={"help": "Recompute activations in the backward pass: less memory, about 20%% slower."},
+    )
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Use bf16 mixed precision. Unset: on when a CUDA device supports bf16 and fp16 is off, else off."
+        },
+    )
+    lr_scheduler_kwargs: dict | str | None = field(
+        default=None,
+        metadata={"help": "Extra arguments for the learning-rate scheduler, e.g. {'num_cycles': 1}."},
+    )
+    use_liger_kernel: bool = field(
+        default=False, metadata={"help": "Patch the model's layers with Liger kernels (GPU only)."}
+    )
+    torch_empty_cache_steps: int | None = field(
+        default=None,
+        metadata={"help": "Call torch.<device>.empty_cache() every N steps (less peak memory, about 10%% slower)."},
+    )
+
+    # Model.
+    model_init_kwargs: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Keyword arguments for AutoModelForSequenceClassification.from_pretrained when the model is given "
+            "as a hub id or path (e.g. '{\"dtype\": \"bfloat16\"}'). num_labels is always 1; dtype defaults to "
+            "float32. The 'revision' is also used for the tokenizer."
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={"help": "Allow models and tokenizers that ship custom Python code from the Hub."},
+    )
+    chat_template_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Set the chat template: a Jinja file (.jinja/.j2) or a tokenizer directory / hub id whose template "
+            "(and special tokens) are copied. Added special tokens grow the embedding matrix."
+        },
+    )
+    disable_dropout: bool = field(
+        default=True, metadata={"help": "Set every dropout probability in the model to 0 (stable rewards)."}
+    )
+
+    # Data preprocessing.
+    dataset_num_proc: int | None = field(
+        default=None, metadata={"help": "Number of processes for tokenizing a (non-streaming) dataset."}
+    )
+    eos_token: str | None = field(
+        default=None,
+        metadata={
+            "help": "Token that ends a turn or sequence; appended to plain-text (non-conversational) examples that do "
+            "not already end with it. Defaults to the tokenizer's eos token."
+        },
+    )
+    max_length: int | None = field(
+        default=1024,
+        metadata={
+            "help": "Maximum tokens of each of chosen and rejected (prompt included). Longer pairs are handled by "
+            "`overlength_policy` and always counted in the log and the saved run. None: no limit."
+        },
+    )
+    overlength_policy: str = field(
+        default="truncate_prompt",
+        metadata={
+            "help": "What to do with a pair longer than max_length. 'truncate_prompt' (default): drop tokens from the "
+            "left of the prompt shared by chosen and rejected (the oldest turns), keeping the responses whole; a "
+            "response that alone exceeds max_length is cut at its end (counted separately). 'drop': leave the pair "
+            "out. 'error': stop with the row index.",
+            "choices": list(OVERLENGTH_POLICIES),
+        },
+    )
+    skip_invalid_rows: bool = field(
+        default=False,
+        metadata={
+            "help": "Skip rows that fail validation (missing/empty field, wrong type, chosen == rejected, ...) and "
+            "log a count per reason, instead of stopping at the first one with its row index."
+        },
+    )
+    pad_to_multiple_of: int | str | None = field(
+        default="auto",
+        metadata={
+            "help": "Pad batches to a multiple of this value. 'auto': 128 on Neuron (compiles per shape), else none."
+        },
+    )
+
+    # Training.
+    center_rewards_coefficient: float | None = field(
+        default=None,
+        metadata={
+            "help": "Add coefficient * mean((r_chosen + r_rejected)^2) to the loss to keep rewards centred on 0 "
+            "(Eisenstein et al. 2023). Recommended: 0.01."
+        },
+    )
+    activation_offloading: bool = field(
+        default=False, metadata={"help": "Offload activations to the CPU during training (GPU only)."}
+    )
+
+    # Deprecated in TRL, kept so TRL configs still load.
+    pad_token: str | None = field(
+        default=None,
+        metadata={"help": "Deprecated (as in TRL): set tokenizer.pad_token and pass the tokenizer instead."},
+    )
+
+    def __post_init__(self):
+        if self.bf16 is None:
+            self.bf16 = (
+                not self.fp16 and not self.use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+            )
+        if self.overlength_policy not in OVERLENGTH_POLICIES:
+            raise ValueError(
+                f"overlength_policy={self.overlength_policy!r} is not one of {', '.join(OVERLENGTH_POLICIES)}"
+            )
+        if self.max_length is not None and self.max_length < 2:
+            raise ValueError(f"max_length must be at least 2 (or None), got {self.max_length}")
+        if isinstance(self.pad_to_multiple_of, str) and self.pad_to_multiple_of != "auto":
+            value = self.pad_to_multiple_of.strip().lower()
+            self.pad_to_multiple_of = None if value in ("none", "null", "") else int(value)
+        super().__post_init__()
+        if self.pad_to_multiple_of == "auto":
+            self.pad_to_multiple_of = 128 if self.device.type == "neuron" else None
