@@ -18,9 +18,12 @@ class RewardConfig(TrainingArguments):
 
     It accepts every field of TRL 1.16's `RewardConfig`, so switching from TRL means changing one import. The defaults
     that differ from `TrainingArguments` are TRL's (`learning_rate=1e-4`, `logging_steps=10`,
-    `gradient_checkpointing=True`), except `bf16`: it defaults to `True` only on a CUDA device that supports it, since
+    activation/gradient checkpointing on), except `bf16`: it defaults to `True` only on a CUDA device that supports it, since
     bf16 autocast on a CPU without bf16 units is slower than fp32 and changes the results.
     """
+
+    # Lets `--model_init_kwargs '{"dtype": "bfloat16"}'` arrive as a dict, as TrainingArguments does for its own.
+    _VALID_DICT_FIELDS = TrainingArguments._VALID_DICT_FIELDS + ["model_init_kwargs"]
 
     # Defaults that differ from TrainingArguments (TRL's choices).
     learning_rate: float = field(default=1e-4, metadata={"help": "The initial learning rate for AdamW."})
@@ -30,9 +33,12 @@ class RewardConfig(TrainingArguments):
             "help": "Log every X update steps. An integer, or a float in [0, 1) read as a ratio of the total steps."
         },
     )
-    gradient_checkpointing: bool = field(
-        default=True,
-        metadata={"help": "Recompute activations in the backward pass: less memory, about 20%% slower."},
+    activation_checkpointing: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Recompute activations in the backward pass: less memory, about 20%% slower. Unset: on (TRL's "
+            "default), unless the deprecated alias gradient_checkpointing is given."
+        },
     )
     bf16: bool | None = field(
         default=None,
@@ -137,6 +143,8 @@ class RewardConfig(TrainingArguments):
     )
 
     def __post_init__(self):
+        if self.activation_checkpointing is None and self.gradient_checkpointing is None:
+            self.activation_checkpointing = True
         if self.bf16 is None:
             self.bf16 = (
                 not self.fp16 and not self.use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
