@@ -63,7 +63,7 @@ class RewardConfig(TrainingArguments):
         default=None,
         metadata={
             "help": "Keyword arguments for AutoModelForSequenceClassification.from_pretrained when the model is given "
-            "as a hub id or path (e.g. '{\"dtype\": \"bfloat16\"}'). num_labels is always 1; dtype defaults to "
+            'as a hub id or path (e.g. \'{"dtype": "bfloat16"}\'). num_labels is always 1; dtype defaults to '
             "float32. The 'revision' is also used for the tokenizer."
         },
     )

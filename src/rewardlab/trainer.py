@@ -1,0 +1,296 @@
+"""RewardTrainer: `transformers.Trainer` wired to rewardlab's data pipeline, loss and exact metrics.
+
+It accepts TRL 1.16's `RewardTrainer` constructor arguments. What differs from TRL is what users cannot see in TRL:
+over-length pairs are truncated or dropped by a stated policy and counted, every row is validated, evaluation metrics
+are exact over the whole set (not a mean of batch means), and the run's data counts are saved next to the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from datasets import Dataset, IterableDataset
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback, set_seed
+from transformers.trainer_utils import EvalPrediction
+
+from rewardlab.config import RewardConfig
+from rewardlab.data.collate import DataCollatorForPreference
+from rewardlab.data.prepare import PreparationStats, prepare_preference_dataset
+from rewardlab.errors import RewardlabError
+from rewardlab.loss import bradley_terry_loss
+from rewardlab.metrics import (
+    batch_statistics,
+    empty_statistics,
+    merge_statistics,
+    preference_metrics,
+    summarize_statistics,
+)
+from rewardlab.model import (
+    check_num_labels,
+    disable_dropout,
+    fix_peft_config,
+    load_model,
+    load_tokenizer,
+    set_chat_template,
+    set_eos_token,
+    set_pad_token,
+)
+from rewardlab.run_record import write_run_record
+
+logger = logging.getLogger(__name__)
+
+
+def _is_peft_model(model: Any) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
+
+
+class RewardTrainer(Trainer):
+    """Train a Bradley-Terry reward model. Same arguments as TRL 1.16's `RewardTrainer`.
+
+    Args:
+        model: a hub id or local path (loaded as `AutoModelForSequenceClassification` with `num_labels=1` and
+            `args.model_init_kwargs`, float32 unless a dtype is given), a sequence-classification `PreTrainedModel`,
+            or a `PeftModel`.
+        args: a `RewardConfig`; default `RewardConfig("<model-name>-Reward")`.
+        data_collator: default `DataCollatorForPreference`.
+        train_dataset / eval_dataset: preference data in any of the four formats, or pre-tokenized
+            `chosen_ids`/`rejected_ids`; `eval_dataset` may be a dict (e.g. a `DatasetDict`) of named sets.
+        processing_class: the tokenizer; default loaded from the model. Missing pad token: eos is used.
+        compute_metrics: extra evaluation metrics. It receives an `EvalPrediction` whose `predictions` is an (N, 2)
+            array of [reward_chosen, reward_rejected] for every evaluation pair and `label_ids` the N margins (0 when
+            the data has none); its results are added to rewardlab's exact metrics.
+        callbacks, optimizers, optimizer_cls_and_kwargs, preprocess_logits_for_metrics: as in `transformers.Trainer`.
+        quantization_config: a `BitsAndBytesConfig` used when `model` is a string (QLoRA with `peft_config`).
+        peft_config: a `peft.PeftConfig`; its task type is set to SEQ_CLS and the score head is trained and saved.
+    """
+
+    # The loss is a mean over the micro-batch's pairs, so Trainer must divide it by the accumulation steps.
+    loss_is_scaled_for_ga = False
+    _tag_names = ["rewardlab", "reward-model"]
+
+    def __init__(
+        self,
+        model: str | PreTrainedModel | Any,
+        args: RewardConfig | None = None,
+        data_collator: Callable | None = None,
+        train_dataset: Dataset | IterableDataset | None = None,
+        eval_dataset: Dataset | IterableDataset | dict[str, Dataset | IterableDataset] | None = None,
+        processing_class: PreTrainedTokenizerBase | None = None,
+        compute_metrics: Callable[[EvalPrediction], dict] | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+        optimizers: tuple[torch.optim.Optimizer | None, torch.optim.lr_scheduler.LambdaLR | None] = (None, None),
+        optimizer_cls_and_kwargs: tuple[type[torch.optim.Optimizer], dict[str, Any]] | None = None,
+        preprocess_logits_for_metrics: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        quantization_config: Any = None,
+        peft_config: Any = None,
+    ):
+        if args is None:
+            name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "") or "model"
+            args = RewardConfig(f"{name.rstrip('/').split('/')[-1]}-Reward")
+        elif not isinstance(args, RewardConfig):
+            raise RewardlabError(f"args must be a rewardlab.RewardConfig, got {type(args).__name__}")
+        if train_dataset is None:
+            raise RewardlabError("train_dataset is required")
+        if isinstance(train_dataset, IterableDataset):
+            if args.max_steps is None or args.max_steps <= 0:
+                raise RewardlabError(
+                    "a streaming (IterableDataset) train_dataset has no length: set max_steps to bound training"
+                )
+            # Accelerate's dispatch mode concatenates batches across processes, which fails for iterable datasets.
+            args.accelerator_config.dispatch_batches = False
+        elif not isinstance(train_dataset, Dataset):
+            raise RewardlabError(
+                f"train_dataset must be a datasets.Dataset or IterableDataset, got {type(train_dataset).__name__}"
+            )
+        if args.batch_eval_metrics:
+            raise RewardlabError(
+                "batch_eval_metrics is not supported: rewardlab's evaluation metrics are already exact"
+            )
+
+        # The score head of a freshly loaded model is random: seed first so runs are reproducible.
+        set_seed(args.seed)
+        if isinstance(model, str):
+            model_id = model
+            init_kwargs = dict(args.model_init_kwargs or {})
+            model = load_model(model, init_kwargs, quantization_config, args.trust_remote_code)
+            revision = init_kwargs.get("revision")
+        else:
+            model_id = getattr(model.config, "_name_or_path", None) or type(model).__name__
+            revision = None
+            if args.model_init_kwargs:
+                logger.warning("model_init_kwargs is ignored: the model is already instantiated")
+            if quantization_config is not None:
+                logger.warning("quantization_config is ignored: the model is already instantiated")
+        check_num_labels(model)
+        self.base_model_id = model_id
+
+        if processing_class is None:
+            processing_class = load_tokenizer(model_id, revision=revision, trust_remote_code=args.trust_remote_code)
+        if args.eos_token is not None:
+            set_eos_token(processing_class, model, args.eos_token)
+        added_tokens = []
+        if args.chat_template_path is not None:
+            added_tokens = set_chat_template(processing_class, model, args.chat_template_path)
+
+        if peft_config is not None:
+            if _is_peft_model(model):
+                raise RewardlabError(
+                    "the model is already a PeftModel and a peft_config was given: merge the adapter first, or pass "
+                    "the PeftModel without peft_config to keep training it"
+                )
+            from peft import get_peft_model, prepare_model_for_kbit_training
+
+            if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+                model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
+            model = get_peft_model(model, fix_peft_config(peft_config, model, added_tokens))
+            model.print_trainable_parameters()
+
+        if args.disable_dropout:
+            disable_dropout(model)
+        set_pad_token(processing_class, model, args.pad_token)
+        # The KV cache is useless for scoring and conflicts with gradient checkpointing.
+        if hasattr(model.config, "use_cache"):
+            model.config.use_cache = False
+
+        if data_collator is None:
+            data_collator = DataCollatorForPreference(
+                pad_token_id=processing_class.pad_token_id, pad_to_multiple_of=args.pad_to_multiple_of
+            )
+
+        self.data_stats: dict[str, PreparationStats] = {}
+        train_dataset = self._prepare(train_dataset, processing_class, args, "train")
+        if eval_dataset is not None:
+            eval_dataset = self._prepare_eval(eval_dataset, processing_class, args)
+
+        self._user_compute_metrics = compute_metrics
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            compute_metrics=self._compute_eval_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        )
+        if args.n_gpu > 1:
+            raise RewardlabError(
+                "several GPUs are visible to one process (nn.DataParallel), which is not supported: launch with "
+                "`accelerate launch` or `torchrun`, or set CUDA_VISIBLE_DEVICES to one GPU"
+            )
+        # Evaluation goes through prediction_step; these make Trainer call it without labels.
+        self.can_return_loss = True
+        self.label_names = []
+
+        if args.activation_offloading and torch.cuda.is_available():
+            self._offload_context = lambda: torch.autograd.graph.save_on_cpu(pin_memory=True)
+        else:
+            if args.activation_offloading:
+                logger.warning("activation_offloading needs a CUDA device; ignored")
+            self._offload_context = contextlib.nullcontext
+
+        # Training statistics since the last log, as sums (see metrics.py), and the running count of real tokens.
+        self._train_stats = empty_statistics()
+        self._tokens_since_log = 0
+        self._num_tokens = 0
+        if hasattr(self.model, "add_model_tags"):
+            self.model.add_model_tags(self._tag_names)
+
+    # ----------------------------------------------------------------------------------------------- data
+    def _prepare(self, dataset, tokenizer, args, name: str):
+        prepared, stats = prepare_preference_dataset(dataset, tokenizer, args, name)
+        self.data_stats[name] = stats
+        if isinstance(dataset, Dataset):
+            logger.warning("%s", stats.summary())
+        return prepared
+
+    def _prepare_eval(self, eval_dataset, tokenizer, args):
+        if isinstance(eval_dataset, dict):
+            return {key: self._prepare(ds, tokenizer, args, f"eval_{key}") for key, ds in eval_dataset.items()}
+        return self._prepare(eval_dataset, tokenizer, args, "eval")
+
+    def _set_signature_columns_if_needed(self):
+        if self._signature_columns is None:
+            self._signature_columns = ["chosen_ids", "rejected_ids", "margin"]
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        # A raw dataset passed here gets the same preparation as at construction (it is idempotent on tokenized data).
+        if eval_dataset is not None and not isinstance(eval_dataset, str):
+            eval_dataset = self._prepare_eval(eval_dataset, self.processing_class, self.args)
+        return super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+
+    # ----------------------------------------------------------------------------------------------- model
+    def pair_rewards(self, model, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Rewards of the chosen and rejected halves of a collated batch, and the model outputs."""
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        rewards = outputs.logits.squeeze(-1)
+        rewards_chosen, rewards_rejected = rewards.chunk(2)
+        return rewards_chosen, rewards_rejected, outputs
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        margin = inputs.get("margin")
+        rewards_chosen, rewards_rejected, outputs = self.pair_rewards(model, inputs)
+        loss = bradley_terry_loss(rewards_chosen, rewards_rejected, margin, self.args.center_rewards_coefficient)
+        if model.training:
+            stats = batch_statistics(rewards_chosen, rewards_rejected, margin, self.args.center_rewards_coefficient)
+            self._train_stats = merge_statistics(torch.stack([self._train_stats.to(stats.device), stats]))
+            self._tokens_since_log += int(inputs["attention_mask"].sum())
+        return (loss, outputs) if return_outputs else loss
+
+    def training_step(self, *args, **kwargs):
+        with self._offload_context():
+            return super().training_step(*args, **kwargs)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Return every pair's [r_chosen, r_rejected] as logits and its margin as label: Trainer then gathers them
+        across batches and processes (dropping the padding duplicates of the last batch), and the metrics are
+        computed once over the whole set."""
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            rewards_chosen, rewards_rejected, _ = self.pair_rewards(model, inputs)
+        margin = inputs.get("margin")
+        if margin is None:
+            margin = torch.zeros_like(rewards_chosen, dtype=torch.float)
+        logits = torch.stack([rewards_chosen, rewards_rejected], dim=1).float()
+        return None, logits, margin.float()
+
+    def _compute_eval_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
+        rewards = prediction.predictions
+        metrics = preference_metrics(
+            rewards[:, 0], rewards[:, 1], prediction.label_ids, self.args.center_rewards_coefficient
+        )
+        if self._user_compute_metrics is not None:
+            metrics.update(self._user_compute_metrics(prediction))
+        return metrics
+
+    # ----------------------------------------------------------------------------------------------- logging
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # Trainer calls log() on every process at the same steps, so the gathers below are matched.
+        if "loss" in logs and not any(k.startswith("eval_") for k in logs):
+            device = self.args.device
+            gathered = self.accelerator.gather(self._train_stats.to(device)[None])
+            summary = summarize_statistics(merge_statistics(gathered.cpu()))
+            summary.pop("loss", None)  # Trainer's own `loss` (the interval mean it optimised) stays.
+            tokens = torch.tensor([self._tokens_since_log], device=device)
+            self._num_tokens += int(self.accelerator.gather(tokens).sum())
+            logs.update(summary)
+            logs["num_tokens"] = self._num_tokens
+            self._train_stats, self._tokens_since_log = empty_statistics(), 0
+        super().log(logs, start_time)
+
+    # ----------------------------------------------------------------------------------------------- saving
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        if self.args.should_save:
+            write_run_record(self, output_dir or self.args.output_dir)

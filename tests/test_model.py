@@ -1,0 +1,80 @@
+import pytest
+import torch
+from tiny import make_model, make_tokenizer
+
+from rewardlab.errors import RewardlabError
+from rewardlab.model import (
+    disable_dropout,
+    fix_peft_config,
+    load_model,
+    resolve_dtype,
+    set_pad_token,
+)
+
+
+def test_load_by_path_is_float32_with_one_label(tiny_dirs):
+    model = load_model(tiny_dirs["qwen3"])
+    assert model.config.num_labels == 1
+    assert next(model.parameters()).dtype == torch.float32
+
+
+def test_load_forwards_model_init_kwargs_dtype(tiny_dirs):
+    model = load_model(tiny_dirs["llama"], {"dtype": "bfloat16"})
+    assert next(model.parameters()).dtype == torch.bfloat16
+
+
+def test_load_bad_path_is_one_clear_error(tmp_path):
+    with pytest.raises(RewardlabError, match="cannot load model"):
+        load_model(str(tmp_path / "nope"))
+
+
+def test_num_labels_other_than_one_is_refused(tiny_dirs):
+    with pytest.raises(RewardlabError, match="num_labels=1"):
+        load_model(tiny_dirs["bert"], {"num_labels": 2})
+
+
+def test_unknown_dtype():
+    with pytest.raises(RewardlabError, match="unknown dtype"):
+        resolve_dtype("float13")
+    assert resolve_dtype("torch.float16") is torch.float16
+
+
+def test_missing_pad_token_falls_back_to_eos():
+    tok = make_tokenizer("llama")
+    model = make_model("llama", tok)
+    assert tok.pad_token is None
+    set_pad_token(tok, model)
+    assert tok.pad_token == tok.eos_token
+    assert model.config.pad_token_id == tok.eos_token_id
+
+
+def test_pad_token_not_in_vocab_is_a_clear_error():
+    tok = make_tokenizer("qwen3")
+    model = make_model("qwen3", tok)
+    with pytest.raises(RewardlabError, match="not in the vocabulary"):
+        set_pad_token(tok, model, "<|not-a-token|>")
+
+
+def test_disable_dropout_makes_training_mode_deterministic():
+    tok = make_tokenizer("bert")
+    model = make_model("bert", tok, hidden_dropout_prob=0.5, attention_probs_dropout_prob=0.5)
+    ids = torch.tensor([tok("the sky is blue")["input_ids"]])
+    model.train()
+    assert not torch.equal(model(ids).logits, model(ids).logits)
+    disable_dropout(model)
+    assert torch.equal(model(ids).logits, model(ids).logits)
+
+
+@pytest.mark.parametrize("arch,head", [("llama", "score"), ("bert", "classifier")])
+def test_peft_config_is_fixed_to_train_and_save_the_head(arch, head, caplog):
+    from peft import LoraConfig, TaskType
+
+    tok = make_tokenizer(arch)
+    model = make_model(arch, tok)
+    user_config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=4)
+    with caplog.at_level("WARNING"):
+        fixed = fix_peft_config(user_config, model)
+    assert fixed.task_type == TaskType.SEQ_CLS
+    assert head in fixed.modules_to_save
+    assert user_config.task_type == TaskType.CAUSAL_LM  # the user's object is not mutated
+    assert "SEQ_CLS" in caplog.text and head in caplog.text
