@@ -27,7 +27,7 @@ _WORDS = (
     "how can help with question answer good bad better worse best worst sorry sure here there is are was were "
     "pen prank joke friend make list write code python function return value number one two three four five "
     "0 1 2 3 4 5 6 7 8 9 . , ! ? : ; ' \" ( ) [ ] { } - _ = + * / \\ < > | @ # $ % ^ & ~ `"
-).split()  # noqa: SIM905
+).split()
 
 # A generic chat template that renders tools, tool calls and a template keyword (`enable_thinking`), so tests can
 # check that `tools` and `chat_template_kwargs` reach the template.
