@@ -1,0 +1,358 @@
+"""Prepare a preference dataset for the trainer: validate, tokenize, apply the over-length policy, count everything.
+
+The output has the columns the collator reads, `chosen_ids` and `rejected_ids` (lists of ints), plus `margin` (float)
+when the input has one; every other column is removed. What happened to the rows (skipped as invalid, prompt
+truncated, response cut, dropped for length) is returned as `PreparationStats`, so that no pair is lost silently.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from datasets import Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict, List, Value
+
+from rewardlab.data.formats import (
+    IDENTICAL,
+    PreferenceFormat,
+    detect_dataset_format,
+    invalid_row,
+    reason_code,
+    validate_dataset,
+    validate_example,
+    with_dataset_name,
+)
+from rewardlab.data.tokenize import has_chat_template, leading_special_count, no_chat_template_error, tokenize_pair
+from rewardlab.data.truncation import DROPPED, OK, PROMPT_TRUNCATED, RESPONSE_TRUNCATED, truncate_pair
+from rewardlab.errors import InvalidRowError, RewardlabError
+
+if TYPE_CHECKING:
+    from rewardlab.config import RewardConfig
+
+# Helper columns, removed before the dataset is returned.
+_INDEX = "__rewardlab_row"
+_STATUS = "__rewardlab_status"
+_ERR_FIELD = "__rewardlab_error_field"
+_ERR_REASON = "__rewardlab_error_reason"
+_ERR_CODE = "__rewardlab_error_code"
+_INVALID = "invalid"
+_KEPT = (OK, PROMPT_TRUNCATED, RESPONSE_TRUNCATED)
+_STREAM_COLUMNS = ("chosen_ids", "rejected_ids", "margin", _STATUS)
+# Reason code of an over-length row under policy "error": always raised, never skipped.
+OVERLENGTH = "over max_length"
+OUT_OF_VOCAB = "token id out of vocabulary"
+
+
+@dataclass
+class PreparationStats:
+    """What preparation did to one dataset. Logged by the trainer and saved with the run.
+
+    For a map-style `Dataset` the counts are exact when `prepare_preference_dataset` returns. For an
+    `IterableDataset` rows are processed lazily, so the counts grow while the data is read and are reset each time
+    the stream restarts at row 0 (a new epoch); they are exact after a full pass only with
+    `dataloader_num_workers=0`, since worker processes update their own copies.
+    """
+
+    dataset_name: str
+    rows_in: int = 0
+    pairs_out: int = 0
+    invalid_skipped: dict[str, int] = field(default_factory=dict)
+    prompt_truncated: int = 0
+    response_truncated: int = 0
+    dropped_overlength: int = 0
+    max_length: int | None = None
+    policy: str = "truncate_prompt"
+    streaming: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line for the log, e.g. "train: 2312 rows → 2250 pairs; 40 prompts truncated from the left, ..."."""
+
+        def n(count: int, one: str, many: str) -> str:
+            return f"{count} {one if count == 1 else many}"
+
+        line = (
+            f"{self.dataset_name}: {n(self.rows_in, 'row', 'rows')} → {n(self.pairs_out, 'pair', 'pairs')}; "
+            f"{n(self.prompt_truncated, 'prompt', 'prompts')} truncated from the left, "
+            f"{n(self.response_truncated, 'response', 'responses')} cut, {self.dropped_overlength} dropped "
+            f"(max_length={self.max_length}, policy={self.policy})"
+        )
+        skipped = sum(self.invalid_skipped.values())
+        if skipped:
+            reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.invalid_skipped.items(), key=lambda kv: -kv[1]))
+            line += f"; skipped {n(skipped, 'invalid row', 'invalid rows')} ({reasons})"
+        if self.streaming:
+            line += " [streaming: counted so far]"
+        return line
+
+    def _reset(self) -> None:
+        self.rows_in = self.pairs_out = self.prompt_truncated = self.response_truncated = 0
+        self.dropped_overlength = 0
+        self.invalid_skipped = {}
+
+
+def resolve_eos_token_id(tokenizer: Any, eos_token: str | None) -> int | None:
+    """The id of the eos appended to plain-text rows: `eos_token` if given (it must be in the vocabulary), else the
+    tokenizer's; None (nothing appended) when the tokenizer has none, as BERT-style tokenizers."""
+    if eos_token is None:
+        return getattr(tokenizer, "eos_token_id", None)
+    vocab = tokenizer.get_vocab()
+    if eos_token not in vocab:
+        raise RewardlabError(
+            f"eos_token {eos_token!r} is not in the tokenizer's vocabulary; use a token it has "
+            f"(its eos is {getattr(tokenizer, 'eos_token', None)!r}) or leave eos_token unset"
+        )
+    return vocab[eos_token]
+
+
+def _failure(field: str | None, reason: str, code: str, has_margin: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "chosen_ids": [],
+        "rejected_ids": [],
+        _STATUS: _INVALID,
+        _ERR_FIELD: field or "",
+        _ERR_REASON: reason,
+        _ERR_CODE: code,
+    }
+    if has_margin:
+        out["margin"] = 0.0  # placeholder: the row is removed
+    return out
+
+
+def _process_row(
+    example: Mapping[str, Any],
+    *,
+    tokenizer: Any,
+    eos_token_id: int | None,
+    max_length: int | None,
+    policy: str,
+    vocab_size: int,
+    has_margin: bool,
+) -> dict[str, Any]:
+    """Tokenize and truncate one validated row. Never raises for a row problem: it is returned in the helper
+    columns, so that errors cross `num_proc` worker processes intact and are reported in row order."""
+    try:
+        pair = tokenize_pair(example, tokenizer, eos_token_id)
+    except InvalidRowError as e:
+        return _failure(e.field, e.reason, reason_code(e), has_margin)
+    chosen, rejected = pair["chosen_ids"], pair["rejected_ids"]
+    if chosen == rejected:
+        return _failure(
+            "rejected",
+            "tokenizes to the same ids as 'chosen' (e.g. they differ only in case or spacing the tokenizer "
+            "ignores); the pair carries no preference",
+            IDENTICAL,
+            has_margin,
+        )
+    for name, ids in (("chosen_ids", chosen), ("rejected_ids", rejected)):
+        bad = next((t for t in ids if t >= vocab_size), None)
+        if bad is not None:
+            return _failure(
+                name,
+                f"token id {bad} is outside the tokenizer's vocabulary (size {vocab_size}); were these ids made "
+                "with another tokenizer?",
+                OUT_OF_VOCAB,
+                has_margin,
+            )
+    keep = min(leading_special_count(chosen, tokenizer), leading_special_count(rejected, tokenizer))
+    try:
+        result = truncate_pair(chosen, rejected, max_length, policy, keep_leading=keep)
+    except ValueError as e:
+        return _failure(None, str(e), OVERLENGTH, has_margin)
+    out: dict[str, Any] = {
+        "chosen_ids": result.chosen_ids,
+        "rejected_ids": result.rejected_ids,
+        _STATUS: result.status,
+        _ERR_FIELD: "",
+        _ERR_REASON: "",
+        _ERR_CODE: "",
+    }
+    if has_margin:
+        out["margin"] = float(example["margin"])
+    return out
+
+
+def _output_features(has_margin: bool) -> Features:
+    features = {"chosen_ids": List(Value("int64")), "rejected_ids": List(Value("int64"))}
+    if has_margin:
+        features["margin"] = Value("float64")
+    features[_STATUS] = Value("string")
+    return Features(features)
+
+
+def _check_tokenizer(fmt: PreferenceFormat, tokenizer: Any, dataset_name: str) -> None:
+    if fmt.conversational and not fmt.tokenized and not has_chat_template(tokenizer):
+        raise no_chat_template_error(dataset_name)
+
+
+def _prepare_map_style(
+    dataset: Dataset, tokenizer: Any, args: RewardConfig, dataset_name: str, eos_token_id: int | None
+) -> tuple[Dataset, PreparationStats]:
+    stats = PreparationStats(
+        dataset_name, rows_in=len(dataset), max_length=args.max_length, policy=args.overlength_policy
+    )
+    # The original row index travels with each row, so that errors after validation still name the user's row.
+    dataset = dataset.add_column(_INDEX, list(range(len(dataset))))
+    dataset, skipped = validate_dataset(dataset, skip_invalid=args.skip_invalid_rows, dataset_name=dataset_name)
+    counts: Counter[str] = Counter(skipped)
+    if len(dataset) == 0:
+        stats.invalid_skipped = dict(counts)
+        raise RewardlabError(f"no usable pairs left: {stats.summary()}")
+    fmt = detect_dataset_format(dataset.select(range(min(100, len(dataset)))))
+    _check_tokenizer(fmt, tokenizer, dataset_name)
+
+    has_margin = "margin" in dataset.column_names
+    features = _output_features(has_margin)
+    for name in (_ERR_FIELD, _ERR_REASON, _ERR_CODE):
+        features[name] = Value("string")
+    features[_INDEX] = Value("int64")
+    dataset = dataset.map(
+        _process_row,
+        fn_kwargs={
+            "tokenizer": tokenizer,
+            "eos_token_id": eos_token_id,
+            "max_length": args.max_length,
+            "policy": args.overlength_policy,
+            "vocab_size": len(tokenizer),
+            "has_margin": has_margin,
+        },
+        remove_columns=[c for c in dataset.column_names if c != _INDEX],
+        features=features,
+        num_proc=args.dataset_num_proc,
+        desc=f"Tokenizing {dataset_name} dataset",
+    )
+
+    helpers = dataset.select_columns([_INDEX, _STATUS, _ERR_FIELD, _ERR_REASON, _ERR_CODE])
+    rows = helpers.to_dict()
+    statuses = rows[_STATUS]
+    failed = [i for i, s in enumerate(statuses) if s == _INVALID]
+    for i in failed:
+        code = rows[_ERR_CODE][i]
+        if code == OVERLENGTH or not args.skip_invalid_rows:
+            error = invalid_row(rows[_INDEX][i], rows[_ERR_FIELD][i] or None, rows[_ERR_REASON][i], code)
+            raise with_dataset_name(error, dataset_name)
+        counts[code] += 1
+    status_counts = Counter(statuses)
+    stats.prompt_truncated = status_counts[PROMPT_TRUNCATED]
+    stats.response_truncated = status_counts[RESPONSE_TRUNCATED]
+    stats.dropped_overlength = status_counts[DROPPED]
+    stats.invalid_skipped = dict(counts)
+    kept = [i for i, s in enumerate(statuses) if s in _KEPT]
+    stats.pairs_out = len(kept)
+    if not kept:
+        raise RewardlabError(f"no usable pairs left: {stats.summary()}")
+    if len(kept) < len(dataset):
+        dataset = dataset.select(kept)
+    dataset = dataset.remove_columns([_INDEX, _STATUS, _ERR_FIELD, _ERR_REASON, _ERR_CODE])
+    return dataset, stats
+
+
+class _StreamingProcessor:
+    """The per-row work of the streaming path, as a picklable object that updates `stats` as rows go by."""
+
+    def __init__(self, fmt: PreferenceFormat, stats: PreparationStats, skip_invalid: bool, **row_kwargs: Any):
+        self.fmt = fmt
+        self.stats = stats
+        self.skip_invalid = skip_invalid
+        self.row_kwargs = row_kwargs
+
+    def _skip(self, index: int, error: InvalidRowError) -> dict[str, Any]:
+        code = reason_code(error)
+        if code == OVERLENGTH or not self.skip_invalid:
+            raise with_dataset_name(error, self.stats.dataset_name)
+        self.stats.invalid_skipped[code] = self.stats.invalid_skipped.get(code, 0) + 1
+        return {
+            k: v for k, v in _failure(None, "", code, self.row_kwargs["has_margin"]).items() if k in _STREAM_COLUMNS
+        }
+
+    def __call__(self, example: dict[str, Any], index: int) -> dict[str, Any]:
+        stats = self.stats
+        if index == 0:  # the stream (re)starts: a new pass
+            stats._reset()
+        stats.rows_in += 1
+        try:
+            validate_example(example, index, self.fmt)
+        except InvalidRowError as e:
+            return self._skip(index, e)
+        out = _process_row(example, **self.row_kwargs)
+        if out[_STATUS] == _INVALID:
+            error = invalid_row(index, out[_ERR_FIELD] or None, out[_ERR_REASON], out[_ERR_CODE])
+            return self._skip(index, error)
+        for name in (_ERR_FIELD, _ERR_REASON, _ERR_CODE):
+            del out[name]
+        status = out[_STATUS]
+        if status == PROMPT_TRUNCATED:
+            stats.prompt_truncated += 1
+        elif status == RESPONSE_TRUNCATED:
+            stats.response_truncated += 1
+        elif status == DROPPED:
+            stats.dropped_overlength += 1
+        if status in _KEPT:
+            stats.pairs_out += 1
+        return out
+
+
+def _is_kept(example: Mapping[str, Any]) -> bool:
+    return example[_STATUS] in _KEPT
+
+
+def _prepare_streaming(
+    dataset: IterableDataset, tokenizer: Any, args: RewardConfig, dataset_name: str, eos_token_id: int | None
+) -> tuple[IterableDataset, PreparationStats]:
+    stats = PreparationStats(dataset_name, max_length=args.max_length, policy=args.overlength_policy, streaming=True)
+    head = list(itertools.islice(iter(dataset), 100))
+    if not head:
+        raise RewardlabError(f"the {dataset_name} dataset is empty: it has no preference pairs")
+    fmt = detect_dataset_format(head)
+    _check_tokenizer(fmt, tokenizer, dataset_name)
+    columns = list(dataset.column_names or [])
+    for row in head:
+        columns += [c for c in row if c not in columns]
+    has_margin = "margin" in columns
+    processor = _StreamingProcessor(
+        fmt,
+        stats,
+        args.skip_invalid_rows,
+        tokenizer=tokenizer,
+        eos_token_id=eos_token_id,
+        max_length=args.max_length,
+        policy=args.overlength_policy,
+        vocab_size=len(tokenizer),
+        has_margin=has_margin,
+    )
+    dataset = dataset.map(processor, with_indices=True, remove_columns=columns, features=_output_features(has_margin))
+    dataset = dataset.filter(_is_kept).remove_columns([_STATUS])
+    return dataset, stats
+
+
+def prepare_preference_dataset(
+    dataset: Dataset | IterableDataset, tokenizer: Any, args: RewardConfig, dataset_name: str
+) -> tuple[Dataset | IterableDataset, PreparationStats]:
+    """Validate, tokenize and length-limit a preference dataset (any of TRL's formats, or already tokenized).
+
+    `args` is a `RewardConfig` (uses `max_length`, `overlength_policy`, `skip_invalid_rows`, `eos_token`,
+    `dataset_num_proc`). Returns the dataset with columns `chosen_ids`, `rejected_ids` (and `margin` as float if
+    the input has it), and its `PreparationStats`. A map-style dataset is processed now, with exact counts; an
+    `IterableDataset` lazily, with counts accumulated as it is read (see `PreparationStats`). Invalid rows raise
+    `InvalidRowError` naming the dataset, row and field, unless `skip_invalid_rows` (then they are counted);
+    an over-length row under policy "error" always raises. Applying it again to its own output changes nothing.
+    """
+    if isinstance(dataset, (DatasetDict, IterableDatasetDict)):
+        raise RewardlabError(
+            f"the {dataset_name} dataset is a dict of splits ({', '.join(dataset)}); pass one split, "
+            "e.g. dataset['train']"
+        )
+    eos_token_id = resolve_eos_token_id(tokenizer, getattr(args, "eos_token", None))
+    if isinstance(dataset, Dataset):
+        return _prepare_map_style(dataset, tokenizer, args, dataset_name, eos_token_id)
+    if isinstance(dataset, IterableDataset):
+        return _prepare_streaming(dataset, tokenizer, args, dataset_name, eos_token_id)
+    raise RewardlabError(
+        f"the {dataset_name} dataset is a {type(dataset).__name__}; pass a datasets.Dataset or IterableDataset "
+        "(e.g. Dataset.from_list(rows))"
+    )

@@ -1,0 +1,226 @@
+"""End-to-end tests of RewardTrainer on tiny random models (Llama, Qwen3, BERT)."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset, IterableDataset
+from tiny import make_model, make_tokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+from rewardlab import RewardConfig, RewardTrainer
+from rewardlab.errors import RewardlabError
+from rewardlab.metrics import preference_metrics
+from rewardlab.model import load_trained_model
+
+TRL_METRICS = {"loss", "accuracy", "margin", "min_reward", "mean_reward", "max_reward", "num_tokens", "grad_norm",
+               "learning_rate", "epoch"}  # fmt: skip
+
+
+def pairs(n: int, margin: bool = False, seed: int = 0) -> Dataset:
+    """Explicit-prompt standard pairs; the chosen answer says 'blue', the rejected one 'green'."""
+    rng = np.random.default_rng(seed)
+    words = ["the", "sky", "city", "weather", "today", "paris", "rome", "cold", "warm"]
+    rows = []
+    for i in range(n):
+        prompt = " ".join(rng.choice(words, size=int(rng.integers(2, 8)))) + " ?"
+        row = {"prompt": prompt, "chosen": f" it is blue {i % 7}", "rejected": f" it is green {i % 5} sorry"}
+        if margin:
+            row["margin"] = float(i % 3)
+        rows.append(row)
+    return Dataset.from_list(rows)
+
+
+def config(tmp_path, **kw) -> RewardConfig:
+    defaults = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=2,
+        max_steps=3,
+        learning_rate=1e-3,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    defaults.update(kw)
+    return RewardConfig(**defaults)
+
+
+def manual_rewards(model, tokenizer, dataset: Dataset) -> np.ndarray:
+    """Score each prepared pair alone with a plain forward pass: no batching, no padding."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for row in dataset:
+            r = [model(input_ids=torch.tensor([row[k]])).logits.item() for k in ("chosen_ids", "rejected_ids")]
+            out.append(r)
+    return np.array(out)
+
+
+def test_trains_and_logs_trl_metric_names(arch, tmp_path):
+    tok = make_tokenizer(arch)
+    trainer = RewardTrainer(
+        make_model(arch, tok), args=config(tmp_path), train_dataset=pairs(12), processing_class=tok
+    )
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.train()
+    logged = [e for e in trainer.state.log_history if "accuracy" in e]
+    assert logged and set(logged[0]) >= TRL_METRICS
+    assert logged[-1]["num_tokens"] > logged[0]["num_tokens"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+
+
+def test_eval_metrics_are_exact_over_a_ragged_last_batch(arch, tmp_path):
+    tok = make_tokenizer(arch)
+    model = make_model(arch, tok)
+    data = pairs(5, margin=True)
+    trainer = RewardTrainer(model, args=config(tmp_path, per_device_eval_batch_size=2), train_dataset=data,
+                            eval_dataset=data, processing_class=tok)  # fmt: skip
+    metrics = trainer.evaluate()
+    rewards = manual_rewards(trainer.model, tok, trainer.eval_dataset)
+    expected = preference_metrics(rewards[:, 0], rewards[:, 1], np.array(data["margin"]))
+    assert metrics["eval_num_pairs"] == 5
+    for key in ("accuracy", "margin", "loss", "ties", "min_reward", "max_reward", "mean_reward"):
+        assert metrics[f"eval_{key}"] == pytest.approx(expected[key], abs=1e-5), key
+
+
+def test_ties_are_reported(tmp_path):
+    tok = make_tokenizer("qwen3")
+    model = make_model("qwen3", tok)
+    torch.nn.init.zeros_(model.score.weight)  # every reward is exactly 0
+    trainer = RewardTrainer(model, args=config(tmp_path), train_dataset=pairs(4), eval_dataset=pairs(3),
+                            processing_class=tok)  # fmt: skip
+    metrics = trainer.evaluate()
+    assert metrics["eval_ties"] == 1.0 and metrics["eval_accuracy"] == 0.0
+
+
+def test_centring_and_margin_enter_the_loss(tmp_path):
+    tok = make_tokenizer("llama")
+    data = pairs(6, margin=True)
+    trainer = RewardTrainer(make_model("llama", tok), args=config(tmp_path, center_rewards_coefficient=0.5),
+                            train_dataset=data, eval_dataset=data, processing_class=tok)  # fmt: skip
+    metrics = trainer.evaluate()
+    r = manual_rewards(trainer.model, tok, trainer.eval_dataset)
+    diff = r[:, 0] - r[:, 1] - np.array(data["margin"])
+    expected = np.mean(np.log1p(np.exp(-diff))) + 0.5 * np.mean((r[:, 0] + r[:, 1]) ** 2)
+    assert metrics["eval_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_several_eval_sets_are_reported_separately(tmp_path):
+    tok = make_tokenizer("qwen3")
+    trainer = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path), train_dataset=pairs(4),
+                            eval_dataset={"a": pairs(3), "b": pairs(5, seed=1)}, processing_class=tok)  # fmt: skip
+    metrics = trainer.evaluate()
+    assert metrics["eval_a_num_pairs"] == 3 and metrics["eval_b_num_pairs"] == 5
+
+
+def test_saved_model_scores_the_same_in_plain_transformers_and_pipeline(tmp_path):
+    # Llama tokenizer without pad token: pad falls back to eos, the case that breaks reward read-out elsewhere.
+    tok = make_tokenizer("llama")
+    data = pairs(6)
+    trainer = RewardTrainer(make_model("llama", tok), args=config(tmp_path), train_dataset=data, eval_dataset=data,
+                            processing_class=tok)  # fmt: skip
+    assert tok.pad_token == tok.eos_token
+    trainer.train()
+    trained = trainer.predict(trainer.eval_dataset).predictions
+    out = str(tmp_path / "saved")
+    trainer.save_model(out)
+
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert model.config.pad_token_id == tokenizer.pad_token_id == tokenizer.eos_token_id
+    np.testing.assert_allclose(manual_rewards(model, tokenizer, trainer.eval_dataset), trained, atol=1e-5)
+
+    # The text the trainer tokenized is prompt + response + eos; pipeline tokenizes it the same way.
+    texts = [row["prompt"] + row["chosen"] + tokenizer.eos_token for row in data]
+    scorer = pipeline("text-classification", model=out, function_to_apply="none", device="cpu")
+    piped = np.array([r["score"] for r in scorer(texts, batch_size=3)])
+    np.testing.assert_allclose(piped, trained[:, 0], atol=1e-5)
+
+    record = json.loads(Path(out, "rewardlab_run.json").read_text())
+    assert record["data"]["train"]["pairs_out"] == 6
+    assert "prompts truncated" in Path(out, "README.md").read_text()
+
+
+@pytest.mark.parametrize("arch", ["qwen3", "bert"])
+def test_lora_trains_the_head_and_reloads_with_the_same_scores(arch, tmp_path):
+    from peft import LoraConfig, PeftModel
+
+    tok = make_tokenizer(arch)
+    base_dir = str(tmp_path / "base")
+    make_model(arch, tok).save_pretrained(base_dir)
+    tok.save_pretrained(base_dir)
+    head = "score" if arch == "qwen3" else "classifier"
+    initial_head = getattr(make_model(arch, tok), head).weight.detach().clone()
+
+    # The user forgets task_type and modules_to_save: rewardlab fixes both.
+    trainer = RewardTrainer(base_dir, args=config(tmp_path), train_dataset=pairs(8), eval_dataset=pairs(4),
+                            peft_config=LoraConfig(r=4, lora_alpha=8))  # fmt: skip
+    assert isinstance(trainer.model, PeftModel)
+    trainer.train()
+    trained = trainer.predict(trainer.eval_dataset).predictions
+    out = str(tmp_path / "adapter")
+    trainer.save_model(out)
+    assert os.path.isfile(os.path.join(out, "adapter_config.json"))
+
+    model, _ = load_trained_model(out)
+    np.testing.assert_allclose(manual_rewards(model, tok, trainer.eval_dataset), trained, atol=1e-5)
+    reloaded_head = model.base_model.model.get_submodule(head).modules_to_save["default"].weight
+    assert not torch.allclose(reloaded_head, initial_head)
+
+
+def test_gradient_checkpointing_trains(tmp_path):
+    tok = make_tokenizer("qwen3")
+    trainer = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path, gradient_checkpointing=True),
+                            train_dataset=pairs(8), processing_class=tok)  # fmt: skip
+    trainer.train()
+    assert trainer.model.is_gradient_checkpointing
+    assert np.isfinite(trainer.state.log_history[-1]["train_loss"])
+
+
+def test_dropout_disabled_by_default(tmp_path):
+    tok = make_tokenizer("bert")
+    trainer = RewardTrainer(make_model("bert", tok, hidden_dropout_prob=0.3), args=config(tmp_path),
+                            train_dataset=pairs(4), processing_class=tok)  # fmt: skip
+    assert all(m.p == 0 for m in trainer.model.modules() if isinstance(m, torch.nn.Dropout))
+
+
+def test_streaming_dataset_needs_max_steps_and_trains(tmp_path):
+    tok = make_tokenizer("llama")
+    stream = IterableDataset.from_generator(lambda: iter(pairs(16).to_list()))
+    with pytest.raises(RewardlabError, match="max_steps"):
+        RewardTrainer(make_model("llama", tok), args=config(tmp_path, max_steps=-1), train_dataset=stream,
+                      processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(make_model("llama", tok), args=config(tmp_path, max_steps=2), train_dataset=stream,
+                            processing_class=tok)  # fmt: skip
+    trainer.train()
+    assert trainer.state.global_step == 2
+
+
+def test_model_by_path_and_wrong_num_labels(tiny_dirs, tmp_path):
+    trainer = RewardTrainer(tiny_dirs["bert"], args=config(tmp_path), train_dataset=pairs(4))
+    assert trainer.model.config.num_labels == 1
+    tok = make_tokenizer("bert")
+    with pytest.raises(RewardlabError, match="num_labels"):
+        RewardTrainer(make_model("bert", tok, num_labels=2), args=config(tmp_path), train_dataset=pairs(4),
+                      processing_class=tok)  # fmt: skip
+
+
+def test_chat_template_from_jinja_file(tmp_path):
+    tok = make_tokenizer("qwen3")
+    template = tmp_path / "t.jinja"
+    template.write_text("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}")
+    conv = Dataset.from_list(
+        [{"prompt": [{"role": "user", "content": "sky ?"}], "chosen": [{"role": "assistant", "content": "blue"}],
+          "rejected": [{"role": "assistant", "content": "green"}]}] * 2  # fmt: skip
+    )
+    trainer = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path, chat_template_path=str(template)),
+                            train_dataset=conv, processing_class=tok)  # fmt: skip
+    first = trainer.train_dataset[0]["chosen_ids"]
+    assert tok.decode(first).startswith("[user] sky ?")
