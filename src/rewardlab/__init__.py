@@ -15,7 +15,7 @@ _EXPORTS = {
     "RewardlabError": "rewardlab.errors",
     "InvalidRowError": "rewardlab.errors",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["DataCollatorForPreference", "InvalidRowError", "RewardConfig", "RewardTrainer", "RewardlabError"]
 
 if TYPE_CHECKING:
     from rewardlab.config import RewardConfig

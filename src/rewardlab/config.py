@@ -17,9 +17,9 @@ class RewardConfig(TrainingArguments):
     Configuration for [`RewardTrainer`]: `transformers.TrainingArguments` plus the reward-model options below.
 
     It accepts every field of TRL 1.16's `RewardConfig`, so switching from TRL means changing one import. The defaults
-    that differ from `TrainingArguments` are TRL's (`learning_rate=1e-4`, `logging_steps=10`,
-    activation/gradient checkpointing on), except `bf16`: it defaults to `True` only on a CUDA device that supports it, since
-    bf16 autocast on a CPU without bf16 units is slower than fp32 and changes the results.
+    that differ from `TrainingArguments` are TRL's (`learning_rate=1e-4`, `logging_steps=10`, activation/gradient
+    checkpointing on), except `bf16`: it defaults to `True` only on a CUDA device that supports it, since bf16
+    autocast on a CPU without bf16 units is slower than fp32 and changes the results.
     """
 
     # Lets `--model_init_kwargs '{"dtype": "bfloat16"}'` arrive as a dict, as TrainingArguments does for its own.
