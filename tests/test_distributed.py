@@ -1,0 +1,41 @@
+"""Evaluation metrics are exact under several processes (gloo on CPU), compared with one process."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(nproc: int, out: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}",
+           str(HERE / "distributed_eval.py"), str(out)]  # fmt: skip
+    if nproc == 1:
+        cmd = [sys.executable, str(HERE / "distributed_eval.py"), str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_two_processes_count_every_pair_once(tmp_path):
+    single = run(1, tmp_path / "one.json")
+    double = run(2, tmp_path / "two.json")
+    assert double["world"] == 2
+    assert double["metrics"]["eval_num_pairs"] == single["metrics"]["eval_num_pairs"] == 7
+    np.testing.assert_allclose(np.array(double["rewards"]), np.array(single["rewards"]), atol=1e-5)
+    for key in ("eval_accuracy", "eval_margin", "eval_loss", "eval_ties", "eval_min_reward", "eval_max_reward"):
+        assert double["metrics"][key] == pytest.approx(single["metrics"][key], abs=1e-5), key
