@@ -78,3 +78,49 @@ def test_peft_config_is_fixed_to_train_and_save_the_head(arch, head, caplog):
     assert head in fixed.modules_to_save
     assert user_config.task_type == TaskType.CAUSAL_LM  # the user's object is not mutated
     assert "SEQ_CLS" in caplog.text and head in caplog.text
+
+
+def test_quantization_config_is_forwarded_to_from_pretrained(monkeypatch):
+    from transformers import AutoModelForSequenceClassification
+
+    seen = {}
+
+    def fake_from_pretrained(name, **kwargs):
+        seen.update(kwargs)
+        return make_model("llama", make_tokenizer("llama"))
+
+    monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", fake_from_pretrained)
+    sentinel = object()
+    load_model("some/model", {"revision": "main"}, quantization_config=sentinel)
+    assert seen["quantization_config"] is sentinel and seen["num_labels"] == 1 and seen["revision"] == "main"
+    with pytest.raises(RewardlabError, match="one place"):
+        load_model("some/model", {"quantization_config": sentinel}, quantization_config=sentinel)
+
+
+def _cuda_and_bitsandbytes() -> bool:
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda_and_bitsandbytes(), reason="QLoRA needs a CUDA GPU and bitsandbytes")
+def test_qlora_trains_on_gpu(tiny_dirs, tmp_path):
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import BitsAndBytesConfig
+
+    from rewardlab import RewardConfig, RewardTrainer
+
+    data = Dataset.from_list([{"prompt": "sky ?", "chosen": " blue", "rejected": " green"}] * 8)
+    args = RewardConfig(str(tmp_path), max_steps=2, report_to=[], per_device_train_batch_size=4)
+    trainer = RewardTrainer(
+        tiny_dirs["llama"],
+        args=args,
+        train_dataset=data,
+        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16),
+        peft_config=LoraConfig(r=4),
+    )
+    trainer.train()
+    assert trainer.state.global_step == 2

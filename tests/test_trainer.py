@@ -224,3 +224,32 @@ def test_chat_template_from_jinja_file(tmp_path):
                             train_dataset=conv, processing_class=tok)  # fmt: skip
     first = trainer.train_dataset[0]["chosen_ids"]
     assert tok.decode(first).startswith("[user] sky ?")
+
+
+def test_a_peft_model_can_be_passed_directly_but_not_with_a_second_config(tmp_path):
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    tok = make_tokenizer("qwen3")
+    peft_model = get_peft_model(make_model("qwen3", tok), LoraConfig(task_type=TaskType.SEQ_CLS, r=4))
+    trainer = RewardTrainer(peft_model, args=config(tmp_path), train_dataset=pairs(8), processing_class=tok)
+    trainer.train()
+    assert trainer.state.global_step == 3
+    with pytest.raises(RewardlabError, match="already a PeftModel"):
+        RewardTrainer(peft_model, args=config(tmp_path), train_dataset=pairs(8), processing_class=tok,
+                      peft_config=LoraConfig(r=4))  # fmt: skip
+
+
+def test_over_length_pairs_are_counted_in_the_saved_run(tmp_path):
+    tok = make_tokenizer("qwen3")
+    long_prompt = " ".join(["the sky is blue"] * 30)
+    over = [{"prompt": long_prompt, "chosen": " yes", "rejected": " no sorry"}] * 3
+    data = Dataset.from_list(over + pairs(3).to_list())
+    trainer = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path, max_length=32), train_dataset=data,
+                            processing_class=tok)  # fmt: skip
+    assert all(len(ids) <= 32 for ids in trainer.train_dataset["chosen_ids"])
+    trainer.save_model(str(tmp_path / "m"))
+    stats = json.loads(Path(tmp_path, "m", "rewardlab_run.json").read_text())["data"]["train"]
+    assert stats["prompt_truncated"] == 3 and stats["pairs_out"] == 6 and stats["dropped_overlength"] == 0
+    dropping = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path, max_length=32, overlength_policy="drop"),
+                             train_dataset=data, processing_class=tok)  # fmt: skip
+    assert dropping.data_stats["train"].dropped_overlength == 3 and len(dropping.train_dataset) == 3
