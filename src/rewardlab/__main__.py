@@ -1,0 +1,5 @@
+"""`python -m rewardlab ...` runs the `rewardlab` command."""
+
+from rewardlab.cli import main
+
+raise SystemExit(main())

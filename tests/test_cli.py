@@ -1,0 +1,298 @@
+"""The `rewardlab` command: flag and YAML parsing, one-line errors, and end-to-end training on tiny models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rewardlab.cli import lora_config, main, parse_train_args, quantization_config
+from rewardlab.errors import RewardlabError
+
+REQUIRED = ["--model_name_or_path", "org/model", "--dataset_name", "pairs.jsonl"]
+
+
+def write_yaml(tmp_path, text: str) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def write_pairs(path, n: int = 16) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            # Distinguishable pairs: the chosen answer is always "blue", so a model can learn them.
+            f.write(json.dumps({"prompt": f"what color is the sky {i}?", "chosen": " blue", "rejected": " green"}))
+            f.write("\n")
+    return str(path)
+
+
+def run_main(capsys, argv):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str) -> str:
+    assert code == 2
+    assert "Traceback" not in err
+    # Progress bars and log lines may come before it; the error itself is exactly one line, the last.
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    assert len(errors) == 1, err
+    assert lines[-1] == errors[0] and errors[0].startswith("rewardlab: error: ")
+    return errors[0]
+
+
+# --- parsing ----------------------------------------------------------------------------------------------------
+
+
+def test_defaults():
+    script, model, training = parse_train_args(REQUIRED)
+    assert script.dataset_train_split == "train" and script.dataset_test_split == "test"
+    assert script.eval_fraction == 0.0 and script.streaming is False
+    assert model.dtype == "float32" and model.use_peft is False
+    assert training.output_dir == "model-Reward"  # TRL's <model-name>-Reward
+    assert training.learning_rate == 1e-4  # RewardConfig's (TRL's) default, not TrainingArguments'
+
+
+def test_any_training_arguments_flag_works():
+    argv = REQUIRED + ["--gradient_accumulation_steps", "3", "--lr_scheduler_type", "cosine", "--max_length", "64"]
+    argv += ["--overlength_policy", "drop", "--skip_invalid_rows", "--output_dir", "out"]
+    _, _, training = parse_train_args(argv)
+    assert training.gradient_accumulation_steps == 3
+    assert training.lr_scheduler_type == "cosine"
+    assert (training.max_length, training.overlength_policy, training.skip_invalid_rows) == (64, "drop", True)
+    assert training.output_dir == "out"
+
+
+def test_output_dir_default_from_a_local_path():
+    _, _, training = parse_train_args(["--model_name_or_path", "/x/y/tiny-llama/", "--dataset_name", "d.jsonl"])
+    assert training.output_dir == "tiny-llama-Reward"
+
+
+def test_yaml_values_are_defaults_and_flags_override_them(tmp_path):
+    config = write_yaml(
+        tmp_path,
+        "model_name_or_path: org/model\n"
+        "dataset_name: pairs.jsonl\n"
+        "learning_rate: 3e-5\n"  # YAML 1.1 reads this as a string; argparse converts it like a flag
+        "per_device_train_batch_size: 4\n"
+        "use_peft: true\n"
+        "lora_target_modules: [q_proj, v_proj]\n"
+        "max_length: null\n"
+        "model_init_kwargs: {attn_implementation: eager}\n"
+        "disable_dropout: false\n"
+        "output_dir: from-yaml\n",
+    )
+    script, model, training = parse_train_args(["--config", config, "--learning_rate", "0.001", "--lora_r", "4"])
+    assert training.learning_rate == 0.001  # command line wins
+    assert training.per_device_train_batch_size == 4  # from the file
+    assert model.use_peft is True and model.lora_r == 4
+    assert model.lora_target_modules == ["q_proj", "v_proj"]
+    assert training.max_length is None
+    assert training.model_init_kwargs == {"attn_implementation": "eager"}
+    assert training.disable_dropout is False
+    assert training.output_dir == "from-yaml"
+    assert script.dataset_name == "pairs.jsonl"
+
+
+def test_yaml_with_equals_form_and_list_override(tmp_path):
+    config = write_yaml(tmp_path, "lora_target_modules: [q_proj, v_proj]\n")
+    _, model, _ = parse_train_args([f"--config={config}", *REQUIRED, "--lora_target_modules", "k_proj"])
+    assert model.lora_target_modules == ["k_proj"]
+
+
+def test_dataset_streaming_alias():
+    script, _, _ = parse_train_args(REQUIRED + ["--dataset_streaming"])
+    assert script.streaming is True
+
+
+def test_lora_config_is_for_sequence_classification():
+    _, model, _ = parse_train_args(REQUIRED + ["--use_peft", "--lora_r", "4", "--lora_target_modules", "all-linear"])
+    config = lora_config(model)
+    assert str(config.task_type) in ("SEQ_CLS", "TaskType.SEQ_CLS")
+    assert config.r == 4 and config.target_modules == "all-linear"
+    _, plain, _ = parse_train_args(REQUIRED)
+    assert lora_config(plain) is None
+
+
+def test_quantization_needs_peft():
+    _, model, _ = parse_train_args(REQUIRED + ["--load_in_4bit"])
+    with pytest.raises(RewardlabError, match="--use_peft"):
+        quantization_config(model)
+
+
+# --- one-line errors --------------------------------------------------------------------------------------------
+
+
+def test_unknown_flag(capsys):
+    code, _, err = run_main(capsys, ["train", *REQUIRED, "--learning_rat", "1e-5"])
+    assert "--learning_rat" in assert_one_line_error(code, err)
+
+
+def test_bad_flag_value(capsys):
+    code, _, err = run_main(capsys, ["train", *REQUIRED, "--learning_rate", "fast"])
+    assert "learning_rate" in assert_one_line_error(code, err)
+
+
+def test_bad_choice(capsys):
+    code, _, err = run_main(capsys, ["train", *REQUIRED, "--overlength_policy", "shorten"])
+    assert "overlength_policy" in assert_one_line_error(code, err)
+
+
+def test_unknown_yaml_key(tmp_path, capsys):
+    config = write_yaml(tmp_path, "learning_rate: 1.0e-5\nbatch_size: 8\n")
+    code, _, err = run_main(capsys, ["train", "--config", config, *REQUIRED])
+    line = assert_one_line_error(code, err)
+    assert "'batch_size'" in line and "config.yaml" in line
+
+
+def test_bad_yaml_value_blames_the_file(tmp_path, capsys):
+    config = write_yaml(tmp_path, "num_train_epochs: many\n")
+    code, _, err = run_main(capsys, ["train", "--config", config, *REQUIRED])
+    line = assert_one_line_error(code, err)
+    assert "config.yaml" in line and "num_train_epochs" in line
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path, capsys):
+    config = write_yaml(tmp_path, "- learning_rate\n")
+    code, _, err = run_main(capsys, ["train", "--config", config, *REQUIRED])
+    assert "mapping" in assert_one_line_error(code, err)
+
+
+def test_missing_config_file(tmp_path, capsys):
+    code, _, err = run_main(capsys, ["train", "--config", str(tmp_path / "none.yaml"), *REQUIRED])
+    assert "none.yaml" in assert_one_line_error(code, err)
+
+
+def test_missing_required_flags(capsys):
+    code, _, err = run_main(capsys, ["train", "--dataset_name", "d.jsonl"])
+    assert "--model_name_or_path" in assert_one_line_error(code, err)
+
+
+def test_invalid_training_arguments_combination(capsys):
+    # TrainingArguments' own __post_init__ check, reported as one line too.
+    code, _, err = run_main(capsys, ["train", *REQUIRED, "--load_best_model_at_end", "--eval_strategy", "no"])
+    assert_one_line_error(code, err)
+
+
+def test_unknown_command(capsys):
+    code, _, err = run_main(capsys, ["trian"])
+    assert "trian" in assert_one_line_error(code, err)
+
+
+def test_help_exits_zero(capsys):
+    code, out, _ = run_main(capsys, ["train", "--help"])
+    assert code == 0
+    assert "--dataset_name" in out and "--per_device_train_batch_size" in out and "--config" in out
+
+
+def test_wrong_dataset_path(tiny_dirs, tmp_path, capsys):
+    argv = ["train", "--model_name_or_path", tiny_dirs["bert"], "--dataset_name", str(tmp_path / "missing.jsonl")]
+    code, _, err = run_main(capsys, argv + ["--output_dir", str(tmp_path / "out")])
+    assert "missing.jsonl" in assert_one_line_error(code, err)
+
+
+def test_wrong_model_path(tmp_path, capsys):
+    data = write_pairs(tmp_path / "pairs.jsonl")
+    argv = ["train", "--model_name_or_path", str(tmp_path / "no-model"), "--dataset_name", data]
+    code, _, err = run_main(capsys, argv + ["--output_dir", str(tmp_path / "out")])
+    assert "no-model" in assert_one_line_error(code, err)
+
+
+def test_eval_strategy_without_eval_data(tiny_dirs, tmp_path, capsys):
+    data = write_pairs(tmp_path / "pairs.jsonl")
+    argv = ["train", "--model_name_or_path", tiny_dirs["bert"], "--dataset_name", data, "--eval_strategy", "steps"]
+    code, _, err = run_main(capsys, argv + ["--output_dir", str(tmp_path / "out")])
+    assert "--eval_fraction" in assert_one_line_error(code, err)
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "rewardlab", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and "rewardlab" in result.stdout
+
+
+# --- end to end -------------------------------------------------------------------------------------------------
+
+
+def tiny_train_argv(model_dir: str, data: str, output_dir: str) -> list[str]:
+    return [
+        "train",
+        "--model_name_or_path",
+        model_dir,
+        "--dataset_name",
+        data,
+        "--output_dir",
+        output_dir,
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+        "--eval_fraction",
+        "0.25",
+        "--learning_rate",
+        "1e-3",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--dataloader_pin_memory",
+        "false",
+    ]
+
+
+def test_train_end_to_end(tiny_dirs, tmp_path, capsys):
+    from transformers import AutoModelForSequenceClassification
+
+    data = write_pairs(tmp_path / "pairs.jsonl")
+    out = str(tmp_path / "out")
+    code, stdout, err = run_main(capsys, tiny_train_argv(tiny_dirs["llama"], data, out))
+    assert code == 0, err
+    assert "eval accuracy" in stdout and out in stdout
+    assert os.path.isfile(os.path.join(out, "rewardlab_run.json"))
+    with open(os.path.join(out, "rewardlab_run.json"), encoding="utf-8") as f:
+        record = json.load(f)
+    assert record["data"]["train"]["rows_in"] == 12 and record["data"]["eval"]["rows_in"] == 4
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.config.num_labels == 1
+
+
+def test_train_end_to_end_with_lora(tiny_dirs, tmp_path, capsys):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from rewardlab.model import is_adapter_dir, load_trained_model
+
+    data = write_pairs(tmp_path / "pairs.jsonl")
+    out = str(tmp_path / "lora")
+    argv = tiny_train_argv(tiny_dirs["qwen3"], data, out) + ["--use_peft", "--lora_r", "4", "--lora_alpha", "8"]
+    code, stdout, err = run_main(capsys, argv)
+    assert code == 0, err
+    assert is_adapter_dir(out)
+    assert os.path.isfile(os.path.join(out, "rewardlab_run.json"))
+    model, tokenizer = load_trained_model(out)
+    # Plain transformers loads the adapter directory too (base model + adapter + trained score head).
+    plain = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    batch = tokenizer(["what color is the sky 1? blue"], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(model(**batch).logits, plain(**batch).logits)
+
+
+def test_train_with_yaml_config(tiny_dirs, tmp_path, capsys):
+    data = write_pairs(tmp_path / "pairs.jsonl")
+    out = tmp_path / "yaml-run"
+    config = write_yaml(
+        tmp_path,
+        f"model_name_or_path: {tiny_dirs['bert']}\ndataset_name: {data}\noutput_dir: {out}\n"
+        "max_steps: 1\nper_device_train_batch_size: 4\nreport_to: none\nsave_strategy: 'no'\n",
+    )
+    code, stdout, err = run_main(capsys, ["train", "--config", config, "--dataloader_pin_memory", "false"])
+    assert code == 0, err
+    assert "no eval set" in stdout
+    assert (out / "rewardlab_run.json").is_file()
