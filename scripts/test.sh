@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh test
-.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff check .
 exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

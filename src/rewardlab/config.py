@@ -161,3 +161,6 @@ class RewardConfig(TrainingArguments):
         super().__post_init__()
         if self.pad_to_multiple_of == "auto":
             self.pad_to_multiple_of = 128 if self.device.type == "neuron" else None
+        if self.device.type == "cpu":
+            # Pinned memory only speeds up host-to-GPU copies; on a CPU run it just makes PyTorch warn every epoch.
+            self.dataloader_pin_memory = False
