@@ -65,9 +65,7 @@ def manual_rewards(model, tokenizer, dataset: Dataset) -> np.ndarray:
 
 def test_trains_and_logs_trl_metric_names(arch, tmp_path):
     tok = make_tokenizer(arch)
-    trainer = RewardTrainer(
-        make_model(arch, tok), args=config(tmp_path), train_dataset=pairs(12), processing_class=tok
-    )
+    trainer = RewardTrainer(make_model(arch, tok), args=config(tmp_path), train_dataset=pairs(12), processing_class=tok)
     before = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.train()
     logged = [e for e in trainer.state.log_history if "accuracy" in e]
@@ -217,8 +215,14 @@ def test_chat_template_from_jinja_file(tmp_path):
     template = tmp_path / "t.jinja"
     template.write_text("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}")
     conv = Dataset.from_list(
-        [{"prompt": [{"role": "user", "content": "sky ?"}], "chosen": [{"role": "assistant", "content": "blue"}],
-          "rejected": [{"role": "assistant", "content": "green"}]}] * 2  # fmt: skip
+        [
+            {
+                "prompt": [{"role": "user", "content": "sky ?"}],
+                "chosen": [{"role": "assistant", "content": "blue"}],
+                "rejected": [{"role": "assistant", "content": "green"}],
+            }
+        ]
+        * 2  # fmt: skip
     )
     trainer = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path, chat_template_path=str(template)),
                             train_dataset=conv, processing_class=tok)  # fmt: skip
@@ -253,3 +257,44 @@ def test_over_length_pairs_are_counted_in_the_saved_run(tmp_path):
     dropping = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path, max_length=32, overlength_policy="drop"),
                              train_dataset=data, processing_class=tok)  # fmt: skip
     assert dropping.data_stats["train"].dropped_overlength == 3 and len(dropping.train_dataset) == 3
+
+
+@pytest.mark.parametrize("arch,shared", [("llama", True), ("qwen3", True), ("bert", False)])
+def test_fast_path_is_the_default_and_shares_prompts_on_causal_models(arch, shared, tmp_path, caplog):
+    from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
+
+    tok = make_tokenizer(arch)
+    with caplog.at_level("INFO", logger="rewardlab.trainer"):
+        trainer = RewardTrainer(make_model(arch, tok), args=config(tmp_path, max_steps=-1, num_train_epochs=1),
+                                train_dataset=pairs(12), processing_class=tok)  # fmt: skip
+    assert isinstance(trainer.data_collator, DataCollatorForFastPreference)
+    assert trainer.data_collator.share_prompt is shared
+    if not shared:
+        assert "share_prompt is off" in caplog.text and "score head" in caplog.text
+    trainer.train()
+    # num_tokens counts real tokens (of chosen and rejected as sequences), whatever the layout computed.
+    real = sum(
+        len(c) + len(r)
+        for c, r in zip(trainer.train_dataset["chosen_ids"], trainer.train_dataset["rejected_ids"], strict=True)
+    )
+    assert [e for e in trainer.state.log_history if "num_tokens" in e][-1]["num_tokens"] == real
+    plain = RewardTrainer(make_model(arch, tok), args=config(tmp_path, padding_free=False), train_dataset=pairs(4),
+                          processing_class=tok)  # fmt: skip
+    assert isinstance(plain.data_collator, DataCollatorForPreference)
+
+
+def test_a_model_that_ignores_custom_masks_falls_back_with_a_reason(tmp_path, caplog):
+    tok = make_tokenizer("llama")
+    model = make_model("llama", tok)
+    original = model.model.forward
+
+    def ignore_mask(*args, attention_mask=None, **kwargs):
+        return original(*args, attention_mask=None if attention_mask is not None and attention_mask.dim() == 4
+                        else attention_mask, **kwargs)  # fmt: skip
+
+    model.model.forward = ignore_mask
+    with caplog.at_level("WARNING", logger="rewardlab.trainer"):
+        trainer = RewardTrainer(model, args=config(tmp_path, share_prompt=True), train_dataset=pairs(4),
+                                processing_class=tok)  # fmt: skip
+    assert trainer.data_collator.share_prompt is False
+    assert "does not follow custom 4D masks" in caplog.text

@@ -117,6 +117,34 @@ class RewardConfig(TrainingArguments):
             "log a count per reason, instead of stopping at the first one with its row index."
         },
     )
+    padding_free: bool = field(
+        default=True,
+        metadata={
+            "help": "Spend no compute on padding: the sequences of each batch are sorted by length and run as "
+            "sub-batches of similar length; the rewards, loss and gradients are those of the padded batch. Applies to "
+            "every architecture. Off: TRL's padded batches (also used when a custom data_collator is given)."
+        },
+    )
+    share_prompt: bool | None = field(
+        default=None,
+        metadata={
+            "help": "With padding_free, compute the tokens that chosen and rejected share (the prompt) once per "
+            "pair: the rejected response attends to the prompt and to itself only. Causal models only. Unset: on "
+            "when the model passes a start-up check that this layout reproduces the padded rewards; a model that "
+            "fails it falls back with one log line saying why."
+        },
+    )
+    sub_batch_overhead_tokens: int = field(
+        default=32,
+        metadata={
+            "help": "Cost of one extra forward call, in padded tokens, used to choose the sub-batches: larger values "
+            "give fewer, more padded sub-batches (raise it on GPUs, where small kernels are inefficient)."
+        },
+    )
+    max_tokens_per_sub_batch: int | None = field(
+        default=None,
+        metadata={"help": "Cap on one sub-batch's padded size (rows x longest row), to bound activation memory."},
+    )
     pad_to_multiple_of: int | str | None = field(
         default="auto",
         metadata={

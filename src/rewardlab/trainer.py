@@ -18,7 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, Trai
 from transformers.trainer_utils import EvalPrediction
 
 from rewardlab.config import RewardConfig
-from rewardlab.data.collate import DataCollatorForPreference
+from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
 from rewardlab.data.prepare import PreparationStats, prepare_preference_dataset
 from rewardlab.errors import RewardlabError
 from rewardlab.loss import bradley_terry_loss
@@ -39,6 +39,7 @@ from rewardlab.model import (
     set_eos_token,
     set_pad_token,
 )
+from rewardlab.rewards import pair_rewards, shared_prefix_problem
 from rewardlab.run_record import write_run_record
 
 logger = logging.getLogger(__name__)
@@ -161,9 +162,7 @@ class RewardTrainer(Trainer):
             model.config.use_cache = False
 
         if data_collator is None:
-            data_collator = DataCollatorForPreference(
-                pad_token_id=processing_class.pad_token_id, pad_to_multiple_of=args.pad_to_multiple_of
-            )
+            data_collator = self._default_collator(model, processing_class.pad_token_id, args)
 
         self.data_stats: dict[str, PreparationStats] = {}
         train_dataset = self._prepare(train_dataset, processing_class, args, "train")
@@ -208,6 +207,28 @@ class RewardTrainer(Trainer):
             self.model.add_model_tags(self._tag_names)
 
     # ----------------------------------------------------------------------------------------------- data
+    @staticmethod
+    def _default_collator(model, pad_token_id: int, args: RewardConfig):
+        if not args.padding_free:
+            return DataCollatorForPreference(pad_token_id=pad_token_id, pad_to_multiple_of=args.pad_to_multiple_of)
+        if args.world_size > 1:
+            # Several forward calls per backward through a DDP/FSDP/DeepSpeed wrapper are not safe yet.
+            logger.warning("padding_free is off: multi-process training uses padded batches for now")
+            return DataCollatorForPreference(pad_token_id=pad_token_id, pad_to_multiple_of=args.pad_to_multiple_of)
+        share = False
+        if args.share_prompt is not False:
+            problem = shared_prefix_problem(model, pad_token_id)
+            share = problem is None
+            if problem:
+                log = logger.warning if args.share_prompt else logger.info
+                log("share_prompt is off for %s: %s; using padding-free batches", type(model).__name__, problem)
+        return DataCollatorForFastPreference(
+            pad_token_id=pad_token_id,
+            share_prompt=share,
+            overhead_tokens=args.sub_batch_overhead_tokens,
+            max_tokens_per_sub_batch=args.max_tokens_per_sub_batch,
+        )
+
     def _prepare(self, dataset, tokenizer, args, name: str):
         prepared, stats = prepare_preference_dataset(dataset, tokenizer, args, name)
         self.data_stats[name] = stats
@@ -231,11 +252,10 @@ class RewardTrainer(Trainer):
         return super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
 
     # ----------------------------------------------------------------------------------------------- model
-    def pair_rewards(self, model, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, Any]:
-        """Rewards of the chosen and rejected halves of a collated batch, and the model outputs."""
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        rewards = outputs.logits.squeeze(-1)
-        rewards_chosen, rewards_rejected = rewards.chunk(2)
+    def pair_rewards(self, model, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Rewards of the chosen and rejected sequences of a collated batch (either layout)."""
+        rewards_chosen, rewards_rejected = pair_rewards(model, inputs)
+        outputs = {"rewards_chosen": rewards_chosen, "rewards_rejected": rewards_rejected}
         return rewards_chosen, rewards_rejected, outputs
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -245,7 +265,8 @@ class RewardTrainer(Trainer):
         if model.training:
             stats = batch_statistics(rewards_chosen, rewards_rejected, margin, self.args.center_rewards_coefficient)
             self._train_stats = merge_statistics(torch.stack([self._train_stats.to(stats.device), stats]))
-            self._tokens_since_log += int(inputs["attention_mask"].sum())
+            real = inputs["num_real_tokens"] if "num_real_tokens" in inputs else inputs["attention_mask"].sum()
+            self._tokens_since_log += int(real)
         return (loss, outputs) if return_outputs else loss
 
     def training_step(self, *args, **kwargs):

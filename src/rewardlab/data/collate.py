@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from transformers.data.data_collator import DataCollatorMixin
 
+from rewardlab.packing import plan_sub_batches, shared_prefix_mask, shared_prefix_row
+
 
 def pad_right(sequences: list[list[int]], pad_value: int, pad_to_multiple_of: int | None = None) -> torch.Tensor:
     """Stack id lists into one tensor, padded on the right to the longest (rounded up to a multiple if asked)."""
@@ -49,3 +51,64 @@ class DataCollatorForPreference(DataCollatorMixin):
         if "margin" in examples[0]:
             batch["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
         return batch
+
+
+@dataclass
+class DataCollatorForFastPreference(DataCollatorMixin):
+    """
+    Batch pairs without padding waste: length-grouped sub-batches, optionally with the prompt shared per pair.
+
+    The output holds the same pairs as `DataCollatorForPreference` would, in `sub_batches` (see `rewardlab.packing`):
+    - `share_prompt=False`: each sub-batch has `input_ids`/`attention_mask` of sequences of similar length and
+      `sequence_index` (0..B-1 chosen, B..2B-1 rejected), for any architecture.
+    - `share_prompt=True` (causal models): each row is `prompt + chosen response + rejected response` with
+      `position_ids`, a boolean (rows, 1, L, L) `attention_mask`, the read-out positions `chosen_index` and
+      `rejected_index`, and `pair_index`.
+    `num_real_tokens` counts the tokens of chosen and rejected as sequences (TRL's `num_tokens`), whatever is shared.
+    """
+
+    pad_token_id: int
+    share_prompt: bool = False
+    overhead_tokens: int = 32
+    max_tokens_per_sub_batch: int | None = None
+    return_tensors: str = "pt"
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        chosen = [e["chosen_ids"] for e in examples]
+        rejected = [e["rejected_ids"] for e in examples]
+        batch: dict[str, Any] = {
+            "num_pairs": torch.tensor(len(examples)),
+            "num_real_tokens": torch.tensor(sum(len(s) for s in chosen + rejected)),
+        }
+        if "margin" in examples[0]:
+            batch["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
+        if self.share_prompt:
+            rows = [shared_prefix_row(c, r, self.pad_token_id) for c, r in zip(chosen, rejected, strict=True)]
+            batch["sub_batches"] = [self._shared_prefix_sub_batch(rows, group) for group in self._plan(rows)]
+        else:
+            sequences = chosen + rejected
+            batch["sub_batches"] = [self._sequence_sub_batch(sequences, group) for group in self._plan(sequences)]
+        return batch
+
+    def _plan(self, items) -> list[list[int]]:
+        return plan_sub_batches([len(x) for x in items], self.overhead_tokens, self.max_tokens_per_sub_batch)
+
+    def _sequence_sub_batch(self, sequences, group: list[int]) -> dict[str, torch.Tensor]:
+        input_ids = pad_right([sequences[i] for i in group], self.pad_token_id)
+        lengths = torch.tensor([len(sequences[i]) for i in group])
+        attention_mask = (torch.arange(input_ids.shape[1])[None, :] < lengths[:, None]).long()
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "sequence_index": torch.tensor(group)}
+
+    def _shared_prefix_sub_batch(self, rows, group: list[int]) -> dict[str, torch.Tensor]:
+        picked = [rows[i] for i in group]
+        width = max(len(r) for r in picked)
+        # Padding positions repeat the last real position; their outputs are never read.
+        positions = [r.position_ids + [r.position_ids[-1]] * (width - len(r)) for r in picked]
+        return {
+            "input_ids": pad_right([r.input_ids for r in picked], self.pad_token_id),
+            "position_ids": torch.tensor(positions, dtype=torch.long),
+            "attention_mask": torch.stack([shared_prefix_mask(r, width) for r in picked])[:, None],
+            "chosen_index": torch.tensor([r.chosen_index for r in picked]),
+            "rejected_index": torch.tensor([r.rejected_index for r in picked]),
+            "pair_index": torch.tensor(group),
+        }

@@ -1,0 +1,132 @@
+"""Layouts that spend no compute on padding, as plain functions on id lists and tensors.
+
+Two ideas, both exact (they change which tensors are multiplied together, never a result):
+
+* **Length-grouped sub-batches.** The sequences of one batch are sorted by length and split into sub-batches whose
+  padded area is close to their real token count; each runs through the model on its own and the rewards are put
+  back in the caller's order. The batch (and so the loss and its gradient) is the same as the padded one. This works
+  for every architecture, encoders included. A long packed row with a dense block-diagonal mask would remove the
+  last padding token too, but on backends that cannot skip masked blocks (CPU SDPA, eager) it costs attention over
+  the whole row, quadratic in its total length; a few short sub-batches are cheaper.
+
+* **Prompt shared within a pair** (causal models). Chosen and rejected start with the same tokens (the prompt, or for
+  implicit-prompt data such as HH-RLHF the dialogue before the last reply). One row holds
+  `prompt + chosen_response + rejected_response`: the prompt is computed once; the rejected response attends to the
+  prompt and to itself, never to the chosen response, and its positions continue from the end of the prompt, so
+  every token sees exactly what it would see in its own unpadded sequence.
+
+The reward is read where `transformers`' `*ForSequenceClassification` reads it: at the rightmost token that is not
+`pad_token_id` (when pad == eos, trailing eos tokens are skipped), so the fast path and plain `transformers` agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+def readout_index(ids: Sequence[int], pad_token_id: int | None) -> int:
+    """Index of the token `*ForSequenceClassification` reads the reward at: the rightmost one that is not pad.
+
+    With no pad id it is the last token; if every token is pad, transformers' argmax gives 0, and so does this.
+    """
+    if pad_token_id is None:
+        return len(ids) - 1
+    for i in range(len(ids) - 1, -1, -1):
+        if ids[i] != pad_token_id:
+            return i
+    return 0
+
+
+def shared_prefix_length(chosen_ids: Sequence[int], rejected_ids: Sequence[int]) -> int:
+    """Tokens chosen and rejected have in common at the start, leaving each at least one token of its own.
+
+    The cap matters when one sequence is a prefix of the other: its reward is still read inside its own part.
+    """
+    limit = min(len(chosen_ids), len(rejected_ids)) - 1
+    n = 0
+    while n < limit and chosen_ids[n] == rejected_ids[n]:
+        n += 1
+    return n
+
+
+@dataclass(frozen=True)
+class SharedPrefixRow:
+    """One pair laid out as `prompt + chosen response + rejected response`."""
+
+    input_ids: list[int]
+    position_ids: list[int]
+    prompt_length: int  # tokens shared by both sequences
+    chosen_length: int  # prompt + chosen response: the rejected response starts here
+    chosen_index: int  # where the chosen reward is read, in row coordinates
+    rejected_index: int  # where the rejected reward is read, in row coordinates
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def shared_prefix_row(
+    chosen_ids: Sequence[int], rejected_ids: Sequence[int], pad_token_id: int | None
+) -> SharedPrefixRow:
+    p = shared_prefix_length(chosen_ids, rejected_ids)
+    n_c, n_r = len(chosen_ids), len(rejected_ids)
+    rejected_tail = list(rejected_ids[p:])
+    j_r = readout_index(rejected_ids, pad_token_id)
+    return SharedPrefixRow(
+        input_ids=list(chosen_ids) + rejected_tail,
+        position_ids=list(range(n_c)) + list(range(p, n_r)),
+        prompt_length=p,
+        chosen_length=n_c,
+        chosen_index=readout_index(chosen_ids, pad_token_id),
+        # A read-out inside the shared prompt (a response made only of pad tokens) is read from the prompt itself.
+        rejected_index=j_r if j_r < p else n_c + (j_r - p),
+    )
+
+
+def shared_prefix_mask(row: SharedPrefixRow, length: int | None = None) -> torch.Tensor:
+    """Boolean (length, length) mask, True where a query row may attend to a key column.
+
+    Causal over `prompt + chosen`; the rejected part sees the prompt and, causally, itself. Padding columns are never
+    attended; a padding query row attends only to itself, so no softmax runs over an empty set.
+    """
+    n = len(row)
+    length = length or n
+    mask = torch.zeros(length, length, dtype=torch.bool)
+    mask[:n, :n] = torch.ones(n, n, dtype=torch.bool).tril()
+    c, p = row.chosen_length, row.prompt_length
+    mask[c:n, p:c] = False  # the rejected response never sees the chosen response
+    idx = torch.arange(n, length)
+    mask[idx, idx] = True
+    return mask
+
+
+def plan_sub_batches(
+    lengths: Sequence[int], overhead_tokens: int = 0, max_tokens: int | None = None
+) -> list[list[int]]:
+    """Split sequences into sub-batches of similar length, minimising padded tokens + `overhead_tokens` per sub-batch.
+
+    Returns lists of indices into `lengths`, longest first. `overhead_tokens` prices one extra forward call (small
+    on CPU, larger on GPUs where small kernels are inefficient); `max_tokens` caps one sub-batch's padded size
+    (rows x longest row) so peak memory stays flat. Exact dynamic programme over the sorted lengths, O(n^2).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    n = len(order)
+    if n == 0:
+        return []
+    best = [0.0] + [float("inf")] * n  # best[k]: cost of splitting the k longest sequences
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(end - 1, -1, -1):
+            rows, width = end - start, lengths[order[start]]
+            if max_tokens is not None and rows * width > max_tokens and rows > 1:
+                break
+            cost = best[start] + rows * width + overhead_tokens
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    groups, end = [], n
+    while end > 0:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]

@@ -1,0 +1,143 @@
+"""Compute the rewards of a collated batch of pairs, for each batch layout rewardlab's collators produce.
+
+`pair_rewards` dispatches on the layout: the padded TRL layout goes through the model's own forward; the fast
+layouts (see `rewardlab.packing`) run each sub-batch separately and return the rewards in the caller's order, so the
+loss, metrics and gradients are those of the padded batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def unwrap_reward_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The `*ForSequenceClassification` inside DDP/FSDP/compile/PEFT wrappers (LoRA layers stay injected in it)."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif hasattr(model, "get_base_model") and callable(model.get_base_model):
+            model = model.get_base_model()
+        else:
+            return model
+
+
+def split_backbone_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The decoder stack and the score head of a causal `*ForSequenceClassification` (e.g. `.model` and `.score`)."""
+    inner = unwrap_reward_model(model)
+    prefix = getattr(inner, "base_model_prefix", "model")
+    backbone, head = getattr(inner, prefix, None), getattr(inner, "score", None)
+    if backbone is None or head is None:
+        raise ValueError(f"{type(inner).__name__} has no `{prefix}` backbone and `score` head")
+    return backbone, head
+
+
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean keep-mask to the additive float form that both eager and SDPA attention accept."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
+
+
+def _sequence_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    num_pairs = int(batch["num_pairs"])
+    rewards, order = [], []
+    for sub in batch["sub_batches"]:
+        logits = model(input_ids=sub["input_ids"], attention_mask=sub["attention_mask"]).logits
+        rewards.append(logits.squeeze(-1))
+        order.append(sub["sequence_index"])
+    rewards, order = torch.cat(rewards), torch.cat(order)
+    out = torch.empty_like(rewards).index_copy(0, order, rewards)
+    return out[:num_pairs], out[num_pairs:]
+
+
+def _shared_prefix_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    backbone, head = split_backbone_and_head(model)
+    dtype = next(backbone.parameters()).dtype
+    if not dtype.is_floating_point:  # quantized weights: attention runs in the compute dtype
+        dtype = torch.bfloat16
+    chosen, rejected, order = [], [], []
+    for sub in batch["sub_batches"]:
+        hidden = backbone(
+            input_ids=sub["input_ids"],
+            position_ids=sub["position_ids"],
+            attention_mask=additive_mask(sub["attention_mask"], dtype),
+            use_cache=False,
+        ).last_hidden_state
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        # The head is linear and per token, so applying it to the read-out positions only equals reading its output.
+        chosen.append(head(hidden[rows, sub["chosen_index"]]).squeeze(-1))
+        rejected.append(head(hidden[rows, sub["rejected_index"]]).squeeze(-1))
+        order.append(sub["pair_index"])
+    order = torch.cat(order)
+    chosen, rejected = torch.cat(chosen), torch.cat(rejected)
+    return torch.empty_like(chosen).index_copy(0, order, chosen), torch.empty_like(rejected).index_copy(
+        0, order, rejected
+    )
+
+
+def pair_rewards(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rewards_chosen, rewards_rejected) of a batch from `DataCollatorForPreference` or the fast collator."""
+    if "sub_batches" not in batch:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        rewards_chosen, rewards_rejected = logits.squeeze(-1).chunk(2)
+        return rewards_chosen, rewards_rejected
+    if batch["sub_batches"] and "position_ids" in batch["sub_batches"][0]:
+        return _shared_prefix_rewards(model, batch)
+    return _sequence_rewards(model, batch)
+
+
+def shared_prefix_problem(model: torch.nn.Module, pad_token_id: int | None) -> str | None:
+    """Why the prompt-sharing layout cannot be used with `model`, or None when it gives the padded results.
+
+    Rather than trusting a list of architectures, run both layouts on two small synthetic pairs and compare: an
+    attention implementation that ignores custom 4D masks (or positions) shows up as a mismatch, never as a wrong
+    reward in training.
+    """
+    from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
+
+    try:
+        split_backbone_and_head(model)
+    except ValueError as e:
+        return f"not a causal model with a score head ({e})"
+    inner = unwrap_reward_model(model)
+    vocab = inner.get_input_embeddings().weight.shape[0]
+    ids = [i for i in range(min(vocab, 64)) if i != pad_token_id][:12]
+    prompt = ids[:5]
+    pairs = [
+        {"chosen_ids": prompt + ids[5:8], "rejected_ids": prompt + ids[8:12]},
+        {"chosen_ids": ids[2:4] + ids[6:7], "rejected_ids": ids[2:4] + ids[9:12]},
+    ]
+    pad = pad_token_id if pad_token_id is not None else 0
+    device = next(inner.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            batches = [
+                DataCollatorForPreference(pad_token_id=pad)(pairs),
+                DataCollatorForFastPreference(pad_token_id=pad, share_prompt=True)(pairs),
+            ]
+            moved = [_to_device(b, device) for b in batches]
+            reference, fast = (torch.cat(pair_rewards(model, b)).float() for b in moved)
+    except Exception as e:  # any failure of the custom layout means: use the plain one
+        return f"the model failed on the shared-prompt layout ({type(e).__name__}: {e})"
+    finally:
+        model.train(was_training)
+    dtype = next(inner.parameters()).dtype
+    tolerance = 1e-4 if dtype == torch.float32 else 5e-2 * max(1.0, reference.abs().max().item())
+    diff = (reference - fast).abs().max().item()
+    if not diff <= tolerance:
+        return f"its attention does not follow custom 4D masks (rewards differ by {diff:.3g})"
+    return None
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list):
+        return [_to_device(v, device) for v in batch]
+    return batch
