@@ -78,7 +78,9 @@ def one_run(args) -> dict:
     else:
         from rewardlab import RewardConfig, RewardTrainer
     model, tok = load_model_and_tokenizer(args.model)
-    params = sum(p.numel() for p in model.parameters())
+    # Embedding lookups cost no multiply-adds: count the parameters that take part in matrix products.
+    embedding = model.get_input_embeddings().weight.numel()
+    params = sum(p.numel() for p in model.parameters()) - embedding
     pairs = read_pairs(Path(args.data), args.batch_size * args.steps)
     data = Dataset.from_list(pairs)
 
@@ -105,12 +107,22 @@ def one_run(args) -> dict:
     tokens = [e["num_tokens"] for e in trainer.state.log_history if "num_tokens" in e]
     # Real tokens of the timed steps: cumulative count after the last step minus after the first.
     real_tokens = tokens[-1] - tokens[0]
+    # Tokens a pair needs computed at least once: chosen + rejected, their shared prefix once. Both libraries are
+    # credited with this same useful work, so the FLOP/s column compares useful work per second.
+    unique = (
+        sum(
+            len(c) + len(r) - _common_prefix(c, r)
+            for c, r in zip(trainer.train_dataset["chosen_ids"], trainer.train_dataset["rejected_ids"], strict=True)
+        )
+        / n_pairs
+    )
     eval_start = time.perf_counter()
     trainer.evaluate(trainer.train_dataset)
     eval_seconds = time.perf_counter() - eval_start
     return {
         "library": args.library,
         "pairs_per_s": len(timed) * args.batch_size / seconds,
+        "useful_tokens_per_s": len(timed) * args.batch_size * unique / seconds,
         "tokens_per_s": real_tokens / seconds,
         "eval_pairs_per_s": n_pairs / eval_seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -118,6 +130,13 @@ def one_run(args) -> dict:
         "train_seconds": time.perf_counter() - start,
         "pairs_kept": n_pairs,
     }
+
+
+def _common_prefix(a, b) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def matmul_peak_gflops(threads: int) -> float:
@@ -164,17 +183,17 @@ def main() -> None:
             print(library, {k: round(v, 2) if isinstance(v, float) else v for k, v in results[library][-1].items()})
 
     peak = matmul_peak_gflops(args.threads)
-    med = {lib: {k: statistics.median(r[k] for r in runs) for k in ("pairs_per_s", "tokens_per_s",
-           "eval_pairs_per_s", "peak_rss_mb")} for lib, runs in results.items()}  # fmt: skip
+    keys = ("pairs_per_s", "tokens_per_s", "useful_tokens_per_s", "eval_pairs_per_s", "peak_rss_mb")
+    med = {lib: {k: statistics.median(r[k] for r in runs) for k in keys} for lib, runs in results.items()}
     params = results["rewardlab"][0]["params"]
-    print(f"\nmodel={args.model} params={params / 1e6:.1f}M batch={args.batch_size} max_length={args.max_length} "
-          f"steps={args.steps} repeats={args.repeats} threads={args.threads} "
+    print(f"\nmodel={args.model} non-embedding params={params / 1e6:.1f}M batch={args.batch_size} "
+          f"max_length={args.max_length} steps={args.steps} repeats={args.repeats} threads={args.threads} "
           f"gradient_checkpointing={args.gradient_checkpointing}")  # fmt: skip
     print(f"{'':12}{'pairs/s':>10}{'tokens/s':>12}{'eval pairs/s':>14}{'peak MB':>10}{'model GFLOP/s':>15}")
     for lib in ("trl", "rewardlab"):
         m = med[lib]
-        # Useful work only: 6 x params x real tokens per training token (forward + backward), attention ignored.
-        gflops = 6 * params * m["tokens_per_s"] / 1e9
+        # Useful work: 6 x (non-embedding) params per needed token, forward + backward; attention not counted.
+        gflops = 6 * params * m["useful_tokens_per_s"] / 1e9
         print(f"{lib:12}{m['pairs_per_s']:10.2f}{m['tokens_per_s']:12.0f}{m['eval_pairs_per_s']:14.2f}"
               f"{m['peak_rss_mb']:10.0f}{gflops:9.1f} ({gflops / peak:.0%})")  # fmt: skip
     r, t = med["rewardlab"], med["trl"]

@@ -28,19 +28,21 @@ def run(nproc: int, out: Path) -> dict:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0 and nproc > 1:
         # The rendezvous port is picked before torchrun binds it; on a busy machine it is rarely taken in between.
-        cmd[3] = f"--master_port={free_port()}"
+        cmd[4] = f"--master_port={free_port()}"
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         clues = [line for line in proc.stderr.splitlines() if any(k in line for k in ("rror", "terminate", "what"))]
         raise AssertionError("\n".join(clues[:20]) or proc.stderr[-3000:])
-    return json.loads(out.read_text())
+    result = json.loads(out.read_text())
+    result["log"] = "\n".join(line for line in proc.stderr.splitlines() if "examples/s" not in line)[-4000:]
+    return result
 
 
 @pytest.mark.slow
 def test_two_processes_count_every_pair_once(tmp_path):
     single = run(1, tmp_path / "one.json")
     double = run(2, tmp_path / "two.json")
-    assert double["world"] == 2
+    assert double["world"] == 2, double["log"]
     assert double["metrics"]["eval_num_pairs"] == single["metrics"]["eval_num_pairs"] == 7
     np.testing.assert_allclose(np.array(double["rewards"]), np.array(single["rewards"]), atol=1e-5)
     for key in ("eval_accuracy", "eval_margin", "eval_loss", "eval_ties", "eval_min_reward", "eval_max_reward"):

@@ -283,18 +283,20 @@ def test_fast_path_is_the_default_and_shares_prompts_on_causal_models(arch, shar
     assert isinstance(plain.data_collator, DataCollatorForPreference)
 
 
-def test_a_model_that_ignores_custom_masks_falls_back_with_a_reason(tmp_path, caplog):
+def test_a_model_that_cannot_pack_pairs_falls_back_with_a_reason(tmp_path, caplog):
     tok = make_tokenizer("llama")
     model = make_model("llama", tok)
     original = model.model.forward
 
-    def ignore_mask(*args, attention_mask=None, **kwargs):
-        return original(*args, attention_mask=None if attention_mask is not None and attention_mask.dim() == 4
-                        else attention_mask, **kwargs)  # fmt: skip
+    def drop_pair_spans(*args, **kwargs):  # an architecture that does not pass extra arguments to its attention
+        kwargs.pop("rewardlab_segments", None)
+        return original(*args, **kwargs)
 
-    model.model.forward = ignore_mask
+    model.model.forward = drop_pair_spans
     with caplog.at_level("WARNING", logger="rewardlab.trainer"):
-        trainer = RewardTrainer(model, args=config(tmp_path, share_prompt=True), train_dataset=pairs(4),
-                                processing_class=tok)  # fmt: skip
+        trainer = RewardTrainer(
+            model, args=config(tmp_path, share_prompt=True), train_dataset=pairs(4), processing_class=tok
+        )
     assert trainer.data_collator.share_prompt is False
-    assert "does not follow custom 4D masks" in caplog.text
+    assert "do not reproduce its rewards" in caplog.text
+    assert trainer.model.config._attn_implementation != "rewardlab_pairs"

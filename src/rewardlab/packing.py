@@ -130,3 +130,21 @@ def plan_sub_batches(
         groups.append(order[cut[end] : end])
         end = cut[end]
     return groups[::-1]
+
+
+def pack_groups(lengths: Sequence[int], max_tokens: int | None = None) -> list[list[int]]:
+    """Consecutive groups of items whose lengths add up to at most `max_tokens` (one group when None).
+
+    Packed rows carry no padding, so fewer, longer rows are always cheaper; the cap only bounds activation memory.
+    An item longer than the cap gets a group of its own.
+    """
+    groups: list[list[int]] = []
+    total = 0
+    for i, n in enumerate(lengths):
+        if groups and (max_tokens is None or total + n <= max_tokens):
+            groups[-1].append(i)
+            total += n
+        else:
+            groups.append([i])
+            total = n
+    return groups

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from rewardlab.attention import ATTENTION_NAME, SEGMENTS_KWARG, register_pair_attention
+
 
 def unwrap_reward_model(model: torch.nn.Module) -> torch.nn.Module:
     """The `*ForSequenceClassification` inside DDP/FSDP/compile/PEFT wrappers (LoRA layers stay injected in it)."""
@@ -35,11 +37,6 @@ def split_backbone_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, to
     return backbone, head
 
 
-def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Boolean keep-mask to the additive float form that both eager and SDPA attention accept."""
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
-
-
 def _sequence_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     num_pairs = int(batch["num_pairs"])
     rewards, order = [], []
@@ -52,23 +49,21 @@ def _sequence_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch
     return out[:num_pairs], out[num_pairs:]
 
 
-def _shared_prefix_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+def _packed_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     backbone, head = split_backbone_and_head(model)
-    dtype = next(backbone.parameters()).dtype
-    if not dtype.is_floating_point:  # quantized weights: attention runs in the compute dtype
-        dtype = torch.bfloat16
+    if backbone.config._attn_implementation != ATTENTION_NAME:
+        raise ValueError(f"packed pairs need attn_implementation={ATTENTION_NAME!r} (see rewardlab.attention)")
     chosen, rejected, order = [], [], []
     for sub in batch["sub_batches"]:
         hidden = backbone(
             input_ids=sub["input_ids"],
             position_ids=sub["position_ids"],
-            attention_mask=additive_mask(sub["attention_mask"], dtype),
             use_cache=False,
-        ).last_hidden_state
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
+            **{SEGMENTS_KWARG: sub["segments"]},
+        ).last_hidden_state[0]
         # The head is linear and per token, so applying it to the read-out positions only equals reading its output.
-        chosen.append(head(hidden[rows, sub["chosen_index"]]).squeeze(-1))
-        rejected.append(head(hidden[rows, sub["rejected_index"]]).squeeze(-1))
+        chosen.append(head(hidden[sub["chosen_index"]]).squeeze(-1))
+        rejected.append(head(hidden[sub["rejected_index"]]).squeeze(-1))
         order.append(sub["pair_index"])
     order = torch.cat(order)
     chosen, rejected = torch.cat(chosen), torch.cat(rejected)
@@ -83,17 +78,17 @@ def pair_rewards(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.T
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         rewards_chosen, rewards_rejected = logits.squeeze(-1).chunk(2)
         return rewards_chosen, rewards_rejected
-    if batch["sub_batches"] and "position_ids" in batch["sub_batches"][0]:
-        return _shared_prefix_rewards(model, batch)
+    if batch["sub_batches"] and "segments" in batch["sub_batches"][0]:
+        return _packed_rewards(model, batch)
     return _sequence_rewards(model, batch)
 
 
-def shared_prefix_problem(model: torch.nn.Module, pad_token_id: int | None) -> str | None:
-    """Why the prompt-sharing layout cannot be used with `model`, or None when it gives the padded results.
+def enable_shared_prompt(model: torch.nn.Module, pad_token_id: int | None) -> str | None:
+    """Switch `model` to the packed prompt-sharing layout; return why it cannot be used (model left unchanged).
 
-    Rather than trusting a list of architectures, run both layouts on two small synthetic pairs and compare: an
-    attention implementation that ignores custom 4D masks (or positions) shows up as a mismatch, never as a wrong
-    reward in training.
+    The model's attention becomes `rewardlab.attention.pair_attention` (SDPA, plus per-pair spans when packed).
+    Rather than trusting a list of architectures, both layouts then run on two small synthetic pairs and must agree:
+    an architecture that ignores positions or the per-pair spans shows up as a mismatch, never as a wrong reward.
     """
     from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
 
@@ -102,6 +97,7 @@ def shared_prefix_problem(model: torch.nn.Module, pad_token_id: int | None) -> s
     except ValueError as e:
         return f"not a causal model with a score head ({e})"
     inner = unwrap_reward_model(model)
+    original = inner.config._attn_implementation
     vocab = inner.get_input_embeddings().weight.shape[0]
     ids = [i for i in range(min(vocab, 64)) if i != pad_token_id][:12]
     prompt = ids[:5]
@@ -115,22 +111,24 @@ def shared_prefix_problem(model: torch.nn.Module, pad_token_id: int | None) -> s
     model.eval()
     try:
         with torch.no_grad():
-            batches = [
-                DataCollatorForPreference(pad_token_id=pad)(pairs),
-                DataCollatorForFastPreference(pad_token_id=pad, share_prompt=True)(pairs),
-            ]
-            moved = [_to_device(b, device) for b in batches]
-            reference, fast = (torch.cat(pair_rewards(model, b)).float() for b in moved)
+            reference = torch.cat(pair_rewards(model, _to_device(DataCollatorForPreference(pad)(pairs), device)))
+            inner.set_attn_implementation(register_pair_attention())
+            fast_batch = DataCollatorForFastPreference(pad, share_prompt=True)(pairs)
+            fast = torch.cat(pair_rewards(model, _to_device(fast_batch, device)))
     except Exception as e:  # any failure of the custom layout means: use the plain one
-        return f"the model failed on the shared-prompt layout ({type(e).__name__}: {e})"
+        problem = f"the model failed on the packed prompt-sharing layout ({type(e).__name__}: {e})"
+    else:
+        dtype = next(inner.parameters()).dtype
+        tolerance = 1e-4 if dtype == torch.float32 else 5e-2 * max(1.0, reference.abs().max().item())
+        diff = (reference.float() - fast.float()).abs().max().item()
+        problem = (
+            None if diff <= tolerance else f"packed pairs do not reproduce its rewards (they differ by {diff:.3g})"
+        )
     finally:
         model.train(was_training)
-    dtype = next(inner.parameters()).dtype
-    tolerance = 1e-4 if dtype == torch.float32 else 5e-2 * max(1.0, reference.abs().max().item())
-    diff = (reference - fast).abs().max().item()
-    if not diff <= tolerance:
-        return f"its attention does not follow custom 4D masks (rewards differ by {diff:.3g})"
-    return None
+    if problem and inner.config._attn_implementation != original:
+        inner.set_attn_implementation(original)
+    return problem
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

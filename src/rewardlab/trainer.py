@@ -39,7 +39,7 @@ from rewardlab.model import (
     set_eos_token,
     set_pad_token,
 )
-from rewardlab.rewards import pair_rewards, shared_prefix_problem
+from rewardlab.rewards import enable_shared_prompt, pair_rewards
 from rewardlab.run_record import write_run_record
 
 logger = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class RewardTrainer(Trainer):
             return DataCollatorForPreference(pad_token_id=pad_token_id, pad_to_multiple_of=args.pad_to_multiple_of)
         share = False
         if args.share_prompt is not False:
-            problem = shared_prefix_problem(model, pad_token_id)
+            problem = enable_shared_prompt(model, pad_token_id)
             share = problem is None
             if problem:
                 log = logger.warning if args.share_prompt else logger.info

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers.data.data_collator import DataCollatorMixin
 
-from rewardlab.packing import plan_sub_batches, shared_prefix_mask, shared_prefix_row
+from rewardlab.packing import pack_groups, plan_sub_batches, shared_prefix_mask, shared_prefix_row
 
 
 def pad_right(sequences: list[list[int]], pad_value: int, pad_to_multiple_of: int | None = None) -> torch.Tensor:
@@ -61,9 +61,10 @@ class DataCollatorForFastPreference(DataCollatorMixin):
     The output holds the same pairs as `DataCollatorForPreference` would, in `sub_batches` (see `rewardlab.packing`):
     - `share_prompt=False`: each sub-batch has `input_ids`/`attention_mask` of sequences of similar length and
       `sequence_index` (0..B-1 chosen, B..2B-1 rejected), for any architecture.
-    - `share_prompt=True` (causal models): each row is `prompt + chosen response + rejected response` with
-      `position_ids`, a boolean (rows, 1, L, L) `attention_mask`, the read-out positions `chosen_index` and
-      `rejected_index`, and `pair_index`.
+    - `share_prompt=True` (causal models): each pair is laid out as `prompt + chosen response + rejected response`
+      and the pairs are packed into one row (or several, each under `max_tokens_per_sub_batch`) with
+      `position_ids`, `segments` (each pair's span and boolean attention mask, see `rewardlab.attention`), the
+      read-out positions `chosen_index` and `rejected_index`, and `pair_index`.
     `num_real_tokens` counts the tokens of chosen and rejected as sequences (TRL's `num_tokens`), whatever is shared.
     """
 
@@ -84,7 +85,8 @@ class DataCollatorForFastPreference(DataCollatorMixin):
             batch["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
         if self.share_prompt:
             rows = [shared_prefix_row(c, r, self.pad_token_id) for c, r in zip(chosen, rejected, strict=True)]
-            batch["sub_batches"] = [self._shared_prefix_sub_batch(rows, group) for group in self._plan(rows)]
+            groups = pack_groups([len(r) for r in rows], self.max_tokens_per_sub_batch)
+            batch["sub_batches"] = [self._packed_row(rows, group) for group in groups]
         else:
             sequences = chosen + rejected
             batch["sub_batches"] = [self._sequence_sub_batch(sequences, group) for group in self._plan(sequences)]
@@ -99,16 +101,21 @@ class DataCollatorForFastPreference(DataCollatorMixin):
         attention_mask = (torch.arange(input_ids.shape[1])[None, :] < lengths[:, None]).long()
         return {"input_ids": input_ids, "attention_mask": attention_mask, "sequence_index": torch.tensor(group)}
 
-    def _shared_prefix_sub_batch(self, rows, group: list[int]) -> dict[str, torch.Tensor]:
-        picked = [rows[i] for i in group]
-        width = max(len(r) for r in picked)
-        # Padding positions repeat the last real position; their outputs are never read.
-        positions = [r.position_ids + [r.position_ids[-1]] * (width - len(r)) for r in picked]
+    def _packed_row(self, rows, group: list[int]) -> dict[str, Any]:
+        """The pairs of `group` concatenated into one row, with each pair's span and attention mask."""
+        input_ids, position_ids, segments, chosen_index, rejected_index = [], [], [], [], []
+        for i in group:
+            row, offset = rows[i], len(input_ids)
+            input_ids += row.input_ids
+            position_ids += row.position_ids
+            segments.append((offset, offset + len(row), shared_prefix_mask(row)[None, None]))
+            chosen_index.append(offset + row.chosen_index)
+            rejected_index.append(offset + row.rejected_index)
         return {
-            "input_ids": pad_right([r.input_ids for r in picked], self.pad_token_id),
-            "position_ids": torch.tensor(positions, dtype=torch.long),
-            "attention_mask": torch.stack([shared_prefix_mask(r, width) for r in picked])[:, None],
-            "chosen_index": torch.tensor([r.chosen_index for r in picked]),
-            "rejected_index": torch.tensor([r.rejected_index for r in picked]),
+            "input_ids": torch.tensor([input_ids]),
+            "position_ids": torch.tensor([position_ids]),
+            "segments": segments,
+            "chosen_index": torch.tensor(chosen_index),
+            "rejected_index": torch.tensor(rejected_index),
             "pair_index": torch.tensor(group),
         }
