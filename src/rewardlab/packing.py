@@ -2,18 +2,18 @@
 
 Two ideas, both exact (they change which tensors are multiplied together, never a result):
 
-* **Length-grouped sub-batches.** The sequences of one batch are sorted by length and split into sub-batches whose
-  padded area is close to their real token count; each runs through the model on its own and the rewards are put
-  back in the caller's order. The batch (and so the loss and its gradient) is the same as the padded one. This works
-  for every architecture, encoders included. A long packed row with a dense block-diagonal mask would remove the
-  last padding token too, but on backends that cannot skip masked blocks (CPU SDPA, eager) it costs attention over
-  the whole row, quadratic in its total length; a few short sub-batches are cheaper.
+* **Length-grouped sub-batches** (any architecture). The sequences of one batch are sorted by length and split into
+  sub-batches whose padded area is close to their real token count; each runs through the model's own forward and
+  the rewards are put back in the caller's order. The batch, and so the loss and its gradient, is the padded one's.
 
-* **Prompt shared within a pair** (causal models). Chosen and rejected start with the same tokens (the prompt, or for
-  implicit-prompt data such as HH-RLHF the dialogue before the last reply). One row holds
-  `prompt + chosen_response + rejected_response`: the prompt is computed once; the rejected response attends to the
-  prompt and to itself, never to the chosen response, and its positions continue from the end of the prompt, so
-  every token sees exactly what it would see in its own unpadded sequence.
+* **Prompt shared within a pair, pairs packed into one row** (causal models). Chosen and rejected start with the
+  same tokens (the prompt, or for implicit-prompt data such as HH-RLHF the dialogue before the last reply). A pair
+  is laid out as `prompt + chosen_response + rejected_response`: the prompt is computed once; the rejected response
+  attends to the prompt and to itself, never to the chosen response, and its positions continue from the end of the
+  prompt, so every token sees exactly what it would see in its own unpadded sequence. The pairs of a batch are then
+  concatenated into one row for the linear layers, while attention runs pair by pair (`rewardlab.attention`): a
+  dense mask over the whole row would cost attention quadratic in the row's total length on backends that cannot
+  skip masked blocks (CPU SDPA, eager).
 
 The reward is read where `transformers`' `*ForSequenceClassification` reads it: at the rightmost token that is not
 `pad_token_id` (when pad == eos, trailing eos tokens are skipped), so the fast path and plain `transformers` agree.
@@ -85,20 +85,14 @@ def shared_prefix_row(
     )
 
 
-def shared_prefix_mask(row: SharedPrefixRow, length: int | None = None) -> torch.Tensor:
-    """Boolean (length, length) mask, True where a query row may attend to a key column.
+def shared_prefix_mask(row: SharedPrefixRow) -> torch.Tensor:
+    """Boolean (n, n) mask, True where a query token may attend to a key token.
 
-    Causal over `prompt + chosen`; the rejected part sees the prompt and, causally, itself. Padding columns are never
-    attended; a padding query row attends only to itself, so no softmax runs over an empty set.
+    Causal over `prompt + chosen`; the rejected part sees the prompt and, causally, itself.
     """
     n = len(row)
-    length = length or n
-    mask = torch.zeros(length, length, dtype=torch.bool)
-    mask[:n, :n] = torch.ones(n, n, dtype=torch.bool).tril()
-    c, p = row.chosen_length, row.prompt_length
-    mask[c:n, p:c] = False  # the rejected response never sees the chosen response
-    idx = torch.arange(n, length)
-    mask[idx, idx] = True
+    mask = torch.ones(n, n, dtype=torch.bool).tril()
+    mask[row.chosen_length :, row.prompt_length : row.chosen_length] = False  # rejected never sees chosen
     return mask
 
 

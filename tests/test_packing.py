@@ -1,0 +1,85 @@
+import itertools
+
+import pytest
+import torch
+
+from rewardlab.packing import (
+    pack_groups,
+    plan_sub_batches,
+    readout_index,
+    shared_prefix_length,
+    shared_prefix_mask,
+    shared_prefix_row,
+)
+
+
+def test_readout_follows_transformers_rightmost_non_pad_rule():
+    assert readout_index([5, 6, 7], pad_token_id=0) == 2
+    assert readout_index([5, 6, 0, 0], pad_token_id=0) == 1  # pad == eos: trailing eos tokens are skipped
+    assert readout_index([0, 5, 0], pad_token_id=0) == 1
+    assert readout_index([0, 0], pad_token_id=0) == 0  # transformers' argmax of an all-zero mask
+    assert readout_index([5, 6], pad_token_id=None) == 1
+
+
+def test_shared_prefix_leaves_each_side_a_token():
+    assert shared_prefix_length([1, 2, 3, 4], [1, 2, 9]) == 2
+    assert shared_prefix_length([1, 2, 3], [1, 2, 3, 4]) == 2  # chosen is a prefix of rejected
+    assert shared_prefix_length([7], [7]) == 0
+
+
+def test_row_layout_positions_and_mask():
+    row = shared_prefix_row([1, 2, 3, 4], [1, 2, 8, 9, 10], pad_token_id=0)
+    assert row.input_ids == [1, 2, 3, 4, 8, 9, 10]
+    assert row.position_ids == [0, 1, 2, 3, 2, 3, 4]  # rejected continues from the end of the prompt
+    assert (row.prompt_length, row.chosen_length, row.chosen_index, row.rejected_index) == (2, 4, 3, 6)
+    mask = shared_prefix_mask(row)
+    expected = torch.tensor(
+        [
+            [1, 0, 0, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0, 0, 0],
+            [1, 1, 1, 0, 0, 0, 0],
+            [1, 1, 1, 1, 0, 0, 0],
+            [1, 1, 0, 0, 1, 0, 0],  # rejected sees the prompt and itself, never the chosen response
+            [1, 1, 0, 0, 1, 1, 0],
+            [1, 1, 0, 0, 1, 1, 1],
+        ],
+        dtype=torch.bool,
+    )
+    assert torch.equal(mask, expected)
+
+
+def test_rejected_readout_inside_the_prompt_maps_to_the_prompt():
+    row = shared_prefix_row([1, 2, 3], [1, 2, 0], pad_token_id=0)  # rejected response is only a pad/eos token
+    assert row.rejected_index == 1
+
+
+def _padded_cost(lengths, groups, overhead):
+    return sum(len(g) * max(lengths[i] for i in g) + overhead for g in groups)
+
+
+@pytest.mark.parametrize("overhead", [0, 10, 1000])
+def test_plan_is_an_optimal_partition_of_all_indices(overhead):
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 100, (7,), generator=g).tolist()
+    groups = plan_sub_batches(lengths, overhead_tokens=overhead)
+    assert sorted(itertools.chain(*groups)) == list(range(7))
+    order = sorted(range(7), key=lambda i: -lengths[i])
+    best = min(  # brute force over every split of the sorted order into contiguous groups
+        _padded_cost(lengths, [order[a:b] for a, b in zip((0, *cuts), (*cuts, 7), strict=True)], overhead)
+        for k in range(7)
+        for cuts in itertools.combinations(range(1, 7), k)
+    )
+    assert _padded_cost(lengths, groups, overhead) == best
+    if overhead >= 1000:
+        assert len(groups) == 1
+
+
+def test_plan_respects_the_token_cap():
+    groups = plan_sub_batches([50, 40, 30, 20, 10], max_tokens=90)
+    assert all(len(g) * max([50, 40, 30, 20, 10][i] for i in g) <= 90 for g in groups if len(g) > 1)
+    assert plan_sub_batches([]) == []
+
+
+def test_pack_groups():
+    assert pack_groups([5, 5, 5]) == [[0, 1, 2]]
+    assert pack_groups([5, 5, 5, 20, 1], max_tokens=10) == [[0, 1], [2], [3], [4]]
