@@ -220,7 +220,9 @@ class RewardTrainer(Trainer):
             problem = enable_shared_prompt(model, pad_token_id)
             share = problem is None
             if problem:
-                log = logger.warning if args.share_prompt else logger.info
+                # Expected for encoders (nothing to share), so only a causal model that fails the check warns.
+                expected = problem.startswith("not a causal model") and not args.share_prompt
+                log = logger.info if expected else logger.warning
                 log("share_prompt is off for %s: %s; using padding-free batches", type(model).__name__, problem)
         return DataCollatorForFastPreference(
             pad_token_id=pad_token_id,
