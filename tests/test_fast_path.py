@@ -42,8 +42,7 @@ def setup(arch: str, **model_kwargs):
     model = make_model(arch, tok, **model_kwargs)
     set_pad_token(tok, model)
     disable_dropout(model)
-    if arch != "bert":  # the packed layout's attention; without packed spans it is plain SDPA
-        model.set_attn_implementation(register_pair_attention())
+    model.set_attn_implementation(register_pair_attention())  # without packed spans it is plain SDPA
     return tok, model
 
 
@@ -56,19 +55,25 @@ def loss_and_grads(model, batch):
     return rc.detach(), rr.detach(), loss.detach(), grads
 
 
-LAYOUTS = [("llama", True), ("llama", False), ("qwen3", True), ("qwen3", False), ("bert", False)]
+SHARED, PACKED, GROUPED = {"share_prompt": True}, {"pack_sequences": True}, {}
+LAYOUTS = [
+    ("llama", SHARED),
+    ("llama", GROUPED),
+    ("qwen3", SHARED),
+    ("qwen3", GROUPED),
+    ("bert", PACKED),
+    ("bert", GROUPED),
+]
 
 
-@pytest.mark.parametrize("arch,share_prompt", LAYOUTS)
-def test_fast_layout_equals_padded(arch, share_prompt):
+@pytest.mark.parametrize("arch,layout", LAYOUTS)
+def test_fast_layout_equals_padded(arch, layout):
     tok, model = setup(arch)
     pairs = random_pairs(tok, 9)
     padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
-    # With prompt sharing the pairs are packed; a token cap splits them over several packed rows.
-    cap = 150 if share_prompt else None
-    fast = DataCollatorForFastPreference(tok.pad_token_id, share_prompt=share_prompt, max_tokens_per_sub_batch=cap)(
-        pairs
-    )
+    # Packed layouts get a token cap so that the pairs are spread over several packed rows.
+    cap = 150 if layout else None
+    fast = DataCollatorForFastPreference(tok.pad_token_id, max_tokens_per_sub_batch=cap, **layout)(pairs)
     assert len(fast["sub_batches"]) > 1
     ref_c, ref_r, ref_loss, ref_grads = loss_and_grads(model, padded)
     c, r, loss, grads = loss_and_grads(model, fast)

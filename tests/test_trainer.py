@@ -269,6 +269,7 @@ def test_fast_path_is_the_default_and_shares_prompts_on_causal_models(arch, shar
                                 train_dataset=pairs(12), processing_class=tok)  # fmt: skip
     assert isinstance(trainer.data_collator, DataCollatorForFastPreference)
     assert trainer.data_collator.share_prompt is shared
+    assert trainer.data_collator.pack_sequences is not shared  # encoders: whole sequences packed instead
     if not shared:
         assert "share_prompt is off" in caplog.text and "score head" in caplog.text
     trainer.train()

@@ -72,30 +72,79 @@ def _packed_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.T
     )
 
 
+def split_encoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, Any]:
+    """The encoder of a BERT-style `*ForSequenceClassification` and a function from first-token states to rewards.
+
+    These models pool the first token ([CLS]) through `encoder.pooler`, then apply `dropout` and `classifier`.
+    """
+    inner = unwrap_reward_model(model)
+    encoder = getattr(inner, getattr(inner, "base_model_prefix", ""), None)
+    pooler = getattr(encoder, "pooler", None)
+    if pooler is None or not hasattr(inner, "classifier") or not hasattr(inner, "dropout"):
+        raise ValueError(f"{type(inner).__name__} is not a BERT-style encoder with pooler and classifier")
+
+    def head(first_token_states: torch.Tensor) -> torch.Tensor:
+        return inner.classifier(inner.dropout(pooler(first_token_states[:, None, :]))).squeeze(-1)
+
+    return encoder, head
+
+
+def _packed_sequence_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    encoder, head = split_encoder_and_head(model)
+    num_pairs = int(batch["num_pairs"])
+    rewards, order = [], []
+    for sub in batch["sub_batches"]:
+        hidden = encoder(
+            input_ids=sub["input_ids"], position_ids=sub["position_ids"], **{SEGMENTS_KWARG: sub["segments"]}
+        ).last_hidden_state[0]
+        rewards.append(head(hidden[sub["first_index"]]))
+        order.append(sub["sequence_index"])
+    rewards, order = torch.cat(rewards), torch.cat(order)
+    out = torch.empty_like(rewards).index_copy(0, order, rewards)
+    return out[:num_pairs], out[num_pairs:]
+
+
 def pair_rewards(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     """(rewards_chosen, rewards_rejected) of a batch from `DataCollatorForPreference` or the fast collator."""
     if "sub_batches" not in batch:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         rewards_chosen, rewards_rejected = logits.squeeze(-1).chunk(2)
         return rewards_chosen, rewards_rejected
-    if batch["sub_batches"] and "segments" in batch["sub_batches"][0]:
+    first = batch["sub_batches"][0] if batch["sub_batches"] else {}
+    if "first_index" in first:
+        return _packed_sequence_rewards(model, batch)
+    if "segments" in first:
         return _packed_rewards(model, batch)
     return _sequence_rewards(model, batch)
 
 
 def enable_shared_prompt(model: torch.nn.Module, pad_token_id: int | None) -> str | None:
-    """Switch `model` to the packed prompt-sharing layout; return why it cannot be used (model left unchanged).
-
-    The model's attention becomes `rewardlab.attention.pair_attention` (SDPA, plus per-pair spans when packed).
-    Rather than trusting a list of architectures, both layouts then run on two small synthetic pairs and must agree:
-    an architecture that ignores positions or the per-pair spans shows up as a mismatch, never as a wrong reward.
-    """
-    from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
-
+    """Switch a causal model to packed pairs with the prompt computed once; return why not (model left unchanged)."""
     try:
         split_backbone_and_head(model)
     except ValueError as e:
         return f"not a causal model with a score head ({e})"
+    return _enable_packed_layout(model, pad_token_id, {"share_prompt": True})
+
+
+def enable_packed_sequences(model: torch.nn.Module, pad_token_id: int | None) -> str | None:
+    """Switch a BERT-style encoder to packed sequences (one row, attention per sequence); return why not."""
+    try:
+        split_encoder_and_head(model)
+    except ValueError as e:
+        return str(e)
+    return _enable_packed_layout(model, pad_token_id, {"pack_sequences": True})
+
+
+def _enable_packed_layout(model: torch.nn.Module, pad_token_id: int | None, layout: dict[str, bool]) -> str | None:
+    """Set the model's attention to `rewardlab.attention.pair_attention` and check the layout against padding.
+
+    `pair_attention` is plain SDPA unless it is given packed spans. Rather than trusting a list of architectures,
+    both layouts run on two small synthetic pairs and must agree: an architecture that ignores positions or the
+    spans shows up as a mismatch, never as a wrong reward. On a mismatch the attention is switched back.
+    """
+    from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
+
     inner = unwrap_reward_model(model)
     original = inner.config._attn_implementation
     vocab = inner.get_input_embeddings().weight.shape[0]
@@ -113,10 +162,10 @@ def enable_shared_prompt(model: torch.nn.Module, pad_token_id: int | None) -> st
         with torch.no_grad():
             reference = torch.cat(pair_rewards(model, _to_device(DataCollatorForPreference(pad)(pairs), device)))
             inner.set_attn_implementation(register_pair_attention())
-            fast_batch = DataCollatorForFastPreference(pad, share_prompt=True)(pairs)
+            fast_batch = DataCollatorForFastPreference(pad, **layout)(pairs)
             fast = torch.cat(pair_rewards(model, _to_device(fast_batch, device)))
     except Exception as e:  # any failure of the custom layout means: use the plain one
-        problem = f"the model failed on the packed prompt-sharing layout ({type(e).__name__}: {e})"
+        problem = f"the model failed on the packed layout ({type(e).__name__}: {e})"
     else:
         dtype = next(inner.parameters()).dtype
         tolerance = 1e-4 if dtype == torch.float32 else 5e-2 * max(1.0, reference.abs().max().item())

@@ -39,7 +39,7 @@ from rewardlab.model import (
     set_eos_token,
     set_pad_token,
 )
-from rewardlab.rewards import enable_shared_prompt, pair_rewards
+from rewardlab.rewards import enable_packed_sequences, enable_shared_prompt, pair_rewards
 from rewardlab.run_record import write_run_record
 
 logger = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class RewardTrainer(Trainer):
             # Several forward calls per backward through a DDP/FSDP/DeepSpeed wrapper are not safe yet.
             logger.warning("padding_free is off: multi-process training uses padded batches for now")
             return DataCollatorForPreference(pad_token_id=pad_token_id, pad_to_multiple_of=args.pad_to_multiple_of)
-        share = False
+        share, pack = False, False
         if args.share_prompt is not False:
             problem = enable_shared_prompt(model, pad_token_id)
             share = problem is None
@@ -224,9 +224,14 @@ class RewardTrainer(Trainer):
                 expected = problem.startswith("not a causal model") and not args.share_prompt
                 log = logger.info if expected else logger.warning
                 log("share_prompt is off for %s: %s; using padding-free batches", type(model).__name__, problem)
+        if not share and (problem := enable_packed_sequences(model, pad_token_id)) is None:
+            pack = True
+        elif not share:
+            logger.info("sequences of %s run as length-grouped sub-batches: %s", type(model).__name__, problem)
         return DataCollatorForFastPreference(
             pad_token_id=pad_token_id,
             share_prompt=share,
+            pack_sequences=pack,
             overhead_tokens=args.sub_batch_overhead_tokens,
             max_tokens_per_sub_batch=args.max_tokens_per_sub_batch,
         )

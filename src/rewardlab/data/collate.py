@@ -65,11 +65,15 @@ class DataCollatorForFastPreference(DataCollatorMixin):
       and the pairs are packed into one row (or several, each under `max_tokens_per_sub_batch`) with
       `position_ids`, `segments` (each pair's span and boolean attention mask, see `rewardlab.attention`), the
       read-out positions `chosen_index` and `rejected_index`, and `pair_index`.
+    - `pack_sequences=True` (BERT-style encoders): whole sequences concatenated into one row, each attending to
+      itself only, with `position_ids`, `segments`, `first_index` (where each sequence starts) and
+      `sequence_index`.
     `num_real_tokens` counts the tokens of chosen and rejected as sequences (TRL's `num_tokens`), whatever is shared.
     """
 
     pad_token_id: int
     share_prompt: bool = False
+    pack_sequences: bool = False
     overhead_tokens: int = 32
     max_tokens_per_sub_batch: int | None = None
     return_tensors: str = "pt"
@@ -87,6 +91,10 @@ class DataCollatorForFastPreference(DataCollatorMixin):
             rows = [shared_prefix_row(c, r, self.pad_token_id) for c, r in zip(chosen, rejected, strict=True)]
             groups = pack_groups([len(r) for r in rows], self.max_tokens_per_sub_batch)
             batch["sub_batches"] = [self._packed_row(rows, group) for group in groups]
+        elif self.pack_sequences:
+            sequences = chosen + rejected
+            groups = pack_groups([len(s) for s in sequences], self.max_tokens_per_sub_batch)
+            batch["sub_batches"] = [self._packed_sequences(sequences, group) for group in groups]
         else:
             sequences = chosen + rejected
             batch["sub_batches"] = [self._sequence_sub_batch(sequences, group) for group in self._plan(sequences)]
@@ -118,4 +126,20 @@ class DataCollatorForFastPreference(DataCollatorMixin):
             "chosen_index": torch.tensor(chosen_index),
             "rejected_index": torch.tensor(rejected_index),
             "pair_index": torch.tensor(group),
+        }
+
+    def _packed_sequences(self, sequences, group: list[int]) -> dict[str, Any]:
+        """Whole sequences concatenated into one row (encoders): each attends to itself only, positions restart."""
+        input_ids, position_ids, segments = [], [], []
+        for i in group:
+            offset = len(input_ids)
+            input_ids += list(sequences[i])
+            position_ids += range(len(sequences[i]))
+            segments.append((offset, len(input_ids), None))
+        return {
+            "input_ids": torch.tensor([input_ids]),
+            "position_ids": torch.tensor([position_ids]),
+            "segments": segments,
+            "first_index": torch.tensor([start for start, _, _ in segments]),
+            "sequence_index": torch.tensor(group),
         }
