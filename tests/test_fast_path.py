@@ -1,5 +1,7 @@
 """The fast batch layouts give the rewards, loss and gradients of the plain padded computation."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from tiny import make_model, make_tokenizer
@@ -49,7 +51,7 @@ def setup(arch: str, **model_kwargs):
 def loss_and_grads(model, batch):
     model.zero_grad()
     rc, rr = pair_rewards(model, batch)
-    loss = bradley_terry_loss(rc, rr, batch["margin"], center_rewards_coefficient=0.01)
+    loss = bradley_terry_loss(rc, rr, batch.get("margin"), center_rewards_coefficient=0.01)
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     return rc.detach(), rr.detach(), loss.detach(), grads
@@ -113,3 +115,33 @@ def test_shared_prompt_computes_fewer_tokens():
     real = int(fast["num_real_tokens"])
     assert real == int(padded["attention_mask"].sum())
     assert computed < real < padded["input_ids"].numel()
+
+
+HH = Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf-harmless-base-test/test.jsonl.gz"
+
+
+@pytest.mark.skipif(not HH.exists(), reason="needs ../shared/data (HH-RLHF harmless test split)")
+@pytest.mark.parametrize("arch,layout", [("llama", SHARED), ("qwen3", SHARED), ("bert", PACKED)])
+def test_fast_layout_equals_padded_on_real_hh_rlhf(arch, layout):
+    import gzip
+    import json
+
+    from datasets import Dataset
+
+    from rewardlab.config import RewardConfig
+    from rewardlab.data.prepare import prepare_preference_dataset
+
+    tok, model = setup(arch)
+    with gzip.open(HH, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for _, line in zip(range(12), f, strict=False)]
+    args = RewardConfig("/tmp/rewardlab-test", max_length=256, use_cpu=True, report_to=[])
+    data, _ = prepare_preference_dataset(Dataset.from_list(rows), tok, args, "hh")
+    pairs = data.to_list()
+    padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
+    fast = DataCollatorForFastPreference(tok.pad_token_id, **layout)(pairs)
+    assert fast["sub_batches"][0]["input_ids"].numel() < int(fast["num_real_tokens"]) or layout is PACKED
+    ref_c, ref_r, _, ref_grads = loss_and_grads(model, padded)
+    c, r, _, grads = loss_and_grads(model, fast)
+    torch.testing.assert_close(torch.cat([c, r]), torch.cat([ref_c, ref_r]), atol=TOL, rtol=0)
+    for name in grads:
+        torch.testing.assert_close(grads[name], ref_grads[name], atol=1e-5, rtol=1e-4, msg=name)
