@@ -6,6 +6,7 @@ import pytest
 import torch
 from tiny import make_model, make_tokenizer
 
+import rewardlab
 from rewardlab.attention import register_pair_attention
 from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
 from rewardlab.loss import bradley_terry_loss
@@ -117,10 +118,9 @@ def test_shared_prompt_computes_fewer_tokens():
     assert computed < real < padded["input_ids"].numel()
 
 
-HH = Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf-harmless-base-test/test.jsonl.gz"
+HH = Path(rewardlab.__file__).parent / "demo_data" / "hh-rlhf-harmless-base-test.jsonl.gz"  # bundled copy
 
 
-@pytest.mark.skipif(not HH.exists(), reason="needs ../shared/data (HH-RLHF harmless test split)")
 @pytest.mark.parametrize("arch,layout", [("llama", SHARED), ("qwen3", SHARED), ("bert", PACKED)])
 def test_fast_layout_equals_padded_on_real_hh_rlhf(arch, layout):
     import gzip

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
+import rewardlab
 from rewardlab.data.formats import (
     BAD_KWARGS,
     BAD_MARGIN,
@@ -28,7 +29,7 @@ from rewardlab.data.formats import (
 )
 from rewardlab.errors import InvalidRowError, RewardlabError
 
-HH_HELPFUL = Path("/work/shared/data/hh-rlhf-helpful-base-test/test.jsonl.gz")
+HH_HELPFUL = Path(rewardlab.__file__).parent / "demo_data" / "hh-rlhf-helpful-base-test.jsonl.gz"
 
 USER = {"role": "user", "content": "What color is the sky?"}
 BLUE = {"role": "assistant", "content": "It is blue."}
@@ -256,7 +257,6 @@ def test_validate_dataset_is_fast_on_15k_rows():
     assert elapsed < 5.0, f"validating 15k rows took {elapsed:.1f}s"
 
 
-@pytest.mark.skipif(not HH_HELPFUL.exists(), reason="HH-RLHF helpful test file not available")
 def test_hh_helpful_has_two_identical_pairs():
     with gzip.open(HH_HELPFUL, "rt") as f:
         rows = [json.loads(line) for line in f]

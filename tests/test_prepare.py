@@ -9,6 +9,7 @@ import pytest
 from datasets import Dataset, DatasetDict, IterableDataset
 from tiny import make_tokenizer
 
+import rewardlab
 from rewardlab.config import RewardConfig
 from rewardlab.data.formats import BAD_MARGIN, EMPTY, IDENTICAL
 from rewardlab.data.prepare import PreparationStats, prepare_preference_dataset
@@ -16,7 +17,7 @@ from rewardlab.data.tokenize import CHAT_TEMPLATE_ERROR, tokenize_pair
 from rewardlab.data.truncation import common_prefix_length
 from rewardlab.errors import InvalidRowError, RewardlabError
 
-HH_HARMLESS = Path("/work/shared/data/hh-rlhf-harmless-base-test/test.jsonl.gz")
+HH_HARMLESS = Path(rewardlab.__file__).parent / "demo_data" / "hh-rlhf-harmless-base-test.jsonl.gz"
 
 USER = {"role": "user", "content": "what color is the sky ?"}
 BLUE = {"role": "assistant", "content": "the sky is blue ."}
@@ -302,7 +303,6 @@ def test_stats_summary_wording():
     )
 
 
-@pytest.mark.skipif(not HH_HARMLESS.exists(), reason="HH-RLHF harmless test file not available")
 def test_hh_rlhf_rows_with_tiny_llama():
     tokenizer = make_tokenizer("llama")
     with gzip.open(HH_HARMLESS, "rt") as f:
