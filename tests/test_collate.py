@@ -26,5 +26,6 @@ def test_margin_and_pad_to_multiple_of():
 
 
 def test_pad_right_keeps_values():
-    out = pad_right([[5], [1, 2]], pad_value=-1)
+    out, mask = pad_right([[5], [1, 2]], pad_value=-1)
     assert out.tolist() == [[5, -1], [1, 2]]
+    assert mask.tolist() == [[1, 0], [1, 1]]

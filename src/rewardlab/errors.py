@@ -23,3 +23,8 @@ class InvalidRowError(RewardlabError):
         if field:
             where.append(f"field '{field}'")
         super().__init__(f"{', '.join(where) or 'row'}: {reason}")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of a library's error message (or its type), to quote inside a one-line RewardlabError."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from rewardlab.errors import RewardlabError
+from rewardlab.errors import RewardlabError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +76,6 @@ def load_tokenizer(
         return AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
     except OSError as e:
         raise RewardlabError(f"cannot load tokenizer {name_or_path!r}: {first_line(e)}") from e
-
-
-def first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def check_num_labels(model: PreTrainedModel) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from accelerate.utils import send_to_device
 
 from rewardlab.attention import ATTENTION_NAME, SEGMENTS_KWARG, register_pair_attention
 
@@ -37,6 +38,12 @@ def split_backbone_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, to
     return backbone, head
 
 
+def _in_caller_order(values: list[torch.Tensor], order: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate per-sub-batch values and put them back at their original indices."""
+    values, order = torch.cat(values), torch.cat(order)
+    return torch.empty_like(values).index_copy(0, order, values)
+
+
 def _sequence_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     num_pairs = int(batch["num_pairs"])
     rewards, order = [], []
@@ -44,8 +51,7 @@ def _sequence_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch
         logits = model(input_ids=sub["input_ids"], attention_mask=sub["attention_mask"]).logits
         rewards.append(logits.squeeze(-1))
         order.append(sub["sequence_index"])
-    rewards, order = torch.cat(rewards), torch.cat(order)
-    out = torch.empty_like(rewards).index_copy(0, order, rewards)
+    out = _in_caller_order(rewards, order)
     return out[:num_pairs], out[num_pairs:]
 
 
@@ -65,11 +71,7 @@ def _packed_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.T
         chosen.append(head(hidden[sub["chosen_index"]]).squeeze(-1))
         rejected.append(head(hidden[sub["rejected_index"]]).squeeze(-1))
         order.append(sub["pair_index"])
-    order = torch.cat(order)
-    chosen, rejected = torch.cat(chosen), torch.cat(rejected)
-    return torch.empty_like(chosen).index_copy(0, order, chosen), torch.empty_like(rejected).index_copy(
-        0, order, rejected
-    )
+    return _in_caller_order(chosen, order), _in_caller_order(rejected, order)
 
 
 def split_encoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, Any]:
@@ -99,8 +101,7 @@ def _packed_sequence_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor
         ).last_hidden_state[0]
         rewards.append(head(hidden[sub["first_index"]]))
         order.append(sub["sequence_index"])
-    rewards, order = torch.cat(rewards), torch.cat(order)
-    out = torch.empty_like(rewards).index_copy(0, order, rewards)
+    out = _in_caller_order(rewards, order)
     return out[:num_pairs], out[num_pairs:]
 
 
@@ -160,10 +161,10 @@ def _enable_packed_layout(model: torch.nn.Module, pad_token_id: int | None, layo
     model.eval()
     try:
         with torch.no_grad():
-            reference = torch.cat(pair_rewards(model, _to_device(DataCollatorForPreference(pad)(pairs), device)))
+            reference = torch.cat(pair_rewards(model, send_to_device(DataCollatorForPreference(pad)(pairs), device)))
             inner.set_attn_implementation(register_pair_attention())
             fast_batch = DataCollatorForFastPreference(pad, **layout)(pairs)
-            fast = torch.cat(pair_rewards(model, _to_device(fast_batch, device)))
+            fast = torch.cat(pair_rewards(model, send_to_device(fast_batch, device)))
     except Exception as e:  # any failure of the custom layout means: use the plain one
         problem = f"the model failed on the packed layout ({type(e).__name__}: {e})"
     else:
@@ -178,13 +179,3 @@ def _enable_packed_layout(model: torch.nn.Module, pad_token_id: int | None, layo
     if problem and inner.config._attn_implementation != original:
         inner.set_attn_implementation(original)
     return problem
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, list):
-        return [_to_device(v, device) for v in batch]
-    return batch

@@ -200,7 +200,7 @@ class RewardTrainer(Trainer):
             self._offload_context = contextlib.nullcontext
 
         # Training statistics since the last log, as sums (see metrics.py), and the running count of real tokens.
-        self._train_stats = empty_statistics()
+        self._train_stats = empty_statistics().to(args.device)
         self._tokens_since_log = 0
         self._num_tokens = 0
         if hasattr(self.model, "add_model_tags"):
@@ -209,11 +209,10 @@ class RewardTrainer(Trainer):
     # ----------------------------------------------------------------------------------------------- data
     @staticmethod
     def _default_collator(model, pad_token_id: int, args: RewardConfig):
-        if not args.padding_free:
-            return DataCollatorForPreference(pad_token_id=pad_token_id, pad_to_multiple_of=args.pad_to_multiple_of)
-        if args.world_size > 1:
+        if args.padding_free and args.world_size > 1:
             # Several forward calls per backward through a DDP/FSDP/DeepSpeed wrapper are not safe yet.
             logger.warning("padding_free is off: multi-process training uses padded batches for now")
+        if not args.padding_free or args.world_size > 1:
             return DataCollatorForPreference(pad_token_id=pad_token_id, pad_to_multiple_of=args.pad_to_multiple_of)
         share, pack = False, False
         if args.share_prompt is not False:
@@ -271,9 +270,10 @@ class RewardTrainer(Trainer):
         loss = bradley_terry_loss(rewards_chosen, rewards_rejected, margin, self.args.center_rewards_coefficient)
         if model.training:
             stats = batch_statistics(rewards_chosen, rewards_rejected, margin, self.args.center_rewards_coefficient)
-            self._train_stats = merge_statistics(torch.stack([self._train_stats.to(stats.device), stats]))
+            # Kept as device tensors: reading them (a host sync) waits for log().
+            self._train_stats = merge_statistics(torch.stack([self._train_stats, stats]))
             real = inputs["num_real_tokens"] if "num_real_tokens" in inputs else inputs["attention_mask"].sum()
-            self._tokens_since_log += int(real)
+            self._tokens_since_log = self._tokens_since_log + real
         return (loss, outputs) if return_outputs else loss
 
     def training_step(self, *args, **kwargs):
@@ -307,14 +307,14 @@ class RewardTrainer(Trainer):
         # Trainer calls log() on every process at the same steps, so the gathers below are matched.
         if "loss" in logs and not any(k.startswith("eval_") for k in logs):
             device = self.args.device
-            gathered = self.accelerator.gather(self._train_stats.to(device)[None])
+            gathered = self.accelerator.gather(self._train_stats[None])
             summary = summarize_statistics(merge_statistics(gathered.cpu()))
             summary.pop("loss", None)  # Trainer's own `loss` (the interval mean it optimised) stays.
-            tokens = torch.tensor([self._tokens_since_log], device=device)
+            tokens = torch.as_tensor(self._tokens_since_log, device=device).reshape(1)
             self._num_tokens += int(self.accelerator.gather(tokens).sum())
             logs.update(summary)
             logs["num_tokens"] = self._num_tokens
-            self._train_stats, self._tokens_since_log = empty_statistics(), 0
+            self._train_stats, self._tokens_since_log = empty_statistics().to(device), 0
         super().log(logs, start_time)
 
     # ----------------------------------------------------------------------------------------------- saving

@@ -11,15 +11,19 @@ from transformers.data.data_collator import DataCollatorMixin
 from rewardlab.packing import pack_groups, plan_sub_batches, shared_prefix_mask, shared_prefix_row
 
 
-def pad_right(sequences: list[list[int]], pad_value: int, pad_to_multiple_of: int | None = None) -> torch.Tensor:
-    """Stack id lists into one tensor, padded on the right to the longest (rounded up to a multiple if asked)."""
+def pad_right(
+    sequences: list[list[int]], pad_value: int, pad_to_multiple_of: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack id lists into one tensor padded on the right (to a multiple if asked), with its attention mask."""
     length = max(len(s) for s in sequences)
     if pad_to_multiple_of:
         length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
-    out = torch.full((len(sequences), length), pad_value, dtype=torch.long)
+    input_ids = torch.full((len(sequences), length), pad_value, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
     for row, seq in enumerate(sequences):
-        out[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-    return out
+        input_ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        attention_mask[row, : len(seq)] = 1
+    return input_ids, attention_mask
 
 
 @dataclass
@@ -44,9 +48,7 @@ class DataCollatorForPreference(DataCollatorMixin):
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         sequences = [e["chosen_ids"] for e in examples] + [e["rejected_ids"] for e in examples]
-        lengths = torch.tensor([len(s) for s in sequences])
-        input_ids = pad_right(sequences, self.pad_token_id, self.pad_to_multiple_of)
-        attention_mask = (torch.arange(input_ids.shape[1])[None, :] < lengths[:, None]).long()
+        input_ids, attention_mask = pad_right(sequences, self.pad_token_id, self.pad_to_multiple_of)
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "margin" in examples[0]:
             batch["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
@@ -104,9 +106,7 @@ class DataCollatorForFastPreference(DataCollatorMixin):
         return plan_sub_batches([len(x) for x in items], self.overhead_tokens, self.max_tokens_per_sub_batch)
 
     def _sequence_sub_batch(self, sequences, group: list[int]) -> dict[str, torch.Tensor]:
-        input_ids = pad_right([sequences[i] for i in group], self.pad_token_id)
-        lengths = torch.tensor([len(sequences[i]) for i in group])
-        attention_mask = (torch.arange(input_ids.shape[1])[None, :] < lengths[:, None]).long()
+        input_ids, attention_mask = pad_right([sequences[i] for i in group], self.pad_token_id)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "sequence_index": torch.tensor(group)}
 
     def _packed_row(self, rows, group: list[int]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 import datasets
 from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 
-from rewardlab.errors import RewardlabError
+from rewardlab.errors import RewardlabError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +47,6 @@ def file_builder(path: str | os.PathLike) -> str | None:
 
 def _supported_extensions() -> str:
     return ", ".join(FILE_BUILDERS)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def looks_like_local_path(name: str) -> bool:
@@ -103,7 +98,7 @@ def find_json_error(path: str | os.PathLike) -> str | None:
     except UnicodeDecodeError as e:
         return f"it is not UTF-8 text ({e.reason})"
     except (OSError, EOFError) as e:
-        return f"it cannot be read ({_first_line(e)})"
+        return f"it cannot be read ({first_line(e)})"
     return None
 
 
@@ -134,7 +129,7 @@ def _load_file(path: Path, builder: str, streaming: bool) -> AnyDatasetDict:
         cause = e.__cause__ or e.__context__ or e
         kind = {"json": "JSON", "parquet": "Parquet", "csv": "CSV"}[builder]
         raise RewardlabError(
-            f"cannot read {path} as {kind}: {_first_line(cause)}; "
+            f"cannot read {path} as {kind}: {first_line(cause)}; "
             f"check that the file is {kind} with one preference pair per row"
         ) from e
 
@@ -149,7 +144,7 @@ def _load_directory(directory: Path, streaming: bool) -> AnyDatasetDict:
         try:
             loaded = datasets.load_from_disk(str(directory))
         except (OSError, ValueError) as e:
-            raise RewardlabError(f"cannot load the saved dataset in {directory}: {_first_line(e)}") from e
+            raise RewardlabError(f"cannot load the saved dataset in {directory}: {first_line(e)}") from e
         if isinstance(loaded, Dataset):
             # A saved single Dataset behaves like a single data file: it is the train split.
             loaded = DatasetDict({"train": loaded})
@@ -176,7 +171,7 @@ def _load_directory(directory: Path, streaming: bool) -> AnyDatasetDict:
             if file_builder(p) == "json" and (problem := find_json_error(p)) is not None:
                 raise RewardlabError(f"cannot read {p}: {problem}") from e
         cause = e.__cause__ or e.__context__ or e
-        raise RewardlabError(f"cannot read the data files in {directory}: {_first_line(cause)}") from e
+        raise RewardlabError(f"cannot read the data files in {directory}: {first_line(cause)}") from e
 
 
 def _load_hub(name: str, config_name: str | None, streaming: bool) -> AnyDatasetDict:
@@ -189,12 +184,12 @@ def _load_hub(name: str, config_name: str | None, streaming: bool) -> AnyDataset
         ) from e
     except ConnectionError as e:
         raise RewardlabError(
-            f"cannot reach the Hugging Face Hub to load dataset {name!r} ({_first_line(e)}); "
+            f"cannot reach the Hugging Face Hub to load dataset {name!r} ({first_line(e)}); "
             "check your network, or download the data and pass a local file or directory"
         ) from e
     except ValueError as e:
         # Raised for an unknown config name, among others; datasets' message lists the valid ones.
-        raise RewardlabError(f"cannot load dataset {name!r}: {_first_line(e)}") from e
+        raise RewardlabError(f"cannot load dataset {name!r}: {first_line(e)}") from e
     if isinstance(loaded, Dataset | IterableDataset):
         return (IterableDatasetDict if streaming else DatasetDict)({"train": loaded})
     return loaded
