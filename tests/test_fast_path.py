@@ -74,18 +74,29 @@ def test_fast_layout_equals_padded(arch, layout):
     tok, model = setup(arch)
     pairs = random_pairs(tok, 9)
     padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
-    # Packed layouts get a token cap so that the pairs are spread over several packed rows.
-    cap = 150 if layout else None
-    fast = DataCollatorForFastPreference(tok.pad_token_id, max_tokens_per_sub_batch=cap, **layout)(pairs)
-    assert len(fast["sub_batches"]) > 1
     ref_c, ref_r, ref_loss, ref_grads = loss_and_grads(model, padded)
-    c, r, loss, grads = loss_and_grads(model, fast)
-    torch.testing.assert_close(c, ref_c, atol=TOL, rtol=0)
-    torch.testing.assert_close(r, ref_r, atol=TOL, rtol=0)
-    torch.testing.assert_close(loss, ref_loss, atol=TOL, rtol=0)
-    assert grads.keys() == ref_grads.keys()
-    for name in grads:
-        torch.testing.assert_close(grads[name], ref_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+    for budget in (None, 150):  # whole batch, then micro-batches under a token budget
+        fast = DataCollatorForFastPreference(tok.pad_token_id, max_tokens_per_batch=budget, **layout)(pairs)
+        assert ("micro_batches" in fast) == (budget is not None)
+        c, r, loss, grads = loss_and_grads(model, fast)
+        torch.testing.assert_close(c, ref_c, atol=TOL, rtol=0)
+        torch.testing.assert_close(r, ref_r, atol=TOL, rtol=0)
+        torch.testing.assert_close(loss, ref_loss, atol=TOL, rtol=0)
+        assert grads.keys() == ref_grads.keys()
+        for name in grads:
+            torch.testing.assert_close(grads[name], ref_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_padded_micro_batches_equal_the_padded_batch():
+    tok, model = setup("llama")
+    pairs = random_pairs(tok, 9)
+    padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
+    micro = DataCollatorForPreference(pad_token_id=tok.pad_token_id, max_tokens_per_batch=200)(pairs)
+    assert len(micro["micro_batches"]) > 1
+    for batch in micro["micro_batches"]:
+        assert batch["input_ids"].numel() <= 200 or len(batch["pair_index"]) == 1
+    torch.testing.assert_close(micro["margin"], padded["margin"])
+    torch.testing.assert_close(torch.cat(pair_rewards(model, micro)), torch.cat(pair_rewards(model, padded)))
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen3"])
@@ -112,7 +123,7 @@ def test_shared_prompt_computes_fewer_tokens():
     pairs = random_pairs(tok, 8)
     padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
     fast = DataCollatorForFastPreference(pad_token_id=tok.pad_token_id, share_prompt=True)(pairs)
-    computed = sum(sb["input_ids"].numel() for sb in fast["sub_batches"])
+    computed = fast["input_ids"].numel()
     real = int(fast["num_real_tokens"])
     assert real == int(padded["attention_mask"].sum())
     assert computed < real < padded["input_ids"].numel()
@@ -139,7 +150,7 @@ def test_fast_layout_equals_padded_on_real_hh_rlhf(arch, layout):
     pairs = data.to_list()
     padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
     fast = DataCollatorForFastPreference(tok.pad_token_id, **layout)(pairs)
-    assert fast["sub_batches"][0]["input_ids"].numel() < int(fast["num_real_tokens"]) or layout is PACKED
+    assert fast["input_ids"].numel() < int(fast["num_real_tokens"]) or layout is PACKED
     ref_c, ref_r, _, ref_grads = loss_and_grads(model, padded)
     c, r, _, grads = loss_and_grads(model, fast)
     torch.testing.assert_close(torch.cat([c, r]), torch.cat([ref_c, ref_r]), atol=TOL, rtol=0)

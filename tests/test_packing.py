@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from rewardlab.packing import (
-    pack_groups,
     plan_sub_batches,
     readout_index,
     shared_prefix_length,
     shared_prefix_mask,
     shared_prefix_row,
+    split_by_token_budget,
 )
 
 
@@ -74,12 +74,32 @@ def test_plan_is_an_optimal_partition_of_all_indices(overhead):
         assert len(groups) == 1
 
 
-def test_plan_respects_the_token_cap():
-    groups = plan_sub_batches([50, 40, 30, 20, 10], max_tokens=90)
-    assert all(len(g) * max([50, 40, 30, 20, 10][i] for i in g) <= 90 for g in groups if len(g) > 1)
+def test_plan_of_nothing_is_empty():
     assert plan_sub_batches([]) == []
 
 
-def test_pack_groups():
-    assert pack_groups([5, 5, 5]) == [[0, 1, 2]]
-    assert pack_groups([5, 5, 5, 20, 1], max_tokens=10) == [[0, 1], [2], [3], [4]]
+def _budget_cost(costs, group, padded):
+    return len(group) * max(costs[i] for i in group) if padded else sum(costs[i] for i in group)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("seed", range(5))
+def test_token_budget_groups_partition_the_items_within_the_budget(padded, seed):
+    g = torch.Generator().manual_seed(seed)
+    costs = torch.randint(1, 300, (int(torch.randint(1, 30, (1,), generator=g)),), generator=g).tolist()
+    budget = 400
+    groups = split_by_token_budget(costs, budget, padded)
+    assert sorted(itertools.chain(*groups)) == list(range(len(costs)))
+    for group in groups:
+        assert _budget_cost(costs, group, padded) <= budget or len(group) == 1
+    # Greedy, but never wasteful: no two groups could have been merged.
+    for a, b in itertools.combinations(groups, 2):
+        assert _budget_cost(costs, a + b, padded) > budget
+
+
+def test_token_budget_keeps_an_oversized_item_alone_and_a_small_batch_whole():
+    assert split_by_token_budget([500, 10, 20], 100) == [[0], [2, 1]]
+    assert split_by_token_budget([10, 20, 30], 100) == [[2, 1, 0]]
+    assert split_by_token_budget([40, 30, 30], 100, padded=True) == [[0, 1], [2]]  # 3 x 40 > 100
+    with pytest.raises(ValueError, match="positive"):
+        split_by_token_budget([1], 0)

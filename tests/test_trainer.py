@@ -301,3 +301,33 @@ def test_a_model_that_cannot_pack_pairs_falls_back_with_a_reason(tmp_path, caplo
     assert trainer.data_collator.share_prompt is False
     assert "do not reproduce its rewards" in caplog.text
     assert trainer.model.config._attn_implementation != "rewardlab_pairs"
+
+
+@pytest.mark.parametrize("arch,padding_free", [("llama", True), ("bert", True), ("qwen3", False)])
+def test_token_budget_trains_exactly_like_whole_batches(arch, padding_free, tmp_path):
+    """Micro-batches under max_tokens_per_batch (one backward each) give the whole batch's losses and weights.
+
+    SGD, because Adam's first steps are ~lr * sign(gradient): float round-off in a near-zero gradient would flip them.
+    """
+    data = pairs(16, margin=True)
+    runs = {}
+    for budget in (None, 40):
+        tok = make_tokenizer(arch)  # fresh: the trainer sets a pad token on it, which would change the next model
+        kw = dict(max_tokens_per_batch=budget, padding_free=padding_free, center_rewards_coefficient=0.01,
+                  gradient_accumulation_steps=2, max_steps=2, seed=3, optim="sgd")  # fmt: skip
+        trainer = RewardTrainer(make_model(arch, tok), args=config(tmp_path, **kw), train_dataset=data,
+                                processing_class=tok)  # fmt: skip
+        if budget:
+            batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+            assert len(batch["micro_batches"]) >= 2
+        trainer.train()
+        losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+        runs[budget] = losses, {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    assert runs[40][0] == pytest.approx(runs[None][0], abs=1e-5)
+    for name, weight in runs[None][1].items():
+        torch.testing.assert_close(runs[40][1][name], weight, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_token_budget_is_validated(tmp_path):
+    with pytest.raises(ValueError, match="max_tokens_per_batch must be a positive"):
+        config(tmp_path, max_tokens_per_batch=0)

@@ -120,9 +120,10 @@ class RewardConfig(TrainingArguments):
     padding_free: bool = field(
         default=True,
         metadata={
-            "help": "Spend no compute on padding: the sequences of each batch are sorted by length and run as "
-            "sub-batches of similar length; the rewards, loss and gradients are those of the padded batch. Applies to "
-            "every architecture. Off: TRL's padded batches (also used when a custom data_collator is given)."
+            "help": "Spend no compute on padding: causal models pack each batch's pairs into one row with the prompt "
+            "shared (see share_prompt), BERT-style encoders pack whole sequences, any other architecture runs "
+            "length-grouped sub-batches; the rewards, loss and gradients are those of the padded batch. Off: TRL's "
+            "padded batches (also used when a custom data_collator is given)."
         },
     )
     share_prompt: bool | None = field(
@@ -141,9 +142,15 @@ class RewardConfig(TrainingArguments):
             "give fewer, more padded sub-batches (raise it on GPUs, where small kernels are inefficient)."
         },
     )
-    max_tokens_per_sub_batch: int | None = field(
+    max_tokens_per_batch: int | None = field(
         default=None,
-        metadata={"help": "Cap on one sub-batch's padded size (rows x longest row), to bound activation memory."},
+        metadata={
+            "help": "Token budget of one forward/backward pass, to keep peak memory flat on data with long-tail "
+            "lengths. A batch that would compute more tokens (with padding_free: its packed tokens; else 2 x pairs x "
+            "longest sequence) is split into micro-batches of whole pairs under the budget, and their gradients are "
+            "accumulated before the optimizer step: the loss, gradients and metrics are the whole batch's. A pair "
+            "over the budget on its own runs alone. Also bounds evaluation. None: no budget."
+        },
     )
     pad_to_multiple_of: int | str | None = field(
         default="auto",
@@ -180,6 +187,10 @@ class RewardConfig(TrainingArguments):
         if self.overlength_policy not in OVERLENGTH_POLICIES:
             raise ValueError(
                 f"overlength_policy={self.overlength_policy!r} is not one of {', '.join(OVERLENGTH_POLICIES)}"
+            )
+        if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < 1:
+            raise ValueError(
+                f"max_tokens_per_batch must be a positive number of tokens, got {self.max_tokens_per_batch}"
             )
         if self.max_length is not None and self.max_length < 2:
             raise ValueError(f"max_length must be at least 2 (or None), got {self.max_length}")

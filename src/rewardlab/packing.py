@@ -96,14 +96,12 @@ def shared_prefix_mask(row: SharedPrefixRow) -> torch.Tensor:
     return mask
 
 
-def plan_sub_batches(
-    lengths: Sequence[int], overhead_tokens: int = 0, max_tokens: int | None = None
-) -> list[list[int]]:
+def plan_sub_batches(lengths: Sequence[int], overhead_tokens: int = 0) -> list[list[int]]:
     """Split sequences into sub-batches of similar length, minimising padded tokens + `overhead_tokens` per sub-batch.
 
     Returns lists of indices into `lengths`, longest first. `overhead_tokens` prices one extra forward call (small
-    on CPU, larger on GPUs where small kernels are inefficient); `max_tokens` caps one sub-batch's padded size
-    (rows x longest row) so peak memory stays flat. Exact dynamic programme over the sorted lengths, O(n^2).
+    on CPU, larger on GPUs where small kernels are inefficient). Exact dynamic programme over the sorted lengths,
+    O(n^2).
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     n = len(order)
@@ -113,10 +111,7 @@ def plan_sub_batches(
     cut = [0] * (n + 1)
     for end in range(1, n + 1):
         for start in range(end - 1, -1, -1):
-            rows, width = end - start, lengths[order[start]]
-            if max_tokens is not None and rows * width > max_tokens and rows > 1:
-                break
-            cost = best[start] + rows * width + overhead_tokens
+            cost = best[start] + (end - start) * lengths[order[start]] + overhead_tokens
             if cost < best[end]:
                 best[end], cut[end] = cost, start
     groups, end = [], n
@@ -126,19 +121,30 @@ def plan_sub_batches(
     return groups[::-1]
 
 
-def pack_groups(lengths: Sequence[int], max_tokens: int | None = None) -> list[list[int]]:
-    """Consecutive groups of items whose lengths add up to at most `max_tokens` (one group when None).
+def split_by_token_budget(costs: Sequence[int], max_tokens: int, padded: bool = False) -> list[list[int]]:
+    """Groups of item indices whose computed tokens stay within `max_tokens`, as few groups as the greedy finds.
 
-    Packed rows carry no padding, so fewer, longer rows are always cheaper; the cap only bounds activation memory.
-    An item longer than the cap gets a group of its own.
+    `costs[i]` is what item i adds to a forward pass: its tokens in a packed layout, or (`padded=True`) the tokens of
+    its padded rows, in which case a group costs `len(group) * max(costs)` (every row padded to the longest). Items
+    are placed longest first (first-fit decreasing; next-fit for padded groups, which keeps similar lengths together).
+    An item over the budget on its own gets a group of its own: it cannot be split without changing its reward.
     """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+    order = sorted(range(len(costs)), key=lambda i: -costs[i])
     groups: list[list[int]] = []
-    total = 0
-    for i, n in enumerate(lengths):
-        if groups and (max_tokens is None or total + n <= max_tokens):
-            groups[-1].append(i)
-            total += n
+    totals: list[int] = []
+    for i in order:
+        if padded:
+            if groups and (len(groups[-1]) + 1) * costs[groups[-1][0]] <= max_tokens:
+                groups[-1].append(i)
+                continue
         else:
-            groups.append([i])
-            total = n
+            fit = next((g for g, total in enumerate(totals) if total + costs[i] <= max_tokens), None)
+            if fit is not None:
+                groups[fit].append(i)
+                totals[fit] += costs[i]
+                continue
+        groups.append([i])
+        totals.append(costs[i])
     return groups

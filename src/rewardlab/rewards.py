@@ -1,12 +1,15 @@
 """Compute the rewards of a collated batch of pairs, for each batch layout rewardlab's collators produce.
 
-`pair_rewards` dispatches on the layout: the padded TRL layout goes through the model's own forward; the fast
-layouts (see `rewardlab.packing`) run each sub-batch separately and return the rewards in the caller's order, so the
-loss, metrics and gradients are those of the padded batch.
+`pair_rewards` dispatches on the layout (see `rewardlab.packing`): padded (TRL's), length-grouped sub-batches, one
+packed row, or micro-batches of any of these under a token budget. Every layout calls the model's own forward (once
+per packed row), returns the rewards in the caller's order, and gives the loss, metrics and gradients of the padded
+batch.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -55,23 +58,42 @@ def _sequence_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch
     return out[:num_pairs], out[num_pairs:]
 
 
+@contextlib.contextmanager
+def _capture(module: torch.nn.Module, inputs: bool = False) -> Iterator[list[torch.Tensor]]:
+    """Record what `module` returns (or, with `inputs`, its first argument) during the block.
+
+    The packed layouts read the reward at several positions of one row, while `*ForSequenceClassification` returns
+    one pooled value per row. Capturing the head's per-token output (or the pooler's input) lets the model still be
+    called through its own forward, and so through the DDP/FSDP wrapper around it, which must see every forward.
+    """
+    captured: list[torch.Tensor] = []
+    if inputs:
+        handle = module.register_forward_pre_hook(lambda _, args: captured.append(args[0]))
+    else:
+        handle = module.register_forward_hook(lambda _, __, output: captured.append(output))
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+def _packed_forward(model: torch.nn.Module, batch: dict[str, Any]) -> None:
+    model(
+        input_ids=batch["input_ids"],
+        position_ids=batch["position_ids"],
+        use_cache=False,
+        **{SEGMENTS_KWARG: batch["segments"]},
+    )
+
+
 def _packed_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     backbone, head = split_backbone_and_head(model)
     if backbone.config._attn_implementation != ATTENTION_NAME:
         raise ValueError(f"packed pairs need attn_implementation={ATTENTION_NAME!r} (see rewardlab.attention)")
-    chosen, rejected, order = [], [], []
-    for sub in batch["sub_batches"]:
-        hidden = backbone(
-            input_ids=sub["input_ids"],
-            position_ids=sub["position_ids"],
-            use_cache=False,
-            **{SEGMENTS_KWARG: sub["segments"]},
-        ).last_hidden_state[0]
-        # The head is linear and per token, so applying it to the read-out positions only equals reading its output.
-        chosen.append(head(hidden[sub["chosen_index"]]).squeeze(-1))
-        rejected.append(head(hidden[sub["rejected_index"]]).squeeze(-1))
-        order.append(sub["pair_index"])
-    return _in_caller_order(chosen, order), _in_caller_order(rejected, order)
+    with _capture(head) as captured:
+        _packed_forward(model, batch)
+    token_rewards = captured[0][0, :, 0]  # the head's output at every position of the row
+    return token_rewards[batch["chosen_index"]], token_rewards[batch["rejected_index"]]
 
 
 def split_encoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, Any]:
@@ -93,30 +115,35 @@ def split_encoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, Any
 
 def _packed_sequence_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     encoder, head = split_encoder_and_head(model)
-    num_pairs = int(batch["num_pairs"])
-    rewards, order = [], []
-    for sub in batch["sub_batches"]:
-        hidden = encoder(
-            input_ids=sub["input_ids"], position_ids=sub["position_ids"], **{SEGMENTS_KWARG: sub["segments"]}
-        ).last_hidden_state[0]
-        rewards.append(head(hidden[sub["first_index"]]))
-        order.append(sub["sequence_index"])
-    out = _in_caller_order(rewards, order)
-    return out[:num_pairs], out[num_pairs:]
+    with _capture(encoder.pooler, inputs=True) as captured:
+        _packed_forward(model, batch)
+    rewards = head(captured[0][0, batch["first_index"]])
+    return rewards.chunk(2)
+
+
+def _micro_batch_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    chosen, rejected, order = [], [], []
+    for micro in batch["micro_batches"]:
+        rewards_chosen, rewards_rejected = pair_rewards(model, micro)
+        chosen.append(rewards_chosen)
+        rejected.append(rewards_rejected)
+        order.append(micro["pair_index"])
+    return _in_caller_order(chosen, order), _in_caller_order(rejected, order)
 
 
 def pair_rewards(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     """(rewards_chosen, rewards_rejected) of a batch from `DataCollatorForPreference` or the fast collator."""
-    if "sub_batches" not in batch:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        rewards_chosen, rewards_rejected = logits.squeeze(-1).chunk(2)
-        return rewards_chosen, rewards_rejected
-    first = batch["sub_batches"][0] if batch["sub_batches"] else {}
-    if "first_index" in first:
+    if "micro_batches" in batch:
+        return _micro_batch_rewards(model, batch)
+    if "first_index" in batch:
         return _packed_sequence_rewards(model, batch)
-    if "segments" in first:
+    if "segments" in batch:
         return _packed_rewards(model, batch)
-    return _sequence_rewards(model, batch)
+    if "sub_batches" in batch:
+        return _sequence_rewards(model, batch)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    rewards_chosen, rewards_rejected = logits.squeeze(-1).chunk(2)
+    return rewards_chosen, rewards_rejected
 
 
 def enable_shared_prompt(model: torch.nn.Module, pad_token_id: int | None) -> str | None:

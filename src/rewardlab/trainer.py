@@ -183,6 +183,11 @@ class RewardTrainer(Trainer):
             optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
             preprocess_logits_for_metrics=preprocess_logits_for_metrics,
         )
+        if args.max_tokens_per_batch is not None and self.is_deepspeed_enabled:
+            raise RewardlabError(
+                "max_tokens_per_batch cannot be used with DeepSpeed, which counts every backward as an accumulation "
+                "step: lower per_device_train_batch_size and raise gradient_accumulation_steps instead"
+            )
         if args.n_gpu > 1:
             raise RewardlabError(
                 "several GPUs are visible to one process (nn.DataParallel), which is not supported: launch with "
@@ -209,11 +214,13 @@ class RewardTrainer(Trainer):
     # ----------------------------------------------------------------------------------------------- data
     @staticmethod
     def _default_collator(model, pad_token_id: int, args: RewardConfig):
-        if args.padding_free and args.world_size > 1:
-            # Several forward calls per backward through a DDP/FSDP/DeepSpeed wrapper are not safe yet.
-            logger.warning("padding_free is off: multi-process training uses padded batches for now")
-        if not args.padding_free or args.world_size > 1:
-            return DataCollatorForPreference(pad_token_id=pad_token_id, pad_to_multiple_of=args.pad_to_multiple_of)
+        padded = DataCollatorForPreference(
+            pad_token_id=pad_token_id,
+            pad_to_multiple_of=args.pad_to_multiple_of,
+            max_tokens_per_batch=args.max_tokens_per_batch,
+        )
+        if not args.padding_free:
+            return padded
         share, pack = False, False
         if args.share_prompt is not False:
             problem = enable_shared_prompt(model, pad_token_id)
@@ -226,13 +233,21 @@ class RewardTrainer(Trainer):
         if not share and (problem := enable_packed_sequences(model, pad_token_id)) is None:
             pack = True
         elif not share:
+            if args.world_size > 1:
+                # Sub-batches are several forward calls before one backward, which DDP/FSDP wrappers do not allow.
+                logger.warning(
+                    "%s cannot be packed (%s): multi-process training uses padded batches",
+                    type(model).__name__,
+                    problem,
+                )
+                return padded
             logger.info("sequences of %s run as length-grouped sub-batches: %s", type(model).__name__, problem)
         return DataCollatorForFastPreference(
             pad_token_id=pad_token_id,
             share_prompt=share,
             pack_sequences=pack,
             overhead_tokens=args.sub_batch_overhead_tokens,
-            max_tokens_per_sub_batch=args.max_tokens_per_sub_batch,
+            max_tokens_per_batch=args.max_tokens_per_batch,
         )
 
     def _prepare(self, dataset, tokenizer, args, name: str):
@@ -268,6 +283,8 @@ class RewardTrainer(Trainer):
         margin = inputs.get("margin")
         rewards_chosen, rewards_rejected, outputs = self.pair_rewards(model, inputs)
         loss = bradley_terry_loss(rewards_chosen, rewards_rejected, margin, self.args.center_rewards_coefficient)
+        if "loss_weight" in inputs:  # a micro-batch: its share of the whole batch's mean loss
+            loss = loss * inputs["loss_weight"]
         if model.training:
             stats = batch_statistics(rewards_chosen, rewards_rejected, margin, self.args.center_rewards_coefficient)
             # Kept as device tensors: reading them (a host sync) waits for log().
@@ -276,9 +293,19 @@ class RewardTrainer(Trainer):
             self._tokens_since_log = self._tokens_since_log + real
         return (loss, outputs) if return_outputs else loss
 
-    def training_step(self, *args, **kwargs):
+    def training_step(self, model, inputs, num_items_in_batch=None):
         with self._offload_context():
-            return super().training_step(*args, **kwargs)
+            if "micro_batches" not in inputs:
+                return super().training_step(model, inputs, num_items_in_batch)
+            # Over the token budget: forward and backward per micro-batch, gradients accumulated. Only the last
+            # backward synchronises gradients across processes (each process runs its own number of micro-batches).
+            micro_batches = inputs["micro_batches"]
+            loss = 0.0
+            for k, micro in enumerate(micro_batches):
+                last = k == len(micro_batches) - 1
+                with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                    loss = loss + super().training_step(model, micro, num_items_in_batch)
+            return loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Return every pair's [r_chosen, r_rejected] as logits and its margin as label: Trainer then gathers them

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from transformers.data.data_collator import DataCollatorMixin
 
-from rewardlab.packing import pack_groups, plan_sub_batches, shared_prefix_mask, shared_prefix_row
+from rewardlab.packing import (
+    plan_sub_batches,
+    shared_prefix_length,
+    shared_prefix_mask,
+    shared_prefix_row,
+    split_by_token_budget,
+)
 
 
 def pad_right(
@@ -26,6 +33,38 @@ def pad_right(
     return input_ids, attention_mask
 
 
+def split_into_micro_batches(
+    examples: list[dict[str, Any]],
+    collate: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    costs: list[int],
+    max_tokens: int | None,
+    padded: bool,
+) -> dict[str, Any]:
+    """Collate `examples` as one batch, or, over the token budget, as `micro_batches` of whole pairs.
+
+    Each micro-batch is a complete batch of the same layout plus `pair_index` (its pairs' positions in `examples`)
+    and `loss_weight` (its share of the pairs): the trainer runs forward and backward per micro-batch and accumulates
+    the gradients, so the loss and gradients are the whole batch's while activation memory follows the budget.
+    """
+    groups = [list(range(len(examples)))] if max_tokens is None else split_by_token_budget(costs, max_tokens, padded)
+    if len(groups) == 1:
+        return collate(examples)
+    micro_batches = []
+    for group in groups:
+        micro = collate([examples[i] for i in group])
+        micro["pair_index"] = torch.tensor(group)
+        micro["loss_weight"] = torch.tensor(len(group) / len(examples))
+        micro_batches.append(micro)
+    batch: dict[str, Any] = {
+        "micro_batches": micro_batches,
+        "num_pairs": torch.tensor(len(examples)),
+        "num_real_tokens": torch.tensor(sum(len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in examples)),
+    }
+    if "margin" in examples[0]:
+        batch["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
+    return batch
+
+
 @dataclass
 class DataCollatorForPreference(DataCollatorMixin):
     """
@@ -33,7 +72,8 @@ class DataCollatorForPreference(DataCollatorMixin):
 
     Each example needs `chosen_ids` and `rejected_ids`; an optional `margin` becomes a float tensor. Padding is on the
     right, so a sequence-classification head that reads the rightmost non-pad token sees the same token it would see
-    for the unpadded sequence in plain `transformers`.
+    for the unpadded sequence in plain `transformers`. With `max_tokens_per_batch`, a batch whose padded size
+    (2 x pairs x longest sequence) exceeds it comes as `micro_batches` (see `split_into_micro_batches`).
 
     >>> collator = DataCollatorForPreference(pad_token_id=0)
     >>> examples = [{"chosen_ids": [1, 2, 3], "rejected_ids": [4, 5]}, {"chosen_ids": [6, 7], "rejected_ids": [8]}]
@@ -44,9 +84,14 @@ class DataCollatorForPreference(DataCollatorMixin):
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
+    max_tokens_per_batch: int | None = None
     return_tensors: str = "pt"
 
-    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        costs = [2 * max(len(e["chosen_ids"]), len(e["rejected_ids"])) for e in examples]
+        return split_into_micro_batches(examples, self._collate, costs, self.max_tokens_per_batch, padded=True)
+
+    def _collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         sequences = [e["chosen_ids"] for e in examples] + [e["rejected_ids"] for e in examples]
         input_ids, attention_mask = pad_right(sequences, self.pad_token_id, self.pad_to_multiple_of)
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -58,29 +103,37 @@ class DataCollatorForPreference(DataCollatorMixin):
 @dataclass
 class DataCollatorForFastPreference(DataCollatorMixin):
     """
-    Batch pairs without padding waste: length-grouped sub-batches, optionally with the prompt shared per pair.
-
-    The output holds the same pairs as `DataCollatorForPreference` would, in `sub_batches` (see `rewardlab.packing`):
-    - `share_prompt=False`: each sub-batch has `input_ids`/`attention_mask` of sequences of similar length and
-      `sequence_index` (0..B-1 chosen, B..2B-1 rejected), for any architecture.
+    Batch pairs without padding waste, in one of three layouts (see `rewardlab.packing`):
+    - default, any architecture: `sub_batches`, each with `input_ids`/`attention_mask` of sequences of similar
+      length and `sequence_index` (0..B-1 chosen, B..2B-1 rejected).
     - `share_prompt=True` (causal models): each pair is laid out as `prompt + chosen response + rejected response`
-      and the pairs are packed into one row (or several, each under `max_tokens_per_sub_batch`) with
-      `position_ids`, `segments` (each pair's span and boolean attention mask, see `rewardlab.attention`), the
-      read-out positions `chosen_index` and `rejected_index`, and `pair_index`.
+      and the pairs are packed into one row: `input_ids` and `position_ids` of shape (1, n), `segments` (each pair's
+      span and boolean attention mask, see `rewardlab.attention`), and the read-out positions `chosen_index` and
+      `rejected_index`.
     - `pack_sequences=True` (BERT-style encoders): whole sequences concatenated into one row, each attending to
-      itself only, with `position_ids`, `segments`, `first_index` (where each sequence starts) and
-      `sequence_index`.
+      itself only: `input_ids`, `position_ids`, `segments` and `first_index` (where each sequence starts; chosen
+      first, then rejected).
     `num_real_tokens` counts the tokens of chosen and rejected as sequences (TRL's `num_tokens`), whatever is shared.
+    With `max_tokens_per_batch`, a batch computing more tokens than that comes as `micro_batches` (see
+    `split_into_micro_batches`).
     """
 
     pad_token_id: int
     share_prompt: bool = False
     pack_sequences: bool = False
     overhead_tokens: int = 32
-    max_tokens_per_sub_batch: int | None = None
+    max_tokens_per_batch: int | None = None
     return_tensors: str = "pt"
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        costs = [
+            len(e["chosen_ids"]) + len(e["rejected_ids"])
+            - (shared_prefix_length(e["chosen_ids"], e["rejected_ids"]) if self.share_prompt else 0)
+            for e in examples
+        ]  # fmt: skip
+        return split_into_micro_batches(examples, self._collate, costs, self.max_tokens_per_batch, padded=False)
+
+    def _collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         chosen = [e["chosen_ids"] for e in examples]
         rejected = [e["rejected_ids"] for e in examples]
         batch: dict[str, Any] = {
@@ -91,29 +144,24 @@ class DataCollatorForFastPreference(DataCollatorMixin):
             batch["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
         if self.share_prompt:
             rows = [shared_prefix_row(c, r, self.pad_token_id) for c, r in zip(chosen, rejected, strict=True)]
-            groups = pack_groups([len(r) for r in rows], self.max_tokens_per_sub_batch)
-            batch["sub_batches"] = [self._packed_row(rows, group) for group in groups]
+            batch.update(self._packed_row(rows))
         elif self.pack_sequences:
-            sequences = chosen + rejected
-            groups = pack_groups([len(s) for s in sequences], self.max_tokens_per_sub_batch)
-            batch["sub_batches"] = [self._packed_sequences(sequences, group) for group in groups]
+            batch.update(self._packed_sequences(chosen + rejected))
         else:
             sequences = chosen + rejected
-            batch["sub_batches"] = [self._sequence_sub_batch(sequences, group) for group in self._plan(sequences)]
+            groups = plan_sub_batches([len(s) for s in sequences], self.overhead_tokens)
+            batch["sub_batches"] = [self._sequence_sub_batch(sequences, group) for group in groups]
         return batch
-
-    def _plan(self, items) -> list[list[int]]:
-        return plan_sub_batches([len(x) for x in items], self.overhead_tokens, self.max_tokens_per_sub_batch)
 
     def _sequence_sub_batch(self, sequences, group: list[int]) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = pad_right([sequences[i] for i in group], self.pad_token_id)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "sequence_index": torch.tensor(group)}
 
-    def _packed_row(self, rows, group: list[int]) -> dict[str, Any]:
-        """The pairs of `group` concatenated into one row, with each pair's span and attention mask."""
+    def _packed_row(self, rows) -> dict[str, Any]:
+        """The pairs concatenated into one row, with each pair's span and attention mask."""
         input_ids, position_ids, segments, chosen_index, rejected_index = [], [], [], [], []
-        for i in group:
-            row, offset = rows[i], len(input_ids)
+        for row in rows:
+            offset = len(input_ids)
             input_ids += row.input_ids
             position_ids += row.position_ids
             segments.append((offset, offset + len(row), shared_prefix_mask(row)[None, None]))
@@ -125,21 +173,19 @@ class DataCollatorForFastPreference(DataCollatorMixin):
             "segments": segments,
             "chosen_index": torch.tensor(chosen_index),
             "rejected_index": torch.tensor(rejected_index),
-            "pair_index": torch.tensor(group),
         }
 
-    def _packed_sequences(self, sequences, group: list[int]) -> dict[str, Any]:
+    def _packed_sequences(self, sequences) -> dict[str, Any]:
         """Whole sequences concatenated into one row (encoders): each attends to itself only, positions restart."""
         input_ids, position_ids, segments = [], [], []
-        for i in group:
+        for sequence in sequences:
             offset = len(input_ids)
-            input_ids += list(sequences[i])
-            position_ids += range(len(sequences[i]))
+            input_ids += list(sequence)
+            position_ids += range(len(sequence))
             segments.append((offset, len(input_ids), None))
         return {
             "input_ids": torch.tensor([input_ids]),
             "position_ids": torch.tensor([position_ids]),
             "segments": segments,
             "first_index": torch.tensor([start for start, _, _ in segments]),
-            "sequence_index": torch.tensor(group),
         }
