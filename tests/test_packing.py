@@ -6,9 +6,9 @@ import torch
 from rewardlab.packing import (
     plan_sub_batches,
     readout_index,
+    shared_prefix_group,
     shared_prefix_length,
     shared_prefix_mask,
-    shared_prefix_row,
     split_by_token_budget,
 )
 
@@ -23,15 +23,16 @@ def test_readout_follows_transformers_rightmost_non_pad_rule():
 
 def test_shared_prefix_leaves_each_side_a_token():
     assert shared_prefix_length([1, 2, 3, 4], [1, 2, 9]) == 2
+    assert shared_prefix_length([1, 2, 3, 4], [1, 2, 3, 5], [1, 9]) == 1
     assert shared_prefix_length([1, 2, 3], [1, 2, 3, 4]) == 2  # chosen is a prefix of rejected
     assert shared_prefix_length([7], [7]) == 0
 
 
-def test_row_layout_positions_and_mask():
-    row = shared_prefix_row([1, 2, 3, 4], [1, 2, 8, 9, 10], pad_token_id=0)
+def test_pair_layout_positions_and_mask():
+    row = shared_prefix_group([[1, 2, 3, 4], [1, 2, 8, 9, 10]], pad_token_id=0)
     assert row.input_ids == [1, 2, 3, 4, 8, 9, 10]
     assert row.position_ids == [0, 1, 2, 3, 2, 3, 4]  # rejected continues from the end of the prompt
-    assert (row.prompt_length, row.chosen_length, row.chosen_index, row.rejected_index) == (2, 4, 3, 6)
+    assert (row.prefix_length, row.tail_starts, row.readout_index) == (2, [2, 4], [3, 6])
     mask = shared_prefix_mask(row)
     expected = torch.tensor(
         [
@@ -49,8 +50,20 @@ def test_row_layout_positions_and_mask():
 
 
 def test_rejected_readout_inside_the_prompt_maps_to_the_prompt():
-    row = shared_prefix_row([1, 2, 3], [1, 2, 0], pad_token_id=0)  # rejected response is only a pad/eos token
-    assert row.rejected_index == 1
+    row = shared_prefix_group([[1, 2, 3], [1, 2, 0]], pad_token_id=0)  # rejected response is only a pad/eos token
+    assert row.readout_index == [2, 1]
+
+
+def test_group_of_three_and_group_of_one():
+    group = shared_prefix_group([[5, 6, 1], [5, 6, 2, 3], [5, 6, 4]], pad_token_id=None)
+    assert group.input_ids == [5, 6, 1, 2, 3, 4]
+    assert group.position_ids == [0, 1, 2, 2, 3, 2]
+    assert group.readout_index == [2, 4, 5]
+    mask = shared_prefix_mask(group)
+    assert mask[4].tolist() == [True, True, False, True, True, False]  # sees the prompt and itself only
+    assert mask[5].tolist() == [True, True, False, False, False, True]
+    single = shared_prefix_group([[7, 8, 9]], pad_token_id=None)
+    assert single.input_ids == [7, 8, 9] and single.readout_index == [2] and shared_prefix_mask(single) is None
 
 
 def _padded_cost(lengths, groups, overhead):

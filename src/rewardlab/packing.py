@@ -6,14 +6,14 @@ Two ideas, both exact (they change which tensors are multiplied together, never 
   sub-batches whose padded area is close to their real token count; each runs through the model's own forward and
   the rewards are put back in the caller's order. The batch, and so the loss and its gradient, is the padded one's.
 
-* **Prompt shared within a pair, pairs packed into one row** (causal models). Chosen and rejected start with the
-  same tokens (the prompt, or for implicit-prompt data such as HH-RLHF the dialogue before the last reply). A pair
-  is laid out as `prompt + chosen_response + rejected_response`: the prompt is computed once; the rejected response
-  attends to the prompt and to itself, never to the chosen response, and its positions continue from the end of the
-  prompt, so every token sees exactly what it would see in its own unpadded sequence. The pairs of a batch are then
-  concatenated into one row for the linear layers, while attention runs pair by pair (`rewardlab.attention`): a
-  dense mask over the whole row would cost attention quadratic in the row's total length on backends that cannot
-  skip masked blocks (CPU SDPA, eager).
+* **Prompt shared within a group, groups packed into one row** (causal models). Chosen and rejected (or the K
+  responses to one prompt) start with the same tokens (the prompt, or for implicit-prompt data such as HH-RLHF the
+  dialogue before the last reply). A pair is laid out as `prompt + chosen_response + rejected_response`: the prompt
+  is computed once; the rejected response attends to the prompt and to itself, never to the chosen response, and
+  its positions continue from the end of the prompt, so every token sees exactly what it would see in its own
+  unpadded sequence. The groups of a batch are then concatenated into one row for the linear layers, while
+  attention runs group by group (`rewardlab.attention`): a dense mask over the whole row would cost attention
+  quadratic in the row's total length on backends that cannot skip masked blocks (CPU SDPA, eager).
 
 The reward is read where `transformers`' `*ForSequenceClassification` reads it: at the rightmost token that is not
 `pad_token_id` (when pad == eos, trailing eos tokens are skipped), so the fast path and plain `transformers` agree.
@@ -40,60 +40,64 @@ def readout_index(ids: Sequence[int], pad_token_id: int | None) -> int:
     return 0
 
 
-def shared_prefix_length(chosen_ids: Sequence[int], rejected_ids: Sequence[int]) -> int:
-    """Tokens chosen and rejected have in common at the start, leaving each at least one token of its own.
+def shared_prefix_length(*sequences: Sequence[int]) -> int:
+    """Tokens all `sequences` have in common at the start, leaving each at least one token of its own.
 
-    The cap matters when one sequence is a prefix of the other: its reward is still read inside its own part.
+    The cap matters when one sequence is a prefix of another: its reward is still read inside its own part.
     """
-    limit = min(len(chosen_ids), len(rejected_ids)) - 1
+    limit = min(len(s) for s in sequences) - 1
+    first = sequences[0]
     n = 0
-    while n < limit and chosen_ids[n] == rejected_ids[n]:
+    while n < limit and all(s[n] == first[n] for s in sequences[1:]):
         n += 1
     return n
 
 
 @dataclass(frozen=True)
-class SharedPrefixRow:
-    """One pair laid out as `prompt + chosen response + rejected response`."""
+class SharedPrefixGroup:
+    """K sequences laid out as `prefix + tail_1 + ... + tail_K`: the prefix they share is computed once.
+
+    A preference pair is the group [chosen, rejected]; responses to one prompt (a GRPO group, a ranking) are larger
+    groups; a single sequence is a group of one (laid out as itself).
+    """
 
     input_ids: list[int]
     position_ids: list[int]
-    prompt_length: int  # tokens shared by both sequences
-    chosen_length: int  # prompt + chosen response: the rejected response starts here
-    chosen_index: int  # where the chosen reward is read, in row coordinates
-    rejected_index: int  # where the rejected reward is read, in row coordinates
+    prefix_length: int  # tokens shared by every sequence
+    tail_starts: list[int]  # where each sequence's own tokens start in the row; the last one ends the row
+    readout_index: list[int]  # where each sequence's reward is read, in row coordinates
 
     def __len__(self) -> int:
         return len(self.input_ids)
 
 
-def shared_prefix_row(
-    chosen_ids: Sequence[int], rejected_ids: Sequence[int], pad_token_id: int | None
-) -> SharedPrefixRow:
-    p = shared_prefix_length(chosen_ids, rejected_ids)
-    n_c, n_r = len(chosen_ids), len(rejected_ids)
-    rejected_tail = list(rejected_ids[p:])
-    j_r = readout_index(rejected_ids, pad_token_id)
-    return SharedPrefixRow(
-        input_ids=list(chosen_ids) + rejected_tail,
-        position_ids=list(range(n_c)) + list(range(p, n_r)),
-        prompt_length=p,
-        chosen_length=n_c,
-        chosen_index=readout_index(chosen_ids, pad_token_id),
-        # A read-out inside the shared prompt (a response made only of pad tokens) is read from the prompt itself.
-        rejected_index=j_r if j_r < p else n_c + (j_r - p),
-    )
+def shared_prefix_group(sequences: Sequence[Sequence[int]], pad_token_id: int | None) -> SharedPrefixGroup:
+    p = shared_prefix_length(*sequences) if len(sequences) > 1 else 0
+    input_ids, position_ids = list(sequences[0][:p]), list(range(p))
+    tail_starts, readout = [], []
+    for ids in sequences:
+        tail_starts.append(len(input_ids))
+        j = readout_index(ids, pad_token_id)
+        # A read-out inside the shared prefix (a response made only of pad tokens) is read from the prefix itself.
+        readout.append(j if j < p else len(input_ids) + (j - p))
+        input_ids += ids[p:]
+        position_ids += range(p, len(ids))
+    return SharedPrefixGroup(input_ids, position_ids, p, tail_starts, readout)
 
 
-def shared_prefix_mask(row: SharedPrefixRow) -> torch.Tensor:
-    """Boolean (n, n) mask, True where a query token may attend to a key token.
+def shared_prefix_mask(group: SharedPrefixGroup) -> torch.Tensor | None:
+    """Boolean (n, n) mask, True where a query token may attend to a key token; None for plain causal attention.
 
-    Causal over `prompt + chosen`; the rejected part sees the prompt and, causally, itself.
+    Each sequence's own tokens see the shared prefix and, causally, themselves, never another sequence's tokens.
     """
-    n = len(row)
-    mask = torch.ones(n, n, dtype=torch.bool).tril()
-    mask[row.chosen_length :, row.prompt_length : row.chosen_length] = False  # rejected never sees chosen
-    return mask
+    if len(group.tail_starts) == 1:
+        return None  # one sequence: ordinary causal attention, which SDPA computes without a mask
+    n, p = len(group), group.prefix_length
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    mask[:, :p] = True
+    for start, end in zip(group.tail_starts, [*group.tail_starts[1:], n], strict=True):
+        mask[start:end, start:end] = True
+    return mask.tril_()
 
 
 def plan_sub_batches(lengths: Sequence[int], overhead_tokens: int = 0) -> list[list[int]]:

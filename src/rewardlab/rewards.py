@@ -47,15 +47,16 @@ def _in_caller_order(values: list[torch.Tensor], order: list[torch.Tensor]) -> t
     return torch.empty_like(values).index_copy(0, order, values)
 
 
-def _sequence_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    num_pairs = int(batch["num_pairs"])
+def _sub_batch_rewards(model, batch: dict[str, Any]) -> torch.Tensor:
     rewards, order = [], []
     for sub in batch["sub_batches"]:
-        logits = model(input_ids=sub["input_ids"], attention_mask=sub["attention_mask"]).logits
-        rewards.append(logits.squeeze(-1))
+        rewards.append(_padded_rewards(model, sub))
         order.append(sub["sequence_index"])
-    out = _in_caller_order(rewards, order)
-    return out[:num_pairs], out[num_pairs:]
+    return _in_caller_order(rewards, order)
+
+
+def _padded_rewards(model, batch: dict[str, Any]) -> torch.Tensor:
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.squeeze(-1)
 
 
 @contextlib.contextmanager
@@ -86,14 +87,14 @@ def _packed_forward(model: torch.nn.Module, batch: dict[str, Any]) -> None:
     )
 
 
-def _packed_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+def _packed_rewards(model, batch: dict[str, Any]) -> torch.Tensor:
     backbone, head = split_backbone_and_head(model)
     if backbone.config._attn_implementation != ATTENTION_NAME:
-        raise ValueError(f"packed pairs need attn_implementation={ATTENTION_NAME!r} (see rewardlab.attention)")
+        raise ValueError(f"packed sequences need attn_implementation={ATTENTION_NAME!r} (see rewardlab.attention)")
     with _capture(head) as captured:
         _packed_forward(model, batch)
     token_rewards = captured[0][0, :, 0]  # the head's output at every position of the row
-    return token_rewards[batch["chosen_index"]], token_rewards[batch["rejected_index"]]
+    return token_rewards[batch["readout_index"]]
 
 
 def split_encoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, Any]:
@@ -113,12 +114,11 @@ def split_encoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, Any
     return encoder, head
 
 
-def _packed_sequence_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+def _packed_encoder_rewards(model, batch: dict[str, Any]) -> torch.Tensor:
     encoder, head = split_encoder_and_head(model)
     with _capture(encoder.pooler, inputs=True) as captured:
         _packed_forward(model, batch)
-    rewards = head(captured[0][0, batch["first_index"]])
-    return rewards.chunk(2)
+    return head(captured[0][0, batch["first_index"]])
 
 
 def _micro_batch_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,18 +131,22 @@ def _micro_batch_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, to
     return _in_caller_order(chosen, order), _in_caller_order(rejected, order)
 
 
+def sequence_rewards(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    """The reward of every sequence of a collated batch, in the batch's sequence order, whatever its layout."""
+    if "first_index" in batch:
+        return _packed_encoder_rewards(model, batch)
+    if "segments" in batch:
+        return _packed_rewards(model, batch)
+    if "sub_batches" in batch:
+        return _sub_batch_rewards(model, batch)
+    return _padded_rewards(model, batch)
+
+
 def pair_rewards(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     """(rewards_chosen, rewards_rejected) of a batch from `DataCollatorForPreference` or the fast collator."""
     if "micro_batches" in batch:
         return _micro_batch_rewards(model, batch)
-    if "first_index" in batch:
-        return _packed_sequence_rewards(model, batch)
-    if "segments" in batch:
-        return _packed_rewards(model, batch)
-    if "sub_batches" in batch:
-        return _sequence_rewards(model, batch)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    rewards_chosen, rewards_rejected = logits.squeeze(-1).chunk(2)
+    rewards_chosen, rewards_rejected = sequence_rewards(model, batch).chunk(2)
     return rewards_chosen, rewards_rejected
 
 

@@ -10,10 +10,11 @@ import torch
 from transformers.data.data_collator import DataCollatorMixin
 
 from rewardlab.packing import (
+    SharedPrefixGroup,
     plan_sub_batches,
+    shared_prefix_group,
     shared_prefix_length,
     shared_prefix_mask,
-    shared_prefix_row,
     split_by_token_budget,
 )
 
@@ -108,8 +109,8 @@ class DataCollatorForFastPreference(DataCollatorMixin):
       length and `sequence_index` (0..B-1 chosen, B..2B-1 rejected).
     - `share_prompt=True` (causal models): each pair is laid out as `prompt + chosen response + rejected response`
       and the pairs are packed into one row: `input_ids` and `position_ids` of shape (1, n), `segments` (each pair's
-      span and boolean attention mask, see `rewardlab.attention`), and the read-out positions `chosen_index` and
-      `rejected_index`.
+      span and boolean attention mask, see `rewardlab.attention`), and `readout_index`, where each sequence's reward
+      is read (chosen sequences first, then rejected).
     - `pack_sequences=True` (BERT-style encoders): whole sequences concatenated into one row, each attending to
       itself only: `input_ids`, `position_ids`, `segments` and `first_index` (where each sequence starts; chosen
       first, then rejected).
@@ -143,10 +144,13 @@ class DataCollatorForFastPreference(DataCollatorMixin):
         if "margin" in examples[0]:
             batch["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
         if self.share_prompt:
-            rows = [shared_prefix_row(c, r, self.pad_token_id) for c, r in zip(chosen, rejected, strict=True)]
-            batch.update(self._packed_row(rows))
+            groups = [shared_prefix_group([c, r], self.pad_token_id) for c, r in zip(chosen, rejected, strict=True)]
+            row = pack_shared_prefix_groups(groups)
+            # Read-outs come per group (chosen, rejected); the rewards are expected as all chosen, then all rejected.
+            row["readout_index"] = row["readout_index"].view(-1, 2).t().reshape(-1)
+            batch.update(row)
         elif self.pack_sequences:
-            batch.update(self._packed_sequences(chosen + rejected))
+            batch.update(pack_sequences(chosen + rejected))
         else:
             sequences = chosen + rejected
             groups = plan_sub_batches([len(s) for s in sequences], self.overhead_tokens)
@@ -157,35 +161,42 @@ class DataCollatorForFastPreference(DataCollatorMixin):
         input_ids, attention_mask = pad_right([sequences[i] for i in group], self.pad_token_id)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "sequence_index": torch.tensor(group)}
 
-    def _packed_row(self, rows) -> dict[str, Any]:
-        """The pairs concatenated into one row, with each pair's span and attention mask."""
-        input_ids, position_ids, segments, chosen_index, rejected_index = [], [], [], [], []
-        for row in rows:
-            offset = len(input_ids)
-            input_ids += row.input_ids
-            position_ids += row.position_ids
-            segments.append((offset, offset + len(row), shared_prefix_mask(row)[None, None]))
-            chosen_index.append(offset + row.chosen_index)
-            rejected_index.append(offset + row.rejected_index)
-        return {
-            "input_ids": torch.tensor([input_ids]),
-            "position_ids": torch.tensor([position_ids]),
-            "segments": segments,
-            "chosen_index": torch.tensor(chosen_index),
-            "rejected_index": torch.tensor(rejected_index),
-        }
 
-    def _packed_sequences(self, sequences) -> dict[str, Any]:
-        """Whole sequences concatenated into one row (encoders): each attends to itself only, positions restart."""
-        input_ids, position_ids, segments = [], [], []
-        for sequence in sequences:
-            offset = len(input_ids)
-            input_ids += list(sequence)
-            position_ids += range(len(sequence))
-            segments.append((offset, len(input_ids), None))
-        return {
-            "input_ids": torch.tensor([input_ids]),
-            "position_ids": torch.tensor([position_ids]),
-            "segments": segments,
-            "first_index": torch.tensor([start for start, _, _ in segments]),
-        }
+def pack_shared_prefix_groups(groups: list[SharedPrefixGroup]) -> dict[str, Any]:
+    """Causal models: groups concatenated into one row, each group's span with its own attention mask.
+
+    `readout_index` lists every sequence's read-out position, group after group.
+    """
+    input_ids, position_ids, segments, readout = [], [], [], []
+    for group in groups:
+        offset = len(input_ids)
+        input_ids += group.input_ids
+        position_ids += group.position_ids
+        mask = shared_prefix_mask(group)
+        segments.append((offset, offset + len(group), None if mask is None else mask[None, None]))
+        readout += [offset + j for j in group.readout_index]
+    return {
+        "input_ids": torch.tensor([input_ids]),
+        "position_ids": torch.tensor([position_ids]),
+        "segments": segments,
+        "readout_index": torch.tensor(readout),
+    }
+
+
+def pack_sequences(sequences: list[list[int]]) -> dict[str, Any]:
+    """Encoders: whole sequences concatenated into one row, each attending to itself only, positions restarting.
+
+    `first_index` is where each sequence starts (the [CLS] token the pooler reads).
+    """
+    input_ids, position_ids, segments = [], [], []
+    for sequence in sequences:
+        offset = len(input_ids)
+        input_ids += list(sequence)
+        position_ids += range(len(sequence))
+        segments.append((offset, len(input_ids), None))
+    return {
+        "input_ids": torch.tensor([input_ids]),
+        "position_ids": torch.tensor([position_ids]),
+        "segments": segments,
+        "first_index": torch.tensor([start for start, _, _ in segments]),
+    }
