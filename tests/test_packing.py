@@ -116,3 +116,21 @@ def test_token_budget_keeps_an_oversized_item_alone_and_a_small_batch_whole():
     assert split_by_token_budget([40, 30, 30], 100, padded=True) == [[0, 1], [2]]  # 3 x 40 > 100
     with pytest.raises(ValueError, match="positive"):
         split_by_token_budget([1], 0)
+
+
+def test_group_by_shared_prefix_groups_neighbours_and_respects_limits():
+    from rewardlab.packing import group_by_shared_prefix
+
+    prompt_a, prompt_b = list(range(100, 120)), list(range(200, 220))
+    sequences = [prompt_a + [1], prompt_b + [2, 3], prompt_a + [4, 5], [7, 8], prompt_b + [9], prompt_a + [6]]
+    groups = group_by_shared_prefix(sequences, min_shared_tokens=16)
+    assert sorted(sorted(g) for g in groups) == [[0, 2, 5], [1, 4], [3]]
+    for group in groups:  # the packed length the limit is about equals the real row length
+        if len(group) > 1:
+            assert len(shared_prefix_group([sequences[i] for i in group], None)) <= 2048
+    capped = group_by_shared_prefix(sequences, min_shared_tokens=16, max_group_tokens=23)
+    assert all(len(shared_prefix_group([sequences[i] for i in g], None)) <= 23 for g in capped if len(g) > 1)
+    assert len(capped) > len(groups)
+    assert group_by_shared_prefix(sequences, min_shared_tokens=21) == [
+        [i] for i in sorted(range(6), key=sequences.__getitem__)
+    ]

@@ -129,3 +129,15 @@ def test_random_pairs_stay_within_max_length_and_distinct():
         if result.status == RESPONSE_TRUNCATED:
             assert max(len(chosen), len(rejected)) - common_prefix_length(chosen, rejected) > max_length - keep - 1
     assert statuses == {OK, PROMPT_TRUNCATED, RESPONSE_TRUNCATED}
+
+
+def test_truncate_sequence_cuts_the_prompt_first_then_the_response_end():
+    from rewardlab.data.truncation import truncate_sequence
+
+    ids = [0, 1, 2, 3, 4, 5, 6, 7]  # 0 is BOS, the prompt is [0, 1, 2, 3, 4]
+    assert truncate_sequence(ids, 5, None, "truncate_prompt") == (ids, "ok")
+    assert truncate_sequence(ids, 5, 6, "truncate_prompt", keep_leading=1) == ([0, 3, 4, 5, 6, 7], "prompt_truncated")
+    assert truncate_sequence(ids, 5, 3, "truncate_prompt", keep_leading=1) == ([0, 5, 7], "response_truncated")
+    assert truncate_sequence(ids, 5, 6, "drop") == (ids, "dropped")
+    with pytest.raises(ValueError, match="max_length=6"):
+        truncate_sequence(ids, 5, 6, "error")

@@ -14,13 +14,27 @@ _EXPORTS = {
     "DataCollatorForPreference": "rewardlab.data.collate",
     "RewardlabError": "rewardlab.errors",
     "InvalidRowError": "rewardlab.errors",
+    "RewardModel": "rewardlab.scoring",
+    "PairScores": "rewardlab.scoring",
+    "RewardFunction": "rewardlab.rl",
 }
-__all__ = ["DataCollatorForPreference", "InvalidRowError", "RewardConfig", "RewardTrainer", "RewardlabError"]
+__all__ = [
+    "DataCollatorForPreference",
+    "InvalidRowError",
+    "PairScores",
+    "RewardConfig",
+    "RewardFunction",
+    "RewardModel",
+    "RewardTrainer",
+    "RewardlabError",
+]
 
 if TYPE_CHECKING:
     from rewardlab.config import RewardConfig
     from rewardlab.data.collate import DataCollatorForPreference
     from rewardlab.errors import InvalidRowError, RewardlabError
+    from rewardlab.rl import RewardFunction
+    from rewardlab.scoring import PairScores, RewardModel
     from rewardlab.trainer import RewardTrainer
 
 

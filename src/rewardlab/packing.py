@@ -152,3 +152,33 @@ def split_by_token_budget(costs: Sequence[int], max_tokens: int, padded: bool = 
         groups.append([i])
         totals.append(costs[i])
     return groups
+
+
+def group_by_shared_prefix(
+    sequences: Sequence[Sequence[int]], min_shared_tokens: int = 16, max_group_tokens: int = 2048
+) -> list[list[int]]:
+    """Groups of sequences (indices) that start with the same `min_shared_tokens` or more, to be scored together.
+
+    Responses to one prompt (a GRPO group, best-of-n samples) then compute the prompt once. Sequences are sorted
+    lexicographically, so those with a common prefix are neighbours, and a group's prefix is the smallest common
+    prefix of neighbours. A group stops growing where its packed length (prefix once + every tail) would exceed
+    `max_group_tokens`: attention inside a group is computed densely with a mask, so very large groups cost more
+    attention than sharing saves.
+    """
+    order = sorted(range(len(sequences)), key=lambda i: list(sequences[i]))
+    groups: list[list[int]] = []
+    prefix = length = 0
+    for i in order:
+        ids = sequences[i]
+        if groups:
+            previous = sequences[groups[-1][-1]]
+            shared = min(prefix, shared_prefix_length(previous, ids))
+            # The group's row if `ids` joins: the new prefix once, then every member's own tokens.
+            grown = length + (prefix - shared) * len(groups[-1]) + len(ids) - shared
+            if shared >= min_shared_tokens and grown <= max_group_tokens:
+                groups[-1].append(i)
+                prefix, length = shared, grown
+                continue
+        groups.append([i])
+        prefix, length = len(ids), len(ids)
+    return groups

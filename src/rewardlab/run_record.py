@@ -49,6 +49,9 @@ def build_run_record(trainer: Any) -> dict[str, Any]:
         "args": {k: getattr(args, k) for k in _RECORDED_ARGS},
         "final_train_metrics": final_train,
         "final_eval_metrics": final_eval,
+        # Mean and std of every reward (chosen and rejected) at the last evaluation: `RewardModel.normalize` and the
+        # RL reward function's `normalize=True` use them to put rewards on a unit scale.
+        "reward_normalization": getattr(trainer, "reward_statistics", None),
     }
 
 
@@ -102,3 +105,17 @@ def write_run_record(trainer: Any, output_dir: str) -> dict[str, Any]:
     with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as f:
         f.write(_model_card(record))
     return record
+
+
+def read_run_record(path_or_id: str) -> dict[str, Any] | None:
+    """The `rewardlab_run.json` saved with a model (local directory or hub id), or None if it has none."""
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(path_or_id, RUN_RECORD_FILE, _raise_exceptions_for_missing_entries=False)
+    except Exception:  # offline, no such repo, ...: a model without a run record is still a model
+        return None
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)

@@ -204,6 +204,8 @@ class RewardTrainer(Trainer):
                 logger.warning("activation_offloading needs a CUDA device; ignored")
             self._offload_context = contextlib.nullcontext
 
+        # Mean/std of the rewards at the last evaluation, saved with the model for reward normalisation.
+        self.reward_statistics: dict[str, float] | None = None
         # Training statistics since the last log, as sums (see metrics.py), and the running count of real tokens.
         self._train_stats = empty_statistics().to(args.device)
         self._tokens_since_log = 0
@@ -322,6 +324,13 @@ class RewardTrainer(Trainer):
 
     def _compute_eval_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
         rewards = prediction.predictions
+        both = rewards.astype("float64").ravel()
+        self.reward_statistics = {
+            "mean": float(both.mean()),
+            "std": float(both.std()),
+            "num_rewards": int(both.size),
+            "global_step": self.state.global_step,
+        }
         metrics = preference_metrics(
             rewards[:, 0], rewards[:, 1], prediction.label_ids, self.args.center_rewards_coefficient
         )

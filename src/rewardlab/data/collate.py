@@ -152,14 +152,22 @@ class DataCollatorForFastPreference(DataCollatorMixin):
         elif self.pack_sequences:
             batch.update(pack_sequences(chosen + rejected))
         else:
-            sequences = chosen + rejected
-            groups = plan_sub_batches([len(s) for s in sequences], self.overhead_tokens)
-            batch["sub_batches"] = [self._sequence_sub_batch(sequences, group) for group in groups]
+            batch.update(length_grouped_sub_batches(chosen + rejected, self.pad_token_id, self.overhead_tokens))
         return batch
 
-    def _sequence_sub_batch(self, sequences, group: list[int]) -> dict[str, torch.Tensor]:
-        input_ids, attention_mask = pad_right([sequences[i] for i in group], self.pad_token_id)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "sequence_index": torch.tensor(group)}
+
+def length_grouped_sub_batches(sequences: list[list[int]], pad_token_id: int, overhead_tokens: int) -> dict[str, Any]:
+    """Any architecture: `sub_batches` of sequences of similar length, each padded to its own longest sequence.
+
+    Each sub-batch carries `sequence_index`, the positions of its sequences in `sequences`.
+    """
+    sub_batches = []
+    for group in plan_sub_batches([len(s) for s in sequences], overhead_tokens):
+        input_ids, attention_mask = pad_right([sequences[i] for i in group], pad_token_id)
+        sub_batches.append(
+            {"input_ids": input_ids, "attention_mask": attention_mask, "sequence_index": torch.tensor(group)}
+        )
+    return {"sub_batches": sub_batches}
 
 
 def pack_shared_prefix_groups(groups: list[SharedPrefixGroup]) -> dict[str, Any]:

@@ -93,3 +93,33 @@ def truncate_pair(
     chosen = _cut_end(chosen[:keep] + chosen[prefix:], max_length)
     rejected = _cut_end(rejected[:keep] + rejected[prefix:], max_length)
     return TruncationResult(chosen, rejected, RESPONSE_TRUNCATED)
+
+
+def truncate_sequence(
+    ids: Sequence[int], prompt_length: int, max_length: int | None, policy: str, keep_leading: int = 0
+) -> tuple[list[int], str]:
+    """The over-length `policy` for one sequence to score, whose first `prompt_length` tokens are its prompt.
+
+    The same rule as `truncate_pair` with the prompt known: "truncate_prompt" removes the oldest prompt tokens (after
+    `keep_leading` BOS/CLS tokens) and keeps the response whole, or, if the response alone is too long, cuts it at
+    its end keeping the final token. Returns the ids and a status from `STATUSES`; "error" raises `ValueError`.
+    """
+    ids = list(ids)
+    if max_length is None or len(ids) <= max_length:
+        return ids, OK
+    if policy == "drop":
+        return ids, DROPPED
+    if policy == "error":
+        raise ValueError(
+            f"{len(ids)} tokens, more than max_length={max_length}; raise max_length, or set overlength_policy "
+            "to 'truncate_prompt' or 'drop'"
+        )
+    if policy != "truncate_prompt":
+        raise ValueError(f"unknown overlength policy {policy!r}; use 'truncate_prompt', 'drop' or 'error'")
+    prefix = max(0, min(prompt_length, len(ids) - 1))
+    keep = max(0, min(keep_leading, prefix))
+    excess = len(ids) - max_length
+    if excess <= prefix - keep:
+        return ids[:keep] + ids[keep + excess :], PROMPT_TRUNCATED
+    keep = min(keep, max_length - 1)
+    return _cut_end(ids[:keep] + ids[prefix:], max_length), RESPONSE_TRUNCATED

@@ -1,0 +1,39 @@
+"""A trained reward model as a reward function for RL trainers (TRL's GRPOTrainer and RLOOTrainer `reward_funcs`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rewardlab.errors import RewardlabError
+from rewardlab.scoring import RewardModel
+
+
+class RewardFunction:
+    """`reward_fn(prompts, completions, **kwargs) -> list[float]`, the signature TRL's `reward_funcs` accept.
+
+    Prompts and completions are strings (standard) or message lists (conversational); both are scored as training
+    scored them, on the fast path: the completions of one prompt (a GRPO group) compute the prompt once.
+
+    Args:
+        model: a `RewardModel`, or a path / hub id given to `RewardModel.from_pretrained` with `model_kwargs`.
+        normalize: return (reward - mean) / std with the statistics training saved from its last evaluation, so that
+            rewards of different models (or ensembles) share a scale.
+        name: how RL trainers log this reward (`rewards/<name>/mean`).
+    """
+
+    def __init__(self, model: str | RewardModel, normalize: bool = False, name: str = "rewardlab", **model_kwargs: Any):
+        self.reward_model = (
+            model if isinstance(model, RewardModel) else RewardModel.from_pretrained(model, **model_kwargs)
+        )
+        if normalize and not self.reward_model.normalization:
+            raise RewardlabError(
+                "normalize=True needs the reward statistics saved by a training run with an evaluation set; this "
+                "model has none"
+            )
+        self.normalize = normalize
+        self.__name__ = name  # TRL names a reward function's metrics after its __name__
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        rewards = self.reward_model.score(prompts, completions)
+        return self.reward_model.normalize(rewards) if self.normalize else rewards

@@ -1,0 +1,323 @@
+"""Score with a trained reward model: plain texts, prompt + completion, and preference pairs, on the fast path.
+
+`RewardModel` tokenizes exactly as training did (`rewardlab.data.tokenize`), applies the same over-length policy,
+batches by a token budget (longest first), lays each batch out padding-free with shared prompts computed once
+(`rewardlab.packing`), and returns the scores in the caller's order. Pairs are scored in the training layout itself,
+so a pair's rewards are the trainer's to float precision.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from accelerate.utils import send_to_device
+
+from rewardlab.data.collate import length_grouped_sub_batches, pack_sequences, pack_shared_prefix_groups, pad_right
+from rewardlab.data.formats import IDENTICAL, detect_format, reason_code, validate_example
+from rewardlab.data.prepare import resolve_eos_token_id
+from rewardlab.data.tokenize import (
+    _render,
+    _tokenize_text,
+    has_chat_template,
+    leading_special_count,
+    no_chat_template_error,
+    tokenize_pair,
+)
+from rewardlab.data.truncation import (
+    DROPPED,
+    OK,
+    STATUSES,
+    common_prefix_length,
+    truncate_pair,
+    truncate_sequence,
+)
+from rewardlab.errors import InvalidRowError, RewardlabError
+from rewardlab.model import load_trained_model, resolve_dtype, set_pad_token
+from rewardlab.packing import group_by_shared_prefix, shared_prefix_group, split_by_token_budget
+from rewardlab.rewards import enable_packed_sequences, enable_shared_prompt, sequence_rewards
+from rewardlab.run_record import read_run_record
+
+logger = logging.getLogger(__name__)
+
+SHARED_PREFIX, PACKED, SUB_BATCHES, PADDED = "shared_prefix", "packed", "sub_batches", "padded"
+
+
+@dataclass
+class PairScores:
+    """Rewards of preference pairs and the model's P(chosen > rejected) = sigmoid(r_chosen - r_rejected)."""
+
+    rewards_chosen: list[float]
+    rewards_rejected: list[float]
+    prob_chosen: list[float]
+
+
+class RewardModel:
+    """A reward model ready to score. Build it with `RewardModel.from_pretrained(path_or_id)`.
+
+    Args:
+        model, tokenizer: a `*ForSequenceClassification` model with one output (or a `PeftModel` around one) and its
+            tokenizer.
+        max_length / overlength_policy: as in training ('truncate_prompt' cuts the oldest prompt tokens, keeps the
+            response; 'drop' scores the item NaN; 'error' raises). `from_pretrained` reads the training values from
+            the saved run; None: no limit.
+        max_tokens_per_batch: token budget of one forward pass (bounds memory).
+        padding_free: use the fast layouts (packed rows, prompts shared); False: padded batches.
+        normalization: {"mean": m, "std": s} used by `normalize` (saved by training from its last evaluation).
+        eos_token: the eos appended to plain text, as the `eos_token` training option (default: the tokenizer's).
+
+    `report` counts what every call so far did to its inputs: "ok", "prompt_truncated", "response_truncated",
+    "dropped" (the statuses of `rewardlab.data.truncation`).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        max_length: int | None = None,
+        overlength_policy: str = "truncate_prompt",
+        max_tokens_per_batch: int = 8192,
+        padding_free: bool = True,
+        normalization: Mapping[str, float] | None = None,
+        eos_token: str | None = None,
+    ):
+        if overlength_policy not in ("truncate_prompt", "drop", "error"):
+            raise RewardlabError(f"overlength_policy must be truncate_prompt, drop or error, got {overlength_policy!r}")
+        if max_tokens_per_batch < 1:
+            raise RewardlabError(f"max_tokens_per_batch must be positive, got {max_tokens_per_batch}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        set_pad_token(tokenizer, model)
+        self.pad_token_id = tokenizer.pad_token_id
+        self.eos_token_id = resolve_eos_token_id(tokenizer, eos_token)
+        self.max_length = max_length
+        self.overlength_policy = overlength_policy
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self.normalization = dict(normalization) if normalization else None
+        self.device = next(model.parameters()).device
+        self.layout = self._choose_layout(padding_free)
+        self.report: Counter[str] = Counter({status: 0 for status in STATUSES})
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str,
+        *,
+        dtype: Any = None,
+        device: str | torch.device | None = None,
+        base_model: str | None = None,
+        **kwargs: Any,
+    ) -> RewardModel:
+        """Load a saved reward model: a full checkpoint or a LoRA adapter directory (with its trained score head).
+
+        `dtype`: float32 (default), bfloat16, float16 or 'auto'. `device`: default CUDA when available, else CPU.
+        Other keyword arguments go to `RewardModel(...)`; `max_length`, `overlength_policy` and `normalization`
+        default to what the training run saved (`rewardlab_run.json`), when there is one.
+        """
+        model, tokenizer = load_trained_model(path_or_id, dtype=resolve_dtype(dtype), base_model=base_model)
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model.to(device)
+        record = read_run_record(path_or_id) or {}
+        args = record.get("args", {})
+        kwargs.setdefault("max_length", args.get("max_length"))
+        kwargs.setdefault("overlength_policy", args.get("overlength_policy") or "truncate_prompt")
+        kwargs.setdefault("normalization", record.get("reward_normalization"))
+        return cls(model, tokenizer, **kwargs)
+
+    def _choose_layout(self, padding_free: bool) -> str:
+        if not padding_free:
+            return PADDED
+        problem = enable_shared_prompt(self.model, self.pad_token_id)
+        if problem is None:
+            return SHARED_PREFIX
+        if enable_packed_sequences(self.model, self.pad_token_id) is None:
+            return PACKED
+        logger.info("%s scores in length-grouped sub-batches: %s", type(self.model).__name__, problem)
+        return SUB_BATCHES
+
+    # ------------------------------------------------------------------------------------------------ scoring
+    def score_texts(self, texts: Sequence[str]) -> list[float]:
+        """Rewards of whole texts (tokenized as training tokenizes a plain-text sequence, eos appended).
+
+        A text over `max_length` loses its oldest tokens (after BOS/CLS), so its end, the response, is kept.
+        """
+        texts = _check_list(texts, "texts")
+        sequences, prompt_lengths = [], []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidRowError(i, "texts", f"must be a string, got {type(text).__name__}")
+            ids = _tokenize_text(self.tokenizer, text, self.eos_token_id)
+            sequences.append(ids)
+            prompt_lengths.append(len(ids) - 1)
+        return self._score_sequences(sequences, prompt_lengths)
+
+    def score(self, prompts: Sequence[Any], completions: Sequence[Any], **chat_template_kwargs: Any) -> list[float]:
+        """Rewards of completions to prompts: strings (concatenated, as training does) or message lists (the
+        conversation prompt + completion through the chat template). Over-length inputs lose prompt tokens first.
+        """
+        prompts, completions = _check_list(prompts, "prompts"), _check_list(completions, "completions")
+        if len(prompts) != len(completions):
+            raise RewardlabError(f"{len(prompts)} prompts but {len(completions)} completions: give one prompt each")
+        sequences, prompt_lengths = [], []
+        for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+            ids, prompt_ids = self._tokenize_prompt_completion(i, prompt, completion, chat_template_kwargs)
+            sequences.append(ids)
+            prompt_lengths.append(min(common_prefix_length(ids, prompt_ids), len(ids) - 1))
+        return self._score_sequences(sequences, prompt_lengths)
+
+    def score_pairs(
+        self, chosen: Sequence[Any], rejected: Sequence[Any], prompts: Sequence[Any] | None = None
+    ) -> PairScores:
+        """Rewards of preference pairs in any of the training formats (strings or message lists, with or without
+        explicit prompts), tokenized, truncated and laid out exactly as in training."""
+        chosen, rejected = _check_list(chosen, "chosen"), _check_list(rejected, "rejected")
+        if len(chosen) != len(rejected) or (prompts is not None and len(prompts) != len(chosen)):
+            raise RewardlabError("chosen, rejected (and prompts, if given) must have the same length")
+        rows = [{"chosen": c, "rejected": r} for c, r in zip(chosen, rejected, strict=True)]
+        if prompts is not None:
+            for row, prompt in zip(rows, _check_list(prompts, "prompts"), strict=True):
+                row["prompt"] = prompt
+        return self.score_pair_rows(rows)
+
+    def score_pair_rows(self, rows: Sequence[Mapping[str, Any]]) -> PairScores:
+        """`score_pairs` for rows as the trainer takes them (`chosen`, `rejected`, optional `prompt`, `tools`,
+        `chat_template_kwargs`, or pre-tokenized `chosen_ids`/`rejected_ids`)."""
+        sequences, statuses = [], []
+        for i, row in enumerate(rows):
+            try:
+                validate_example(row, i, detect_format(row))
+            except InvalidRowError as e:
+                if reason_code(e) != IDENTICAL:  # scoring a pair of equal texts is fine: P = 0.5
+                    raise
+            except RewardlabError as e:
+                raise InvalidRowError(i, None, str(e)) from None
+            try:
+                pair = tokenize_pair(row, self.tokenizer, self.eos_token_id)
+            except InvalidRowError as e:
+                raise InvalidRowError(i, e.field, e.reason) from None
+            keep = leading_special_count(pair["chosen_ids"], self.tokenizer)
+            try:
+                result = truncate_pair(
+                    pair["chosen_ids"], pair["rejected_ids"], self.max_length, self.overlength_policy, keep
+                )
+            except ValueError as e:
+                raise InvalidRowError(i, None, str(e)) from None
+            sequences += [result.chosen_ids, result.rejected_ids]
+            statuses.append(result.status)
+        self.report.update(statuses)
+        _log_report(statuses)
+        groups = [[2 * k, 2 * k + 1] for k in range(len(statuses))]
+        rewards = self._rewards(sequences, groups)
+        chosen_r, rejected_r = rewards[0::2], rewards[1::2]
+        for k, status in enumerate(statuses):
+            if status == DROPPED:
+                chosen_r[k] = rejected_r[k] = math.nan
+        prob = [_sigmoid(c - r) for c, r in zip(chosen_r, rejected_r, strict=True)]
+        return PairScores(chosen_r, rejected_r, prob)
+
+    def normalize(self, rewards: Sequence[float]) -> list[float]:
+        """(reward - mean) / std with the statistics saved by training (see `normalization`)."""
+        if not self.normalization:
+            raise RewardlabError(
+                "this model has no saved reward statistics (they come from an evaluation during training): pass "
+                "normalization={'mean': ..., 'std': ...}"
+            )
+        mean, std = self.normalization["mean"], self.normalization["std"] or 1.0
+        return [(r - mean) / std for r in rewards]
+
+    # ------------------------------------------------------------------------------------------------ internals
+    def _tokenize_prompt_completion(
+        self, index: int, prompt: Any, completion: Any, template_kwargs: dict[str, Any]
+    ) -> tuple[list[int], list[int]]:
+        if isinstance(prompt, str) and isinstance(completion, str):
+            ids = _tokenize_text(self.tokenizer, prompt + completion, self.eos_token_id)
+            return ids, list(self.tokenizer(prompt)["input_ids"])
+        if _is_messages(prompt) and _is_messages(completion):
+            if not has_chat_template(self.tokenizer):
+                raise no_chat_template_error()
+            try:
+                ids = _render(self.tokenizer, list(prompt) + list(completion), "completion", None, template_kwargs)
+                prompt_ids = _render(self.tokenizer, list(prompt), "prompt", None, template_kwargs)
+            except InvalidRowError as e:
+                raise InvalidRowError(index, e.field, e.reason) from None
+            return ids, prompt_ids
+        raise InvalidRowError(
+            index,
+            "prompt",
+            f"prompt and completion must both be strings or both be message lists (got {type(prompt).__name__} "
+            f"and {type(completion).__name__})",
+        )
+
+    def _score_sequences(self, sequences: list[list[int]], prompt_lengths: list[int]) -> list[float]:
+        keep = [leading_special_count(ids, self.tokenizer) for ids in sequences]
+        statuses, cut = [], []
+        for i, (ids, prompt_length) in enumerate(zip(sequences, prompt_lengths, strict=True)):
+            try:
+                ids, status = truncate_sequence(ids, prompt_length, self.max_length, self.overlength_policy, keep[i])
+            except ValueError as e:
+                raise InvalidRowError(i, None, str(e)) from None
+            cut.append(ids)
+            statuses.append(status)
+        self.report.update(statuses)
+        _log_report(statuses)
+        rewards = self._rewards(cut, group_by_shared_prefix(cut) if self.layout == SHARED_PREFIX else None)
+        return [math.nan if s == DROPPED else r for r, s in zip(rewards, statuses, strict=True)]
+
+    def _rewards(self, sequences: list[list[int]], groups: list[list[int]] | None) -> list[float]:
+        """Rewards of `sequences`; `groups` are sequences to lay out together, computing their shared prefix once."""
+        if self.layout != SHARED_PREFIX or groups is None:
+            groups = [[i] for i in range(len(sequences))]
+        if self.layout == SHARED_PREFIX:
+            units = [shared_prefix_group([sequences[i] for i in g], self.pad_token_id) for g in groups]
+            costs = [len(u) for u in units]
+        else:
+            costs = [len(sequences[g[0]]) for g in groups]
+        out = [math.nan] * len(sequences)
+        for batch_groups in split_by_token_budget(costs, self.max_tokens_per_batch, padded=self.layout == PADDED):
+            index = [i for b in batch_groups for i in groups[b]]
+            if self.layout == SHARED_PREFIX:
+                batch = pack_shared_prefix_groups([units[b] for b in batch_groups])
+            elif self.layout == PACKED:
+                batch = pack_sequences([sequences[i] for i in index])
+            elif self.layout == SUB_BATCHES:
+                batch = length_grouped_sub_batches([sequences[i] for i in index], self.pad_token_id, 32)
+            else:
+                input_ids, attention_mask = pad_right([sequences[i] for i in index], self.pad_token_id)
+                batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+            with torch.inference_mode():
+                rewards = sequence_rewards(self.model, send_to_device(batch, self.device)).float().cpu().tolist()
+            for i, reward in zip(index, rewards, strict=True):
+                out[i] = reward
+        return out
+
+
+def _check_list(values: Any, name: str) -> list:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise RewardlabError(f"{name} must be a list, got {type(values).__name__}")
+    return list(values)
+
+
+def _is_messages(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str) and all(isinstance(m, Mapping) for m in value)
+
+
+def _sigmoid(x: float) -> float:
+    if math.isnan(x):
+        return math.nan
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def _log_report(statuses: list[str]) -> None:
+    counts = Counter(s for s in statuses if s != OK)
+    if counts:
+        logger.warning(
+            "scored %d items over max_length: %s",
+            sum(counts.values()),
+            ", ".join(f"{n} {k}" for k, n in counts.items()),
+        )
