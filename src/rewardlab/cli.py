@@ -433,9 +433,26 @@ def demo_command(argv: Sequence[str]) -> int:
 
 
 # name -> (one-line description, function taking the remaining argv). `eval`, `score` and `serve` go here later.
+def score_command(argv: Sequence[str]) -> int:
+    from rewardlab.score_file import score_command as run
+
+    return run(argv)
+
+
+def serve_command(argv: Sequence[str]) -> int:
+    from rewardlab.server import serve_command as run
+
+    return run(argv)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "train": ("Train a reward model (every RewardConfig / TrainingArguments flag works).", train_command),
     "demo": ("Train MiniLM on the bundled HH-RLHF pairs and print held-out accuracy before and after.", demo_command),
+    "score": (
+        "Score a data file (texts, prompt/completion or pairs) and write it back with reward columns.",
+        score_command,
+    ),
+    "serve": ("Serve a reward model over HTTP (POST /score, OpenRLHF's POST /get_reward, GET /health).", serve_command),
 }
 
 
