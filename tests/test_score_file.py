@@ -1,0 +1,110 @@
+"""`rewardlab score`: rows in, the same rows plus rewards out; resumable; no half-written output."""
+
+import json
+
+import numpy as np
+import pytest
+from datasets import Dataset
+from test_scoring import rows, train_and_save
+
+from rewardlab import RewardModel, score_file
+from rewardlab.cli import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return train_and_save("qwen3", tmp_path_factory.mktemp("qwen3"))[0]
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return str(path)
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_pairs_get_both_rewards_and_the_probability(model_dir, tmp_path, capsys):
+    data = rows(7)
+    out = tmp_path / "scored.jsonl"
+    assert main(["score", "--model", model_dir, "--input", write_jsonl(tmp_path / "in.jsonl", data),
+                 "--output", str(out), "--chunk_rows", "3"]) == 0  # fmt: skip
+    scored = read_jsonl(out)
+    expected = RewardModel.from_pretrained(model_dir).score_pair_rows(data)
+    assert [r["prompt"] for r in scored] == [r["prompt"] for r in data]  # rows kept, in order
+    np.testing.assert_allclose([r["reward_chosen"] for r in scored], expected.rewards_chosen, atol=1e-6)
+    np.testing.assert_allclose([r["prob_chosen"] for r in scored], expected.prob_chosen, atol=1e-6)
+    assert "scored 7 rows (pairs)" in capsys.readouterr().out
+    assert not (tmp_path / "scored.jsonl.partial.jsonl").exists()
+
+
+def test_texts_and_completions_in_other_formats(model_dir, tmp_path):
+    texts = [r["prompt"] + r["chosen"] for r in rows(5)]
+    Dataset.from_dict({"body": texts}).to_csv(str(tmp_path / "t.csv"), index=False)
+    out = tmp_path / "t.parquet"
+    assert main(["score", "--model", model_dir, "--input", str(tmp_path / "t.csv"), "--output", str(out),
+                 "--text_column", "body"]) == 0  # fmt: skip
+    scored = Dataset.from_parquet(str(out))
+    np.testing.assert_allclose(scored["reward"], RewardModel.from_pretrained(model_dir).score_texts(texts), atol=1e-6)
+
+    completions = [{"prompt": r["prompt"], "completion": r["chosen"], "id": i} for i, r in enumerate(rows(4))]
+    out = tmp_path / "c.jsonl"
+    assert main(["score", "--model", model_dir, "--input", write_jsonl(tmp_path / "c_in.jsonl", completions),
+                 "--output", str(out)]) == 0  # fmt: skip
+    scored = read_jsonl(out)
+    assert [r["id"] for r in scored] == [0, 1, 2, 3]
+    np.testing.assert_allclose(
+        [r["reward"] for r in scored],
+        RewardModel.from_pretrained(model_dir).score(
+            [c["prompt"] for c in completions], [c["completion"] for c in completions]
+        ),  # fmt: skip
+        atol=1e-6,
+    )
+
+
+def test_an_interrupted_run_leaves_no_output_and_resumes_where_it_stopped(model_dir, tmp_path, monkeypatch):
+    data = rows(9)
+    source = write_jsonl(tmp_path / "in.jsonl", data)
+    out = tmp_path / "out.jsonl"
+    args = ["score", "--model", model_dir, "--input", source, "--output", str(out), "--chunk_rows", "4"]
+    real = score_file.score_rows
+    calls = []
+
+    def fail_on_second_chunk(scorer, chunk, mode, a):
+        calls.append(len(chunk))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(scorer, chunk, mode, a)
+
+    monkeypatch.setattr(score_file, "score_rows", fail_on_second_chunk)
+    assert main(args) == 130
+    assert not out.exists()
+    assert len(read_jsonl(tmp_path / "out.jsonl.partial.jsonl")) == 1 + 4  # header + the first chunk
+
+    calls.clear()
+    monkeypatch.setattr(score_file, "score_rows", lambda *a: calls.append(len(a[1])) or real(*a))
+    assert main([*args, "--resume"]) == 0
+    assert calls == [4, 1]  # the first chunk was not scored again
+    scored = read_jsonl(out)
+    expected = RewardModel.from_pretrained(model_dir).score_pair_rows(data)
+    np.testing.assert_allclose([r["reward_rejected"] for r in scored], expected.rewards_rejected, atol=1e-6)
+
+
+def test_user_errors_are_one_line(model_dir, tmp_path, capsys):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"question": "x"}])
+    assert main(["score", "--model", model_dir, "--input", source, "--output", str(tmp_path / "o.jsonl")]) == 2
+    assert "cannot tell what to score: the columns are question" in capsys.readouterr().err
+    assert main(["score", "--model", model_dir, "--input", source, "--output", str(tmp_path / "o.txt")]) == 2
+    assert "--output must end in one of" in capsys.readouterr().err
+    assert main(["score", "--model", model_dir, "--input", str(tmp_path / "nope.jsonl"), "--output",
+                 str(tmp_path / "o.jsonl")]) == 2  # fmt: skip
+    assert "no such file" in capsys.readouterr().err
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"chosen": "a", "rejected": "b"}, {"chosen": "a", "rejected": 5}])
+    assert main(["score", "--model", model_dir, "--input", bad, "--output", str(tmp_path / "o.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "row 1" in err and "rejected" in err
+    (tmp_path / "o.jsonl.partial.jsonl").write_text('{"input": "other"}\n')
+    assert main(["score", "--model", model_dir, "--input", source, "--output",
+                 str(tmp_path / "o.jsonl"), "--text_column", "question", "--resume"]) == 2  # fmt: skip
+    assert "belongs to another scoring job" in capsys.readouterr().err
