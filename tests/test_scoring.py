@@ -166,3 +166,16 @@ def test_bad_inputs_name_the_item(tmp_path):
         scorer.score_pairs(["a", "b"], ["c", None])
     assert scorer.score_pairs(["same"], ["same"]).prob_chosen == [pytest.approx(0.5)]
     assert scorer.score_texts([]) == []
+
+
+def test_saved_checkpoint_is_a_standard_one_output_classifier(saved):
+    """What vLLM's pooling runner and TRL's `reward_funcs="<path>"` need: a plain *ForSequenceClassification
+    checkpoint with one label and the pad token the reward is read against."""
+    import json
+    from pathlib import Path
+
+    path, _, _ = saved
+    config = json.loads(Path(path, "config.json").read_text())
+    assert len(config["architectures"]) == 1 and config["architectures"][0].endswith("ForSequenceClassification")
+    assert len(config["id2label"]) == 1
+    assert config["pad_token_id"] is not None
