@@ -179,3 +179,33 @@ def test_saved_checkpoint_is_a_standard_one_output_classifier(saved):
     assert len(config["architectures"]) == 1 and config["architectures"][0].endswith("ForSequenceClassification")
     assert len(config["id2label"]) == 1
     assert config["pad_token_id"] is not None
+
+
+def test_lora_adapter_directory_scores_as_training_and_merges_into_a_plain_checkpoint(tmp_path):
+    from peft import LoraConfig
+
+    tok = make_tokenizer("llama")
+    base = str(tmp_path / "base")
+    make_model("llama", tok).save_pretrained(base)
+    tok.save_pretrained(base)
+    data = rows(8)
+    args = RewardConfig(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, max_steps=2,
+                        learning_rate=1e-2, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True)  # fmt: skip
+    trainer = RewardTrainer(base, args=args, train_dataset=Dataset.from_list(data), eval_dataset=Dataset.from_list(data),
+                            peft_config=LoraConfig(r=4, lora_alpha=8))  # fmt: skip
+    trainer.train()
+    trained = trainer.predict(trainer.eval_dataset).predictions
+    adapter = str(tmp_path / "adapter")
+    trainer.save_model(adapter)
+
+    scorer = RewardModel.from_pretrained(adapter)
+    scores = scorer.score_pair_rows(data)
+    np.testing.assert_allclose(scores.rewards_chosen, trained[:, 0], atol=1e-5)
+    np.testing.assert_allclose(scores.rewards_rejected, trained[:, 1], atol=1e-5)
+
+    merged = str(tmp_path / "merged")
+    scorer.model.merge_and_unload().save_pretrained(merged)
+    scorer.tokenizer.save_pretrained(merged)
+    plain = AutoModelForSequenceClassification.from_pretrained(merged).eval()
+    ids = scorer.tokenizer(data[0]["prompt"] + data[0]["chosen"])["input_ids"] + [scorer.tokenizer.eos_token_id]
+    assert plain_reward(plain, ids) == pytest.approx(trained[0, 0], abs=1e-5)
