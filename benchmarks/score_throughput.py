@@ -46,15 +46,20 @@ def main() -> None:
     scorer = RewardModel.from_pretrained(directory, device="cpu")
     piped = pipeline("text-classification", model=directory, function_to_apply="none", device="cpu")
 
-    eos = tok.eos_token or ""
+    def as_scored(text: str) -> str:
+        """The text whose plain tokenization is what rewardlab scores: eos appended unless the tokenizer's own
+        post-processing already ends with it (BERT's [SEP])."""
+        ids = tok(text)["input_ids"]
+        return text if tok.eos_token is None or ids[-1] == tok.eos_token_id else text + tok.eos_token
+
     texts = []
     for pair in read_pairs(Path(args.data), 4 * args.pairs):
         for text in (pair["chosen"], pair["rejected"]):
-            if len(tok(text + eos)["input_ids"]) <= args.max_length:
+            if len(tok(as_scored(text))["input_ids"]) <= args.max_length:
                 texts.append(text)
         if len(texts) >= 2 * args.pairs:
             break
-    tokens = sum(len(tok(t + eos)["input_ids"]) for t in texts)
+    tokens = sum(len(tok(as_scored(t))["input_ids"]) for t in texts)
     print(f"model={args.model} texts={len(texts)} tokens={tokens} threads={args.threads} "
           f"pipeline_batch_size={args.pipeline_batch_size} rewardlab layout={scorer.layout}")  # fmt: skip
 
@@ -62,8 +67,7 @@ def main() -> None:
         return scorer.score_texts(texts)
 
     def run_pipeline():
-        # The eos as text: the ids rewardlab scores (it appends the eos id to plain text, as training does).
-        out = piped([t + eos for t in texts], batch_size=args.pipeline_batch_size)
+        out = piped([as_scored(t) for t in texts], batch_size=args.pipeline_batch_size)
         return [r["score"] for r in out]
 
     run_rewardlab(), run_pipeline()  # warm-up (thread pools, allocator)

@@ -190,8 +190,10 @@ def test_lora_adapter_directory_scores_as_training_and_merges_into_a_plain_check
     tok.save_pretrained(base)
     data = rows(8)
     args = RewardConfig(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, max_steps=2,
-                        learning_rate=1e-2, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True)  # fmt: skip
-    trainer = RewardTrainer(base, args=args, train_dataset=Dataset.from_list(data), eval_dataset=Dataset.from_list(data),
+                        learning_rate=1e-2, report_to=[], save_strategy="no", use_cpu=True,
+                        disable_tqdm=True)  # fmt: skip
+    dataset = Dataset.from_list(data)
+    trainer = RewardTrainer(base, args=args, train_dataset=dataset, eval_dataset=dataset,
                             peft_config=LoraConfig(r=4, lora_alpha=8))  # fmt: skip
     trainer.train()
     trained = trainer.predict(trainer.eval_dataset).predictions
@@ -209,3 +211,17 @@ def test_lora_adapter_directory_scores_as_training_and_merges_into_a_plain_check
     plain = AutoModelForSequenceClassification.from_pretrained(merged).eval()
     ids = scorer.tokenizer(data[0]["prompt"] + data[0]["chosen"])["input_ids"] + [scorer.tokenizer.eos_token_id]
     assert plain_reward(plain, ids) == pytest.approx(trained[0, 0], abs=1e-5)
+
+
+def test_dtype_option_and_dropped_items_in_the_reward_function(saved):
+    path, trained, data = saved
+    half = RewardModel.from_pretrained(path, dtype="bfloat16")
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    rewards = half.score_pair_rows(data)
+    np.testing.assert_allclose(rewards.rewards_chosen, trained[:, 0], atol=5e-2)
+    with pytest.raises(RewardlabError, match="unknown dtype"):
+        RewardModel.from_pretrained(path, dtype="float8")
+
+    dropping = RewardFunction(RewardModel.from_pretrained(path, max_length=8, overlength_policy="drop"))
+    out = dropping(["a very long prompt " * 5, "hi"], [" blue", " no"])
+    assert out[0] is None and isinstance(out[1], float)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,8 @@ class RewardFunction:
     """`reward_fn(prompts, completions, **kwargs) -> list[float]`, the signature TRL's `reward_funcs` accept.
 
     Prompts and completions are strings (standard) or message lists (conversational); both are scored as training
-    scored them, on the fast path: the completions of one prompt (a GRPO group) compute the prompt once.
+    scored them, on the fast path: the completions of one prompt (a GRPO group) compute the prompt once. With the
+    model's `overlength_policy="drop"`, an over-length completion gets None (TRL leaves it out of the reward).
 
     Args:
         model: a `RewardModel`, or a path / hub id given to `RewardModel.from_pretrained` with `model_kwargs`.
@@ -34,6 +36,9 @@ class RewardFunction:
         self.normalize = normalize
         self.__name__ = name  # TRL names a reward function's metrics after its __name__
 
-    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
         rewards = self.reward_model.score(prompts, completions)
-        return self.reward_model.normalize(rewards) if self.normalize else rewards
+        if self.normalize:
+            rewards = self.reward_model.normalize(rewards)
+        # An input dropped by overlength_policy="drop" scores NaN; TRL's reward functions say "no reward" with None.
+        return [None if math.isnan(r) else r for r in rewards]
