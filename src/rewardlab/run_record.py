@@ -52,6 +52,8 @@ def build_run_record(trainer: Any) -> dict[str, Any]:
         # Mean and std of every reward (chosen and rejected) at the last evaluation: `RewardModel.normalize` and the
         # RL reward function's `normalize=True` use them to put rewards on a unit scale.
         "reward_normalization": getattr(trainer, "reward_statistics", None),
+        # Every logged step, so that `rewardlab eval` can draw the training curves from the saved model alone.
+        "log_history": history,
     }
 
 

@@ -50,11 +50,17 @@ SHARED_PREFIX, PACKED, SUB_BATCHES, PADDED = "shared_prefix", "packed", "sub_bat
 
 @dataclass
 class PairScores:
-    """Rewards of preference pairs and the model's P(chosen > rejected) = sigmoid(r_chosen - r_rejected)."""
+    """Rewards of preference pairs and the model's P(chosen > rejected) = sigmoid(r_chosen - r_rejected).
+
+    `chosen_tokens`/`rejected_tokens` count each response's own tokens as scored: those after the prefix the two
+    sequences share (the prompt, explicit or implied), after truncation.
+    """
 
     rewards_chosen: list[float]
     rewards_rejected: list[float]
     prob_chosen: list[float]
+    chosen_tokens: list[int]
+    rejected_tokens: list[int]
 
 
 class RewardModel:
@@ -219,7 +225,10 @@ class RewardModel:
             if status == DROPPED:
                 chosen_r[k] = rejected_r[k] = math.nan
         prob = [_sigmoid(c - r) for c, r in zip(chosen_r, rejected_r, strict=True)]
-        return PairScores(chosen_r, rejected_r, prob)
+        shared = [common_prefix_length(c, r) for c, r in zip(sequences[0::2], sequences[1::2], strict=True)]
+        chosen_tokens = [len(c) - p for c, p in zip(sequences[0::2], shared, strict=True)]
+        rejected_tokens = [len(r) - p for r, p in zip(sequences[1::2], shared, strict=True)]
+        return PairScores(chosen_r, rejected_r, prob, chosen_tokens, rejected_tokens)
 
     def normalize(self, rewards: Sequence[float]) -> list[float]:
         """(reward - mean) / std with the statistics saved by training (see `normalization`)."""
