@@ -43,8 +43,22 @@ def pair_attention(
     return torch.cat(outputs, dim=1), None
 
 
+def pair_mask(*args: Any, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor | None:
+    """The row mask transformers builds before the layers: SDPA's, except that without a padding mask there is none.
+
+    rewardlab calls a model without `attention_mask` only with unpadded sequences: a single one (plain causal
+    attention, which SDPA does without a mask) or a packed row, whose per-pair masks travel in `rewardlab_segments`.
+    For a packed row transformers would detect the restarting `position_ids` and build a dense (row x row) mask that
+    `pair_attention` never reads: about a quarter of the time of a scoring call. Sliding-window models, whose mask
+    is needed even unpadded, are kept off the packed layouts by `rewardlab.rewards`.
+    """
+    if attention_mask is None:
+        return None
+    return sdpa_mask(*args, attention_mask=attention_mask, **kwargs)
+
+
 def register_pair_attention() -> str:
     """Make `ATTENTION_NAME` a valid `attn_implementation` (its masks are SDPA's); idempotent."""
     AttentionInterface.register(ATTENTION_NAME, pair_attention)
-    AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
+    AttentionMaskInterface.register(ATTENTION_NAME, pair_mask)
     return ATTENTION_NAME

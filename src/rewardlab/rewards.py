@@ -168,6 +168,13 @@ def enable_packed_sequences(model: torch.nn.Module, pad_token_id: int | None) ->
     return _enable_packed_layout(model, pad_token_id, {"pack_sequences": True})
 
 
+def _uses_sliding_window(config: Any) -> bool:
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    if "sliding_attention" in (getattr(config, "layer_types", None) or ()):
+        return True
+    return bool(getattr(config, "sliding_window", None)) and getattr(config, "use_sliding_window", True)
+
+
 def _enable_packed_layout(model: torch.nn.Module, pad_token_id: int | None, layout: dict[str, bool]) -> str | None:
     """Set the model's attention to `rewardlab.attention.pair_attention` and check the layout against padding.
 
@@ -178,6 +185,9 @@ def _enable_packed_layout(model: torch.nn.Module, pad_token_id: int | None, layo
     from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
 
     inner = unwrap_reward_model(model)
+    if _uses_sliding_window(inner.config):
+        # A window limits attention within a sequence, which the per-pair masks do not express.
+        return "sliding-window attention is not supported by the packed layouts"
     original = inner.config._attn_implementation
     vocab = inner.get_input_embeddings().weight.shape[0]
     ids = [i for i in range(min(vocab, 64)) if i != pad_token_id][:12]
