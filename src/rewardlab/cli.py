@@ -402,10 +402,31 @@ def run_train(script_args: ScriptArguments, model_args: ModelArguments, training
     if training_args.push_to_hub:
         trainer.push_to_hub()
     if trainer.is_world_process_zero():
+        report = write_eval_report(trainer, eval_dataset, script_args.dataset_name) if metrics else None
         print(train_summary(metrics, training_args.output_dir))
+        if report:
+            print(f"  evaluation report: {report}")
     if hasattr(trainer, "end"):  # transformers >= 5.18: close trackers and the process group
         trainer.end()
     return 0
+
+
+def write_eval_report(trainer: Any, eval_dataset: Any, source: str) -> str | None:
+    """The `rewardlab eval` report of the trained model on the evaluation split, written next to the model."""
+    from datasets import Dataset
+
+    from rewardlab.evaluate import eval_set_from_rows, evaluate, write_report
+    from rewardlab.scoring import RewardModel
+
+    if not isinstance(eval_dataset, Dataset):  # a streamed eval set cannot be read twice
+        return None
+    args = trainer.args
+    model = RewardModel(trainer.model, trainer.processing_class, max_length=args.max_length,
+                        overlength_policy=args.overlength_policy, eos_token=args.eos_token)  # fmt: skip
+    eval_set = eval_set_from_rows(eval_dataset.to_list(), "evaluation split", source)
+    report, figures = evaluate({"trained model": model}, [eval_set], model_sources={"trained model": args.output_dir},
+                               training_logs={"trained model": trainer.state.log_history})  # fmt: skip
+    return str(write_report(report, figures, args.output_dir))
 
 
 def train_summary(metrics: dict[str, Any], output_dir: str) -> str:
@@ -432,7 +453,13 @@ def demo_command(argv: Sequence[str]) -> int:
     return demo.main(argv)
 
 
-# name -> (one-line description, function taking the remaining argv). `eval`, `score` and `serve` go here later.
+# name -> (one-line description, function taking the remaining argv).
+def eval_command(argv: Sequence[str]) -> int:
+    from rewardlab.evaluate import eval_command as run
+
+    return run(argv)
+
+
 def score_command(argv: Sequence[str]) -> int:
     from rewardlab.score_file import score_command as run
 
@@ -448,6 +475,7 @@ def serve_command(argv: Sequence[str]) -> int:
 COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "train": ("Train a reward model (every RewardConfig / TrainingArguments flag works).", train_command),
     "demo": ("Train MiniLM on the bundled HH-RLHF pairs and print held-out accuracy before and after.", demo_command),
+    "eval": ("Evaluate reward models on preference data; write report.json and report.html with plots.", eval_command),
     "score": (
         "Score a data file (texts, prompt/completion or pairs) and write it back with reward columns.",
         score_command,

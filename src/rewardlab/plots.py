@@ -73,7 +73,7 @@ def margin_histogram(margins: Sequence[float]) -> str:
 def reliability_diagram(bins: Sequence[Mapping[str, float]], ece: float | None = None) -> str:
     """Observed frequency vs predicted P(first response preferred), per probability bin; the diagonal is perfect.
 
-    `bins`: dicts with `mean_predicted`, `observed` and `count` (empty bins are skipped).
+    `bins`: dicts with `mean_predicted`, `observed_frequency` and `count` (empty bins are skipped).
     """
     used = [b for b in bins if b.get("count")]
     fig, ax = _figure(4.6, 4.2)
@@ -82,13 +82,13 @@ def reliability_diagram(bins: Sequence[Mapping[str, float]], ece: float | None =
         counts = np.array([b["count"] for b in used], dtype=float)
         ax.scatter(
             [b["mean_predicted"] for b in used],
-            [b["observed"] for b in used],
+            [b["observed_frequency"] for b in used],
             s=20 + 180 * counts / counts.max(),
             color=MODEL_COLORS[0],
             label="bins (size = pairs)",
             zorder=3,
         )
-        ax.plot([b["mean_predicted"] for b in used], [b["observed"] for b in used], color=MODEL_COLORS[0])
+        ax.plot([b["mean_predicted"] for b in used], [b["observed_frequency"] for b in used], color=MODEL_COLORS[0])
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("predicted P = sigmoid(margin)")

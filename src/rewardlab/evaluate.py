@@ -1,0 +1,381 @@
+"""`rewardlab eval`: score preference sets with one or two reward models and write `report.json` + `report.html`.
+
+The steps read top to bottom: load each data set and map its layout to pairs (`rewardlab.data.label_mapping`),
+score every pair with `RewardModel` (the training layout, so rewards equal the trainer's), compute the exact metrics
+with bootstrap intervals (`rewardlab.eval_metrics`), draw the figures (`rewardlab.plots`) and write the report
+(`rewardlab.report_html`). Each data set is reported on its own and, when there are several, all together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardlab import plots
+from rewardlab.data.label_mapping import LabelMapping, apply_mapping, parse_mapping
+from rewardlab.data.loading import load_preference_data
+from rewardlab.errors import RewardlabError
+from rewardlab.eval_metrics import evaluate_pairs, json_safe
+from rewardlab.run_record import read_run_record
+from rewardlab.scoring import RewardModel
+
+logger = logging.getLogger(__name__)
+
+ALL = "all data sets"
+WORST_TEXT_CHARS = 600  # enough to read what went wrong, short enough for a page of worst pairs
+
+
+@dataclass
+class EvalSet:
+    """Preference pairs ready to score (`prompt?`, `chosen`, `rejected`, `margin?`, `category?`) and their origin."""
+
+    name: str
+    source: str
+    rows: list[dict[str, Any]]
+    mapping: dict[str, Any]
+    mapping_stats: dict[str, Any]
+
+
+def load_eval_set(
+    source: str,
+    mapping: str | Mapping[str, Any] | LabelMapping | None = None,
+    *,
+    split: str | None = None,
+    category_column: str | None = None,
+    max_pairs: int | None = None,
+    name: str | None = None,
+) -> EvalSet:
+    """Load a data set (file, directory or hub id) and turn its rows into pairs.
+
+    Without a mapping the rows are read as the trainer reads them (`prompt` optional, `margin` if present). Rows the
+    mapping cannot use (ties, unrecognised labels, empty or identical responses) are skipped and counted in
+    `mapping_stats`, never dropped silently.
+    """
+    data = load_preference_data(source)
+    if split is None:
+        split = next(iter(data)) if len(data) == 1 else "test" if "test" in data else None
+        if split is None:
+            raise RewardlabError(f"{source} has the splits {', '.join(data)}: choose one with --split")
+    elif split not in data:
+        raise RewardlabError(f"no split {split!r} in {source}; the splits are: {', '.join(data)}")
+    return eval_set_from_rows(
+        data[split].to_list(), name or _default_name(source), str(source), mapping,
+        category_column=category_column, max_pairs=max_pairs,
+    )  # fmt: skip
+
+
+def eval_set_from_rows(
+    rows: list[dict[str, Any]],
+    name: str,
+    source: str,
+    mapping: str | Mapping[str, Any] | LabelMapping | None = None,
+    *,
+    category_column: str | None = None,
+    max_pairs: int | None = None,
+) -> EvalSet:
+    """`load_eval_set` for rows already in memory (e.g. the trainer's evaluation split)."""
+    if mapping is None:
+        columns = set(rows[0]) if rows else set()
+        mapping = LabelMapping(
+            layout="pairs",
+            prompt="prompt" if "prompt" in columns else None,
+            margin="margin" if "margin" in columns else None,
+            category=category_column,
+        )
+    else:
+        mapping = parse_mapping(mapping)
+        if category_column:
+            mapping = LabelMapping.from_dict({**mapping.to_dict(), "category": category_column})
+    pairs, stats = apply_mapping(rows, mapping, skip_invalid=True, dataset_name=name)
+    if stats.rows_skipped:
+        logger.warning("%s: %s", name, stats.summary())
+    if max_pairs is not None:
+        pairs = pairs[:max_pairs]
+    if not pairs:
+        raise RewardlabError(f"{source}: no usable pairs ({stats.summary()})")
+    return EvalSet(name, source, pairs, mapping.to_dict(), stats.to_dict())
+
+
+def _default_name(source: str) -> str:
+    path = Path(source)
+    stem = path.name
+    for suffix in (".gz", ".jsonl", ".json", ".parquet", ".csv"):
+        stem = stem.removesuffix(suffix)
+    return f"{path.parent.name}/{stem}" if path.parent.name else stem
+
+
+def score_set(model: RewardModel, eval_set: EvalSet) -> dict[str, np.ndarray]:
+    """Rewards and response lengths (tokens after the shared prompt) of every pair, as arrays."""
+    fields = ("prompt", "chosen", "rejected", "tools", "chat_template_kwargs")
+    rows = [{k: row[k] for k in fields if row.get(k) is not None} for row in eval_set.rows]
+    scores = model.score_pair_rows(rows)
+    return {
+        "rewards_chosen": np.asarray(scores.rewards_chosen, dtype=float),
+        "rewards_rejected": np.asarray(scores.rewards_rejected, dtype=float),
+        "chosen_lengths": np.asarray(scores.chosen_tokens, dtype=float),
+        "rejected_lengths": np.asarray(scores.rejected_tokens, dtype=float),
+    }
+
+
+def _metrics(
+    scored: Mapping[str, np.ndarray], rows: Sequence[Mapping[str, Any]], categories: Sequence[str] | None, **options
+) -> dict[str, Any]:
+    margins = [row.get("margin") for row in rows]
+    metrics = evaluate_pairs(
+        scored["rewards_chosen"],
+        scored["rewards_rejected"],
+        margins=None if all(m is None for m in margins) else np.asarray([m or 0.0 for m in margins], dtype=float),
+        chosen_lengths=scored["chosen_lengths"],
+        rejected_lengths=scored["rejected_lengths"],
+        categories=categories,
+        **options,
+    )
+    for worst in metrics["worst_pairs"]:
+        row = rows[worst["index"]]
+        worst["texts"] = {k: _shorten(row[k]) for k in ("prompt", "chosen", "rejected") if row.get(k) is not None}
+    return metrics
+
+
+def _shorten(value: Any) -> str:
+    if not isinstance(value, str):  # a conversation: show it as role: content lines
+        value = "\n".join(f"{m.get('role')}: {m.get('content')}" for m in value)
+    return value if len(value) <= WORST_TEXT_CHARS else "…" + value[-WORST_TEXT_CHARS:]
+
+
+def _figures(scored: Mapping[str, np.ndarray], metrics: Mapping[str, Any]) -> dict[str, str]:
+    rc, rr = scored["rewards_chosen"], scored["rewards_rejected"]
+    length = metrics.get("length_bias") or {}
+    figures = {
+        "distributions": plots.reward_distributions(rc, rr),
+        "margins": plots.margin_histogram(rc - rr),
+        "reliability": plots.reliability_diagram(
+            metrics["calibration"]["reliability"], metrics["calibration"]["ece"]["value"]
+        ),
+        "length": plots.reward_vs_length(
+            rc, rr, scored["chosen_lengths"], scored["rejected_lengths"], (length.get("pearson") or {}).get("value")
+        ),
+    }
+    if metrics.get("categories"):
+        figures["categories"] = plots.category_accuracy(metrics["categories"])
+    return figures
+
+
+def evaluate(
+    models: Mapping[str, RewardModel],
+    eval_sets: Sequence[EvalSet],
+    *,
+    model_sources: Mapping[str, str] | None = None,
+    training_logs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    sections: Mapping[str, Sequence[str]] | None = None,
+    section_weighting: str = "examples",
+    worst_k: int = 20,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report (JSON-ready) and its figures (data URIs), for every model on every set and on all sets together."""
+    options = dict(n_bootstrap=n_bootstrap, seed=seed, sections=sections, section_weighting=section_weighting,
+                   worst_k=worst_k)  # fmt: skip
+    results: dict[str, dict[str, Any]] = {}
+    figures: dict[str, dict[str, Any]] = {}
+    for model_name, model in models.items():
+        results[model_name], figures[model_name] = {}, {}
+        all_scored: dict[str, list[np.ndarray]] = {}
+        for eval_set in eval_sets:
+            started = time.perf_counter()
+            scored = score_set(model, eval_set)
+            categories = [row.get("category") for row in eval_set.rows]
+            has_categories = any(c is not None for c in categories)
+            metrics = _metrics(scored, eval_set.rows, [str(c) for c in categories] if has_categories else None,
+                               **options)  # fmt: skip
+            metrics["seconds"] = time.perf_counter() - started
+            results[model_name][eval_set.name] = metrics
+            figures[model_name][eval_set.name] = _figures(scored, metrics)
+            for key, values in scored.items():
+                all_scored.setdefault(key, []).append(values)
+            logger.warning(
+                "%s on %s: accuracy %.4f over %d pairs", model_name, eval_set.name, metrics["accuracy"]["value"],
+                metrics["n_evaluated"],
+            )  # fmt: skip
+        if len(eval_sets) > 1:  # all sets together, with each set as a category
+            scored = {key: np.concatenate(parts) for key, parts in all_scored.items()}
+            rows = [row for s in eval_sets for row in s.rows]
+            names = [s.name for s in eval_sets for _ in s.rows]
+            metrics = _metrics(scored, rows, names, **{**options, "sections": None})
+            results[model_name][ALL] = metrics
+            figures[model_name][ALL] = _figures(scored, metrics)
+        log = (training_logs or {}).get(model_name)
+        curves = plots.training_curves(log) if log else None
+        if curves:
+            figures[model_name]["training"] = curves
+    from rewardlab import __version__
+
+    report = {
+        "rewardlab_version": __version__,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "models": {
+            name: {
+                "source": (model_sources or {}).get(name, name),
+                "layout": model.layout,
+                "max_length": model.max_length,
+                "overlength_policy": model.overlength_policy,
+                "inputs": {k: v for k, v in model.report.items() if v},
+            }
+            for name, model in models.items()
+        },  # fmt: skip
+        "datasets": [
+            {
+                "name": s.name,
+                "source": s.source,
+                "pairs": len(s.rows),
+                "mapping": s.mapping,
+                "mapping_stats": s.mapping_stats,
+            }
+            for s in eval_sets
+        ],  # fmt: skip
+        "results": results,
+    }
+    return json_safe(report), figures
+
+
+def write_report(report: Mapping[str, Any], figures: Mapping[str, Any], output_dir: str | os.PathLike) -> Path:
+    """Write `report.json` and the self-contained `report.html` into `output_dir`; returns the HTML path."""
+    from rewardlab.report_html import render_report
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomically(out / "report.json", json.dumps(report, indent=2, allow_nan=False))
+    html_path = out / "report.html"
+    _write_atomically(html_path, render_report(report, figures))
+    return html_path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write next to `path`, then rename: a reader never sees half a report."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def training_log(source: str) -> list[dict[str, Any]] | None:
+    """The log history a rewardlab training run saved with the model (None for other checkpoints)."""
+    record = read_run_record(source)
+    return (record or {}).get("log_history")
+
+
+# ------------------------------------------------------------------------------------------------------- command
+def build_parser() -> argparse.ArgumentParser:
+    from rewardlab.cli import ArgumentParser  # one-line usage errors, exit code 2
+
+    p = ArgumentParser(
+        prog="rewardlab eval",
+        description="Evaluate reward models on preference data: exact accuracy (ties apart), margin, log-loss, "
+        "calibration, length bias, per-category accuracy, the worst pairs, with bootstrap 95%% intervals; writes "
+        "report.json and report.html.",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="reward model directory (full or LoRA adapter) or hub id")
+    which.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two models, side by side on the same data")
+    p.add_argument("--dataset", action="append", required=True, help="data file, directory or hub id (repeatable)")
+    p.add_argument(
+        "--mapping",
+        action="append",
+        default=None,
+        help="how rows become pairs: a preset (hh-rlhf, rmb, alpaca-eval, ultrafeedback, rm-bench), a "
+        "'key=value,...' string or a JSON/YAML file; once for all data sets or once per --dataset",
+    )
+    p.add_argument("--split", default=None, help="split to evaluate (default: the only one, else 'test')")
+    p.add_argument("--category_column", default=None, help="column (dotted path) with a category per row")
+    p.add_argument("--sections", default=None, help="JSON/YAML file {section: [categories]} for section scores")
+    p.add_argument("--section_weighting", choices=["examples", "uniform"], default="examples")
+    p.add_argument("--max_pairs", type=int, default=None, help="evaluate at most this many pairs per data set")
+    p.add_argument("--n_bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--worst_k", type=int, default=20, help="worst-scored pairs to list")
+    p.add_argument("--output_dir", default="eval_report")
+    p.add_argument("--max_length", type=int, default=None, help="default: the training run's max_length")
+    p.add_argument("--max_tokens_per_batch", type=int, default=8192)
+    p.add_argument("--dtype", default=None, help="float32 (default), bfloat16, float16 or auto")
+    p.add_argument("--device", default=None)
+    return p
+
+
+def _mappings(args: argparse.Namespace) -> list[str | None]:
+    given = args.mapping or []
+    if len(given) in (0, 1):
+        return [given[0] if given else None] * len(args.dataset)
+    if len(given) != len(args.dataset):
+        raise RewardlabError(
+            f"{len(given)} --mapping for {len(args.dataset)} --dataset: give one mapping for all, or one per data set"
+        )
+    return given
+
+
+def _read_sections(path: str | None) -> dict[str, list[str]] | None:
+    if path is None:
+        return None
+    import yaml
+
+    try:
+        sections = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise RewardlabError(f"--sections {path}: {e}") from None
+    if not isinstance(sections, dict) or not all(isinstance(v, list) for v in sections.values()):
+        raise RewardlabError(f"--sections {path} must map each section name to a list of categories")
+    return sections
+
+
+def eval_command(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    for name in ("max_pairs", "n_bootstrap", "max_tokens_per_batch"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "n_bootstrap" else 1):
+            raise RewardlabError(f"--{name} must be positive, got {value}")
+    sources = args.compare or [args.model]
+    names = [f"A: {sources[0]}", f"B: {sources[1]}"] if args.compare else [sources[0]]
+    sections = _read_sections(args.sections)
+    eval_sets = [
+        load_eval_set(source, mapping, split=args.split, category_column=args.category_column,
+                      max_pairs=args.max_pairs)
+        for source, mapping in zip(args.dataset, _mappings(args), strict=True)
+    ]  # fmt: skip
+    if len({s.name for s in eval_sets}) < len(eval_sets):
+        for k, s in enumerate(eval_sets):
+            s.name = f"{k + 1}. {s.name}"
+    options = {"max_length": args.max_length} if args.max_length else {}
+    models = {
+        name: RewardModel.from_pretrained(source, dtype=args.dtype, device=args.device,
+                                          max_tokens_per_batch=args.max_tokens_per_batch, **options)
+        for name, source in zip(names, sources, strict=True)
+    }  # fmt: skip
+    report, figures = evaluate(
+        models, eval_sets, model_sources=dict(zip(names, sources, strict=True)),
+        training_logs={name: training_log(source) for name, source in zip(names, sources, strict=True)},
+        n_bootstrap=args.n_bootstrap, seed=args.seed, sections=sections, section_weighting=args.section_weighting,
+        worst_k=args.worst_k,
+    )  # fmt: skip
+    html = write_report(report, figures, args.output_dir)
+    for name in names:
+        for set_name, metrics in report["results"][name].items():
+            print(f"{name} | {set_name}: accuracy {_ci(metrics['accuracy'])}, ties {metrics['accuracy']['ties']}, "
+                  f"pairs {metrics['n_evaluated']}")  # fmt: skip
+    print(f"report: {html}")
+    return 0
+
+
+def _ci(metric: Mapping[str, Any]) -> str:
+    low, high = metric.get("ci95") or (None, None)
+    if low is None:
+        return f"{metric['value']:.4f}"
+    return f"{metric['value']:.4f} [95% CI {low:.4f}, {high:.4f}]"
