@@ -14,7 +14,8 @@ th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; vertic
 th:first-child, td:first-child { text-align: left; }
 td.text { text-align: left; white-space: pre-wrap; max-width: 28em; font-size: 0.85em; }
 .models { display: grid; grid-template-columns: repeat(var(--n), 1fr); gap: 1.5em; }
-.models img { max-width: 100%; height: auto; display: block; margin: 0.6em 0; }
+.figs { display: flex; flex-wrap: wrap; gap: 0.6em; align-items: flex-start; }
+.figs img { max-width: 100%; height: auto; display: block; }
 .ci { color: #777; font-size: 0.85em; } .note { color: #555; font-size: 0.9em; }
 """
 
@@ -169,11 +170,12 @@ def render_report(report: Mapping[str, Any], figures: Mapping[str, Mapping[str, 
         for model in models:
             metrics = report["results"][model][set_name]
             shown = figures.get(model, {}).get(set_name, {})
-            parts.append(f"<div><h3>{_e(model)}</h3>")
+            parts.append(f"<div><h3>{_e(model)}</h3><div class='figs'>")
             for key, title in (("distributions", "reward distributions"), ("margins", "margin histogram"),
                                ("reliability", "reliability diagram"), ("length", "reward vs length"),
                                ("categories", "accuracy per category")):  # fmt: skip
                 parts.append(_figure(shown.get(key), f"{title}: {model}, {set_name}"))
+            parts.append("</div>")
             parts.append(_worst_table(metrics))
             parts.append("</div>")
         parts.append("</div>")
@@ -182,7 +184,7 @@ def render_report(report: Mapping[str, Any], figures: Mapping[str, Mapping[str, 
         parts.append(f"<h2>Training curves</h2><div class='models' style='--n: {len(models)}'>")
         for model, uri in curves:
             body = _figure(uri, f"training curves: {model}") or "<p class='note'>no training log saved</p>"
-            parts.append(f"<div><h3>{_e(model)}</h3>{body}</div>")
+            parts.append(f"<div><h3>{_e(model)}</h3><div class='figs'>{body}</div></div>")
         parts.append("</div>")
     parts.append("</body></html>")
     return "\n".join(parts)
