@@ -37,6 +37,20 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def _drops(policy: str, size: str, max_length: int) -> bool:
+    """For an over-length input: True to drop it, False to truncate it; raises for "error" and unknown policies."""
+    if policy == "drop":
+        return True
+    if policy == "error":
+        raise ValueError(
+            f"{size}, more than max_length={max_length}; raise max_length, or set overlength_policy to "
+            "'truncate_prompt' or 'drop'"
+        )
+    if policy != "truncate_prompt":
+        raise ValueError(f"unknown overlength policy {policy!r}; use 'truncate_prompt', 'drop' or 'error'")
+    return False
+
+
 def _cut_end(ids: list[int], max_length: int) -> list[int]:
     """`ids` cut to `max_length` at its end, keeping its final token (an eos/[SEP] the model reads the score at)."""
     if len(ids) <= max_length:
@@ -67,15 +81,8 @@ def truncate_pair(
     chosen, rejected = list(chosen_ids), list(rejected_ids)
     if max_length is None or (len(chosen) <= max_length and len(rejected) <= max_length):
         return TruncationResult(chosen, rejected, OK)
-    if policy == "drop":
+    if _drops(policy, f"chosen has {len(chosen)} tokens and rejected {len(rejected)}", max_length):
         return TruncationResult(chosen, rejected, DROPPED)
-    if policy == "error":
-        raise ValueError(
-            f"chosen has {len(chosen)} tokens and rejected {len(rejected)}, more than max_length={max_length}; "
-            "raise max_length, or set overlength_policy to 'truncate_prompt' or 'drop'"
-        )
-    if policy != "truncate_prompt":
-        raise ValueError(f"unknown overlength policy {policy!r}; use 'truncate_prompt', 'drop' or 'error'")
     if max_length < 2:
         raise ValueError(f"max_length must be at least 2, got {max_length}")
 
@@ -107,15 +114,8 @@ def truncate_sequence(
     ids = list(ids)
     if max_length is None or len(ids) <= max_length:
         return ids, OK
-    if policy == "drop":
+    if _drops(policy, f"{len(ids)} tokens", max_length):
         return ids, DROPPED
-    if policy == "error":
-        raise ValueError(
-            f"{len(ids)} tokens, more than max_length={max_length}; raise max_length, or set overlength_policy "
-            "to 'truncate_prompt' or 'drop'"
-        )
-    if policy != "truncate_prompt":
-        raise ValueError(f"unknown overlength policy {policy!r}; use 'truncate_prompt', 'drop' or 'error'")
     prefix = max(0, min(prompt_length, len(ids) - 1))
     keep = max(0, min(keep_leading, prefix))
     excess = len(ids) - max_length
