@@ -71,6 +71,13 @@ class ScriptArguments:
             "with --seed) for evaluation. 0: use the test split if there is one, else do not evaluate."
         },
     )
+    resume: bool = field(
+        default=False,
+        metadata={
+            "help": "Continue from the newest completely written checkpoint in --output_dir (same data order, random "
+            "state, optimizer and scheduler). --resume_from_checkpoint DIR names one instead."
+        },
+    )
     streaming: bool = field(
         default=False,
         metadata={
@@ -396,7 +403,7 @@ def run_train(script_args: ScriptArguments, model_args: ModelArguments, training
         peft_config=peft_config,
         quantization_config=quantization,
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=True if script_args.resume else training_args.resume_from_checkpoint)
     metrics = trainer.evaluate() if eval_dataset is not None else {}
     trainer.save_model(training_args.output_dir)
     if training_args.push_to_hub:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from rewardlab.checkpoints import check_complete
 from rewardlab.errors import RewardlabError, first_line
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ def load_model(
     trust_remote_code: bool = False,
 ) -> PreTrainedModel:
     """Load `AutoModelForSequenceClassification` with one output; float32 unless `model_init_kwargs` names a dtype."""
+    if os.path.isdir(name_or_path):
+        check_complete(name_or_path)
     kwargs = dict(model_init_kwargs or {})
     if quantization_config is not None:
         if "quantization_config" in kwargs:
@@ -197,6 +200,7 @@ def load_trained_model(
     path: str, dtype: Any = None, base_model: str | None = None
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     """Load a saved reward model (a full checkpoint or a LoRA adapter directory with its score head) and tokenizer."""
+    check_complete(path)
     tokenizer = load_tokenizer(path)
     if not is_adapter_dir(path):
         model = load_model(path, {"dtype": dtype})

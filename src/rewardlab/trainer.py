@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from datasets import Dataset, IterableDataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback, set_seed
-from transformers.trainer_utils import EvalPrediction
+from transformers.trainer_callback import ExportableState
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalPrediction
 
+from rewardlab.checkpoints import check_complete, last_complete_checkpoint, saving
 from rewardlab.config import RewardConfig
 from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
 from rewardlab.data.prepare import PreparationStats, prepare_preference_dataset
@@ -51,6 +54,17 @@ def _is_peft_model(model: Any) -> bool:
     except ImportError:
         return False
     return isinstance(model, PeftModel)
+
+
+class SeenCounts(TrainerCallback, ExportableState):
+    """Pairs and real tokens trained on so far (all processes), saved in checkpoints and restored on resume."""
+
+    def __init__(self, pairs: int = 0, tokens: int = 0):
+        self.pairs = pairs
+        self.tokens = tokens
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"pairs": self.pairs, "tokens": self.tokens}}
 
 
 class RewardTrainer(Trainer):
@@ -206,10 +220,13 @@ class RewardTrainer(Trainer):
 
         # Mean/std of the rewards at the last evaluation, saved with the model for reward normalisation.
         self.reward_statistics: dict[str, float] | None = None
-        # Training statistics since the last log, as sums (see metrics.py), and the running count of real tokens.
+        # Training statistics since the last log, as sums (see metrics.py); pairs and real tokens not yet counted in
+        # `seen`, the running totals that checkpoints save and a resumed run restores.
         self._train_stats = empty_statistics().to(args.device)
-        self._tokens_since_log = 0
-        self._num_tokens = 0
+        self._pending_tokens = 0
+        self._pending_pairs = 0
+        self.seen = SeenCounts()
+        self.add_callback(self.seen)
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names)
 
@@ -292,7 +309,8 @@ class RewardTrainer(Trainer):
             # Kept as device tensors: reading them (a host sync) waits for log().
             self._train_stats = merge_statistics(torch.stack([self._train_stats, stats]))
             real = inputs["num_real_tokens"] if "num_real_tokens" in inputs else inputs["attention_mask"].sum()
-            self._tokens_since_log = self._tokens_since_log + real
+            self._pending_tokens = self._pending_tokens + real
+            self._pending_pairs = self._pending_pairs + rewards_chosen.numel()
         return (loss, outputs) if return_outputs else loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -346,15 +364,55 @@ class RewardTrainer(Trainer):
             gathered = self.accelerator.gather(self._train_stats[None])
             summary = summarize_statistics(merge_statistics(gathered.cpu()))
             summary.pop("loss", None)  # Trainer's own `loss` (the interval mean it optimised) stays.
-            tokens = torch.as_tensor(self._tokens_since_log, device=device).reshape(1)
-            self._num_tokens += int(self.accelerator.gather(tokens).sum())
+            self._count_seen()
             logs.update(summary)
-            logs["num_tokens"] = self._num_tokens
-            self._train_stats, self._tokens_since_log = empty_statistics().to(device), 0
+            logs["num_tokens"] = self.seen.tokens
+            logs["num_pairs_seen"] = self.seen.pairs
+            self._train_stats = empty_statistics().to(device)
         super().log(logs, start_time)
+
+    def _count_seen(self) -> None:
+        """Add the pairs and tokens of every process since the last count to `seen` (a collective: all call it)."""
+        pending = torch.as_tensor([self._pending_pairs, self._pending_tokens], device=self.args.device).reshape(1, 2)
+        pairs, tokens = self.accelerator.gather(pending).sum(0).tolist()
+        self.seen.pairs += int(pairs)
+        self.seen.tokens += int(tokens)
+        self._pending_pairs, self._pending_tokens = 0, 0
 
     # ----------------------------------------------------------------------------------------------- saving
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        super().save_model(output_dir, _internal_call)
-        if self.args.should_save:
-            write_run_record(self, output_dir or self.args.output_dir)
+        output_dir = output_dir or self.args.output_dir
+        with saving(output_dir, is_writer=self.args.should_save):
+            super().save_model(output_dir, _internal_call)
+            if self.args.should_save:
+                write_run_record(self, output_dir)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        # Checkpoints save `seen`: count the steps since the last log first, so a resumed run misses none.
+        self._count_seen()
+        directory = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        with saving(directory, is_writer=self.args.should_save):
+            super()._save_checkpoint(model, trial)
+            # Every process writes its own files (RNG state, optimizer shards) before the marker goes.
+            self.accelerator.wait_for_everyone()
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+        """`Trainer.train`; `resume_from_checkpoint=True` resumes from the newest completely written checkpoint,
+        and an incompletely written one (an interrupted save) is refused."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise RewardlabError(f"no complete checkpoint to resume from in {self.args.output_dir}")
+            logger.warning("resuming from %s", resume_from_checkpoint)
+        elif resume_from_checkpoint:
+            check_complete(resume_from_checkpoint)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _load_callback_state(self) -> None:
+        # Trainer restores callback states only with restore_callback_states_from_checkpoint; the counts of pairs and
+        # tokens already seen are part of the run, so they are always restored.
+        saved = self.state.stateful_callbacks.get(SeenCounts.__name__)
+        if isinstance(saved, dict):
+            for name, value in saved.get("attributes", {}).items():
+                setattr(self.seen, name, value)
+        super()._load_callback_state()

@@ -1,0 +1,88 @@
+"""Crash-safe saving: a directory being written carries a marker until every file in it is complete.
+
+transformers writes a model or a checkpoint file by file, straight into its final directory, so a process killed
+mid-save leaves a directory that looks like a checkpoint and loads (`Trainer` resumes from it with whatever files
+are there, e.g. a fresh optimizer when `optimizer.pt` is missing). rewardlab creates `SAVING_MARKER` in the directory
+before the first file and removes it after the last one (after every process has written its part). Everything in
+rewardlab that loads a directory refuses a marked one, and resuming picks the newest unmarked checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from rewardlab.errors import RewardlabError
+
+logger = logging.getLogger(__name__)
+
+SAVING_MARKER = ".rewardlab-saving"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_being_saved: set[Path] = set()  # directories this process is saving now (see `saving`)
+
+
+def is_incomplete(directory: str | os.PathLike) -> bool:
+    return (Path(directory) / SAVING_MARKER).exists()
+
+
+def check_complete(directory: str | os.PathLike) -> None:
+    """Raise if `directory` was left half-written by an interrupted save."""
+    if is_incomplete(directory):
+        raise RewardlabError(
+            f"{directory} is incomplete: the process writing it was stopped before it finished (it still holds "
+            f"{SAVING_MARKER}); use an earlier checkpoint, or save the model again"
+        )
+
+
+@contextlib.contextmanager
+def saving(directory: str | os.PathLike, is_writer: bool = True) -> Iterator[None]:
+    """Mark `directory` as being written for the duration of the block; a full disk becomes a clear error.
+
+    Only `is_writer` (the main process) creates and removes the marker. If the block fails, the marker stays: the
+    directory is not complete. Nested blocks on one directory (a checkpoint's model save inside the checkpoint's
+    save) leave the marker to the outermost.
+    """
+    path = Path(directory).resolve()
+    outermost = is_writer and path not in _being_saved
+    try:
+        if outermost:
+            _being_saved.add(path)
+            path.mkdir(parents=True, exist_ok=True)
+            (path / SAVING_MARKER).write_text("a save was started here and has not finished\n", encoding="utf-8")
+        yield
+        if outermost:
+            (path / SAVING_MARKER).unlink(missing_ok=True)
+    except OSError as e:
+        if e.errno in _DISK_FULL:
+            raise RewardlabError(
+                f"no space left on the device while writing {directory}: free some space or choose an output_dir "
+                "on another disk (earlier checkpoints are intact)"
+            ) from e
+        raise
+    finally:
+        if outermost:
+            _being_saved.discard(path)
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest `checkpoint-N` in `output_dir` that was completely written; incomplete ones are logged and skipped."""
+    directory = Path(output_dir)
+    if not directory.is_dir():
+        return None
+    found = []
+    for child in directory.iterdir():
+        match = _CHECKPOINT.match(child.name)
+        if match and child.is_dir():
+            found.append((int(match.group(1)), child))
+    for _, child in sorted(found, reverse=True):
+        if is_incomplete(child):
+            logger.warning("%s was not completely written (interrupted save): not resuming from it", child)
+            continue
+        return str(child)
+    return None
