@@ -114,7 +114,8 @@ class RewardConfig(TrainingArguments):
         default=False,
         metadata={
             "help": "Skip rows that fail validation (missing/empty field, wrong type, chosen == rejected, ...) and "
-            "log a count per reason, instead of stopping at the first one with its row index."
+            "log a count per reason, instead of stopping at the first one with its row index. Each skipped row, with "
+            "its index, field, reason and content, is written to <output_dir>/skipped_rows.jsonl."
         },
     )
     padding_free: bool = field(

@@ -8,6 +8,7 @@ are exact over the whole set (not a mean of batch means), and the run's data cou
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -46,6 +47,8 @@ from rewardlab.rewards import enable_packed_sequences, enable_shared_prompt, pai
 from rewardlab.run_record import write_run_record
 
 logger = logging.getLogger(__name__)
+
+SKIPPED_ROWS_FILE = "skipped_rows.jsonl"
 
 
 def _is_peft_model(model: Any) -> bool:
@@ -179,6 +182,7 @@ class RewardTrainer(Trainer):
             data_collator = self._default_collator(model, processing_class.pad_token_id, args)
 
         self.data_stats: dict[str, PreparationStats] = {}
+        self._raw_datasets: dict[str, Any] = {}
         train_dataset = self._prepare(train_dataset, processing_class, args, "train")
         if eval_dataset is not None:
             eval_dataset = self._prepare_eval(eval_dataset, processing_class, args)
@@ -227,6 +231,8 @@ class RewardTrainer(Trainer):
         self._pending_pairs = 0
         self.seen = SeenCounts()
         self.add_callback(self.seen)
+        if (path := self.write_skipped_rows()) is not None:
+            logger.warning("skipped rows and why: %s", path)
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names)
 
@@ -272,9 +278,28 @@ class RewardTrainer(Trainer):
     def _prepare(self, dataset, tokenizer, args, name: str):
         prepared, stats = prepare_preference_dataset(dataset, tokenizer, args, name)
         self.data_stats[name] = stats
+        self._raw_datasets[name] = dataset
         if isinstance(dataset, Dataset):
             logger.warning("%s", stats.summary())
         return prepared
+
+    def write_skipped_rows(self) -> str | None:
+        """Write every row skipped by `skip_invalid_rows` (its data set, index, field, reason and content) to
+        `<output_dir>/skipped_rows.jsonl`; streamed data sets list the rows skipped so far. Returns the path."""
+        if not self.args.should_save or not any(s.skipped_rows for s in self.data_stats.values()):
+            return None
+        path = os.path.join(self.args.output_dir, SKIPPED_ROWS_FILE)
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            for name, stats in self.data_stats.items():
+                raw = self._raw_datasets.get(name)
+                for skipped in stats.skipped_rows:
+                    record = {"dataset": name, **skipped}
+                    if isinstance(raw, Dataset) and skipped["row"] is not None:
+                        record["content"] = raw[skipped["row"]]
+                    f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        os.replace(path + ".tmp", path)
+        return path
 
     def _prepare_eval(self, eval_dataset, tokenizer, args):
         if isinstance(eval_dataset, dict):
@@ -386,6 +411,8 @@ class RewardTrainer(Trainer):
             super().save_model(output_dir, _internal_call)
             if self.args.should_save:
                 write_run_record(self, output_dir)
+        if any(stats.streaming for stats in self.data_stats.values()):
+            self.write_skipped_rows()  # a stream's skipped rows are known only as it is read
 
     def _save_checkpoint(self, model, trial) -> None:
         # Checkpoints save `seen`: count the steps since the last log first, so a resumed run misses none.

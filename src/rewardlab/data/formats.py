@@ -341,13 +341,19 @@ def _validation_columns(column_names: list[str]) -> list[str]:
 
 
 def validate_dataset(
-    dataset: Dataset, *, skip_invalid: bool, dataset_name: str, batch_size: int = 1000
+    dataset: Dataset,
+    *,
+    skip_invalid: bool,
+    dataset_name: str,
+    batch_size: int = 1000,
+    errors: list[InvalidRowError] | None = None,
 ) -> tuple[Dataset, dict[str, int]]:
     """Validate every row of a map-style dataset; drop the invalid ones or raise the first.
 
     Returns the dataset (the same object when every row is valid; otherwise a `select` of the valid rows, so the
     row order is kept) and the number of skipped rows per reason code, e.g. `{"identical chosen and rejected": 2}`.
-    With `skip_invalid=False` the first invalid row raises `InvalidRowError` naming the dataset, row and field.
+    With `skip_invalid=False` the first invalid row raises `InvalidRowError` naming the dataset, row and field;
+    with `skip_invalid=True` each skipped row's error is appended to `errors` when given.
     Rows are read a batch of columns at a time: indexing `dataset[i]` per row is about 100x slower.
     """
     if not isinstance(dataset, Dataset):
@@ -373,6 +379,8 @@ def validate_dataset(
                     raise with_dataset_name(e, dataset_name) from None
                 counts[reason_code(e)] += 1
                 invalid.append(index)
+                if errors is not None:
+                    errors.append(e)
             index += 1
     if invalid:
         bad = set(invalid)

@@ -67,9 +67,10 @@ def _open_text(path: Path):
 
 
 def find_json_error(path: str | os.PathLike) -> str | None:
-    """Describe where `path` first stops being valid JSON (one document or JSON lines); None if it parses.
+    """Describe where `path` first stops being JSON rows (one list of objects, or one object per line); None if it is.
 
-    Only called after `datasets` has failed, so reading the file again costs nothing on the normal path.
+    Checked before `datasets` reads the file: pyarrow's JSON reader crashes the process (a segmentation fault) on
+    some inputs that are not rows, e.g. a line holding just `null`.
     """
     path = Path(path)
     try:
@@ -81,9 +82,14 @@ def find_json_error(path: str | os.PathLike) -> str | None:
             if head.startswith("["):
                 # A single JSON document (a list of rows): the decoder knows the line of the error.
                 try:
-                    json.loads(f.read())
+                    document = json.loads(f.read())
                 except json.JSONDecodeError as e:
                     return f"line {e.lineno}: not valid JSON ({e.msg})"
+                if not isinstance(document, list):
+                    return f"a JSON {type(document).__name__}, not a list of objects"
+                for number, value in enumerate(document):
+                    if not isinstance(value, dict):
+                        return f"item {number} of the list is a JSON {type(value).__name__}, not an object"
                 return None
             for number, line in enumerate(f, start=1):
                 if not line.strip():
@@ -97,6 +103,29 @@ def find_json_error(path: str | os.PathLike) -> str | None:
                     return f"line {number}: a JSON {kind}, not an object; each line must hold one JSON object"
     except UnicodeDecodeError as e:
         return f"it is not UTF-8 text ({e.reason})"
+    except (OSError, EOFError) as e:
+        return f"it cannot be read ({first_line(e)})"
+    return None
+
+
+def find_encoding_error(path: str | os.PathLike) -> str | None:
+    """Where a text data file first stops being UTF-8; None if it is UTF-8 throughout.
+
+    pyarrow's JSON and CSV readers store invalid bytes as they are, so without this check the file "loads" and a
+    `UnicodeDecodeError` surfaces later, deep inside a library, when a row is first read.
+    """
+    path = Path(path)
+    opener = gzip.open if str(path).lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            for number, line in enumerate(f, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    return (
+                        f"line {number} is not UTF-8 text (byte {line[e.start]:#04x} at column {e.start + 1}); "
+                        "save the file as UTF-8"
+                    )
     except (OSError, EOFError) as e:
         return f"it cannot be read ({first_line(e)})"
     return None
@@ -118,14 +147,14 @@ def _quiet_datasets_errors():
 def _load_file(path: Path, builder: str, streaming: bool) -> AnyDatasetDict:
     if path.stat().st_size == 0:
         raise RewardlabError(f"data file {path} is empty: it needs one preference pair per row")
+    if builder in ("json", "csv"):
+        problem = find_encoding_error(path) or (find_json_error(path) if builder == "json" else None)
+        if problem is not None:
+            raise RewardlabError(f"cannot read {path}: {problem}")
     try:
         with _quiet_datasets_errors():
             return datasets.load_dataset(builder, data_files=str(path), streaming=streaming)
     except Exception as e:  # datasets/pyarrow raise many types; all of them mean "cannot parse this file"
-        if builder == "json":
-            problem = find_json_error(path)
-            if problem is not None:
-                raise RewardlabError(f"cannot read {path}: {problem}") from e
         cause = e.__cause__ or e.__context__ or e
         kind = {"json": "JSON", "parquet": "Parquet", "csv": "CSV"}[builder]
         raise RewardlabError(

@@ -66,9 +66,16 @@ class PreparationStats:
     max_length: int | None = None
     policy: str = "truncate_prompt"
     streaming: bool = False
+    # Every skipped row: {"row": index in the user's data, "field": ..., "reason": ..., "code": ...}.
+    skipped_rows: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "skipped_rows"}
+
+    def record_skip(self, error: InvalidRowError) -> None:
+        code = reason_code(error)
+        self.invalid_skipped[code] = self.invalid_skipped.get(code, 0) + 1
+        self.skipped_rows.append({"row": error.index, "field": error.field, "reason": error.reason, "code": code})
 
     def summary(self) -> str:
         """One line for the log, e.g. "train: 2312 rows → 2250 pairs; 40 prompts truncated from the left, ..."."""
@@ -94,6 +101,7 @@ class PreparationStats:
         self.rows_in = self.pairs_out = self.prompt_truncated = self.response_truncated = 0
         self.dropped_overlength = 0
         self.invalid_skipped = {}
+        self.skipped_rows = []
 
 
 def resolve_eos_token_id(tokenizer: Any, eos_token: str | None) -> int | None:
@@ -198,10 +206,13 @@ def _prepare_map_style(
     )
     # The original row index travels with each row, so that errors after validation still name the user's row.
     dataset = dataset.add_column(_INDEX, list(range(len(dataset))))
-    dataset, skipped = validate_dataset(dataset, skip_invalid=args.skip_invalid_rows, dataset_name=dataset_name)
-    counts: Counter[str] = Counter(skipped)
+    errors: list[InvalidRowError] = []
+    dataset, _ = validate_dataset(
+        dataset, skip_invalid=args.skip_invalid_rows, dataset_name=dataset_name, errors=errors
+    )
+    for error in errors:
+        stats.record_skip(error)
     if len(dataset) == 0:
-        stats.invalid_skipped = dict(counts)
         raise RewardlabError(f"no usable pairs left: {stats.summary()}")
     fmt = detect_dataset_format(dataset.select(range(min(100, len(dataset)))))
     _check_tokenizer(fmt, tokenizer, dataset_name)
@@ -233,15 +244,14 @@ def _prepare_map_style(
     failed = [i for i, s in enumerate(statuses) if s == _INVALID]
     for i in failed:
         code = rows[_ERR_CODE][i]
+        error = invalid_row(rows[_INDEX][i], rows[_ERR_FIELD][i] or None, rows[_ERR_REASON][i], code)
         if code == OVERLENGTH or not args.skip_invalid_rows:
-            error = invalid_row(rows[_INDEX][i], rows[_ERR_FIELD][i] or None, rows[_ERR_REASON][i], code)
             raise with_dataset_name(error, dataset_name)
-        counts[code] += 1
+        stats.record_skip(error)
     status_counts = Counter(statuses)
     stats.prompt_truncated = status_counts[PROMPT_TRUNCATED]
     stats.response_truncated = status_counts[RESPONSE_TRUNCATED]
     stats.dropped_overlength = status_counts[DROPPED]
-    stats.invalid_skipped = dict(counts)
     kept = [i for i, s in enumerate(statuses) if s in _KEPT]
     stats.pairs_out = len(kept)
     if not kept:
@@ -265,7 +275,7 @@ class _StreamingProcessor:
         code = reason_code(error)
         if code == OVERLENGTH or not self.skip_invalid:
             raise with_dataset_name(error, self.stats.dataset_name)
-        self.stats.invalid_skipped[code] = self.stats.invalid_skipped.get(code, 0) + 1
+        self.stats.record_skip(error)
         return {
             k: v for k, v in _failure(None, "", code, self.row_kwargs["has_margin"]).items() if k in _STREAM_COLUMNS
         }
