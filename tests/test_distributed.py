@@ -52,3 +52,77 @@ def test_two_processes_train_like_one_and_count_every_pair_once(tmp_path):
     np.testing.assert_allclose(np.array(double["rewards"]), np.array(single["rewards"]), atol=1e-5)
     for key in ("eval_accuracy", "eval_margin", "eval_loss", "eval_ties", "eval_min_reward", "eval_max_reward"):
         assert double["metrics"][key] == pytest.approx(single["metrics"][key], abs=1e-5), key
+
+
+WRITE_LOGGER = """
+import builtins, os
+_open, _replace = builtins.open, os.replace
+_watched, _log = os.environ["WATCH_DIR"], os.environ["WRITE_LOG"] + "." + os.environ.get("RANK", "0")
+
+def _note(path):
+    path = os.path.abspath(os.fspath(path))
+    if path.startswith(_watched):
+        with _open(_log, "a") as f:
+            f.write(path + "\\n")
+
+def open(file, mode="r", *args, **kwargs):
+    if isinstance(file, (str, bytes, os.PathLike)) and any(m in mode for m in "wax+"):
+        _note(file)
+    return _open(file, mode, *args, **kwargs)
+
+def replace(src, dst, *args, **kwargs):
+    _note(dst)
+    return _replace(src, dst, *args, **kwargs)
+
+builtins.open, os.replace = open, replace
+"""
+
+
+def cli_train(nproc: int, base: Path, data: Path, out: Path, hooks: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(hooks), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "WATCH_DIR": str(out), "WRITE_LOG": str(hooks / f"writes-{nproc}")}  # fmt: skip
+    args = ["-m", "rewardlab", "train", "--model_name_or_path", str(base), "--dataset_name", str(data),
+            "--output_dir", str(out), "--per_device_train_batch_size", str(4 // nproc), "--max_steps", "3",
+            "--learning_rate", "1e-3", "--logging_steps", "1", "--report_to", "none", "--use_cpu", "--seed", "7",
+            "--save_strategy", "no", "--skip_invalid_rows", "--center_rewards_coefficient", "0.01"]  # fmt: skip
+    launcher = [sys.executable]
+    if nproc > 1:
+        launcher += ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}"]
+    proc = subprocess.run(launcher + args, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "rewardlab_run.json").read_text())
+
+
+@pytest.mark.slow
+def test_rewardlab_train_under_torchrun_matches_one_process_and_only_rank_0_writes(tmp_path):
+    from tiny import make_model, make_tokenizer
+
+    tok = make_tokenizer("qwen3")
+    base = tmp_path / "base"
+    make_model("qwen3", tok).save_pretrained(base)
+    tok.save_pretrained(base)
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [{"prompt": f"q {i} " + "word " * (i % 4), "chosen": f" blue {i}", "rejected": f" green {i % 3} no"}
+            for i in range(14)]  # fmt: skip
+    rows[5]["rejected"] = rows[5]["chosen"]  # one invalid row, skipped and recorded
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[7:]))  # 7 pairs: ragged over 2
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(WRITE_LOGGER)
+
+    single = cli_train(1, base, data, tmp_path / "one", hooks)
+    double = cli_train(2, base, data, tmp_path / "two", hooks)
+    losses = [[e["loss"] for e in run["log_history"] if "loss" in e] for run in (single, double)]
+    assert len(losses[0]) == 3
+    np.testing.assert_allclose(losses[1], losses[0], atol=1e-5)
+    for key in ("eval_accuracy", "eval_loss", "eval_margin", "eval_num_pairs"):
+        assert double["final_eval_metrics"][key] == pytest.approx(single["final_eval_metrics"][key], abs=1e-5), key
+    assert double["final_eval_metrics"]["eval_num_pairs"] == 7
+    report = json.loads((tmp_path / "two" / "report.json").read_text())
+    assert report["results"]["trained model"]["evaluation split"]["n_evaluated"] == 7
+    assert len((tmp_path / "two" / "skipped_rows.jsonl").read_text().splitlines()) == 1
+    # Rank 0 wrote the model, run record, report and skipped rows; rank 1 wrote nothing in the output directory.
+    assert (hooks / "writes-2.0").exists()
+    assert not (hooks / "writes-2.1").exists(), (hooks / "writes-2.1").read_text()
