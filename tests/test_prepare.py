@@ -326,3 +326,23 @@ def test_hh_rlhf_rows_with_tiny_llama():
                 assert got[key][-len(response) :] == response
                 checked += 1
     assert checked > 150  # about 250 of the 600 responses fit in 64 tokens with this tiny vocabulary
+
+
+def test_prepared_file_data_stays_on_disk(tmp_path):
+    """Tokenized pairs are memory-mapped Arrow, not Python objects: memory follows the batch, not the data set."""
+    import json
+
+    from datasets.table import MemoryMappedTable
+    from tiny import make_tokenizer
+
+    from rewardlab.config import RewardConfig
+    from rewardlab.data.loading import load_preference_data
+    from rewardlab.data.prepare import prepare_preference_dataset
+
+    rows = [{"prompt": f"q{i}", "chosen": " blue", "rejected": " green"} for i in range(300)]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = load_preference_data(str(tmp_path / "pairs.jsonl"), split="train")
+    args = RewardConfig(str(tmp_path / "out"), use_cpu=True, report_to=[])
+    prepared, stats = prepare_preference_dataset(data, make_tokenizer("qwen3"), args, "train")
+    assert stats.pairs_out == 300
+    assert isinstance(prepared.data, MemoryMappedTable) and prepared.cache_files
