@@ -95,12 +95,9 @@ def cli_train(nproc: int, base: Path, data: Path, out: Path, hooks: Path) -> dic
 
 @pytest.mark.slow
 def test_rewardlab_train_under_torchrun_matches_one_process_and_only_rank_0_writes(tmp_path):
-    from tiny import make_model, make_tokenizer
+    from tiny import save_tiny
 
-    tok = make_tokenizer("qwen3")
-    base = tmp_path / "base"
-    make_model("qwen3", tok).save_pretrained(base)
-    tok.save_pretrained(base)
+    base = save_tiny("qwen3", tmp_path / "base")
     data = tmp_path / "data"
     data.mkdir()
     rows = [{"prompt": f"q {i} " + "word " * (i % 4), "chosen": f" blue {i}", "rejected": f" green {i % 3} no"}

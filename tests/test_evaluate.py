@@ -93,12 +93,9 @@ def test_user_errors(two_models, tmp_path, capsys):
 
 
 def test_train_writes_the_report_for_its_eval_split(tmp_path):
-    from tiny import make_model, make_tokenizer
+    from tiny import save_tiny
 
-    tok = make_tokenizer("qwen3")
-    base = tmp_path / "base"
-    make_model("qwen3", tok).save_pretrained(base)
-    tok.save_pretrained(base)
+    base = save_tiny("qwen3", tmp_path / "base")
     data = tmp_path / "data"
     data.mkdir()
     write_jsonl(data / "train.jsonl", rows(8))

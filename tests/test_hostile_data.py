@@ -9,7 +9,7 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tiny import make_model, make_tokenizer
+from tiny import make_tokenizer, save_tiny
 
 from rewardlab.cli import main
 from rewardlab.data.formats import detect_format, validate_example
@@ -73,11 +73,7 @@ def test_every_row_is_a_clean_pair_or_a_clear_error(example, tokenizer):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("hostile-model")
-    tok = make_tokenizer("qwen3")
-    make_model("qwen3", tok).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+    return str(save_tiny("qwen3", tmp_path_factory.mktemp("hostile-model")))
 
 
 # Rows that look like pairs but carry every kind of wrong value; and lines that break the file itself.
