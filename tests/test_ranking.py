@@ -1,0 +1,66 @@
+"""Ranking losses and metrics against hand computations."""
+
+import math
+
+import pytest
+import torch
+
+from rewardlab.loss import bradley_terry_loss
+from rewardlab.ranking import pairwise_ranking_loss, plackett_luce_loss, ranking_accuracy
+
+
+def log_sigmoid(x: float) -> float:
+    return -math.log1p(math.exp(-x))
+
+
+def test_pairwise_loss_averages_each_prompts_pairs_then_the_prompts():
+    rewards = torch.tensor([2.0, 1.0, 0.5, 0.3, -1.0])
+    scores = torch.tensor([3.0, 2.0, 2.0, 1.0, 0.0])  # prompt 1: K=3 with a tie; prompt 2: K=2
+    loss = pairwise_ranking_loss(rewards, scores, [3, 2])
+    first = -(log_sigmoid(2.0 - 1.0) + log_sigmoid(2.0 - 0.5)) / 2  # the tied pair (1.0 vs 0.5) is not used
+    second = -log_sigmoid(0.3 - (-1.0))
+    assert loss.item() == pytest.approx((first + second) / 2, rel=1e-6)
+
+
+def test_pairwise_loss_with_score_margins_and_k2_equals_bradley_terry():
+    rewards = torch.tensor([0.2, 0.7, 1.0, -0.5], requires_grad=True)
+    scores = torch.tensor([5.0, 1.0, 2.0, 4.0])
+    loss = pairwise_ranking_loss(rewards, scores, [2, 2], margin_scale=0.1)
+    chosen, rejected = torch.tensor([0.2, -0.5]), torch.tensor([0.7, 1.0])
+    expected = bradley_terry_loss(chosen, rejected, torch.tensor([0.4, 0.2]))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    loss.backward()
+    assert rewards.grad is not None and rewards.grad.abs().sum() > 0
+
+
+def test_plackett_luce_matches_the_formula_with_and_without_ties():
+    r = [1.5, 0.2, -0.3]
+    rewards, scores = torch.tensor(r), torch.tensor([9.0, 5.0, 1.0])
+    lse = lambda xs: math.log(sum(math.exp(x) for x in xs))  # noqa: E731
+    expected = (-(r[0] - lse(r)) - (r[1] - lse(r[1:]))) / 2
+    assert plackett_luce_loss(rewards, scores, [3]).item() == pytest.approx(expected, rel=1e-6)
+    # Ties share a step (Breslow): {0, 1} tied on top of 2.
+    tied = plackett_luce_loss(rewards, torch.tensor([5.0, 5.0, 1.0]), [3]).item()
+    assert tied == pytest.approx((-(r[0] + r[1]) + 2 * lse(r)) / 2, rel=1e-6)
+    # K = 2: Plackett-Luce is the Bradley-Terry loss.
+    two = plackett_luce_loss(torch.tensor([0.3, 1.1]), torch.tensor([1.0, 0.0]), [2])
+    assert two.item() == pytest.approx(-log_sigmoid(0.3 - 1.1), rel=1e-6)
+
+
+def test_all_tied_prompts_contribute_nothing_but_keep_the_graph():
+    rewards = torch.tensor([1.0, 2.0], requires_grad=True)
+    for loss_fn in (pairwise_ranking_loss, plackett_luce_loss):
+        loss = loss_fn(rewards, torch.tensor([1.0, 1.0]), [2])
+        assert loss.item() == 0.0
+        loss.backward()
+    with pytest.raises(ValueError, match="add up to 3"):
+        pairwise_ranking_loss(rewards, torch.tensor([1.0, 0.0]), [3])
+
+
+def test_ranking_accuracy_counts_pairs_and_top1_exactly():
+    rewards = torch.tensor([3.0, 1.0, 2.0, 0.0, 0.0, 5.0, 5.0])
+    scores = torch.tensor([2.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0])  # groups of 3, 2, 2
+    stats = ranking_accuracy(rewards, scores, [3, 2, 2])
+    # Group 1: pairs (0>1 ok, 0>2 ok, 1>2 wrong), top-1 ok. Group 2: reward tie, wrong; top-1 tie: wrong.
+    # Group 3: reward tie: wrong; top-1 shared with a worse response: wrong.
+    assert stats == {"pairs_correct": 2, "pairs": 5, "top1_correct": 1, "prompts": 3}
