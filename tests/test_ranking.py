@@ -64,3 +64,39 @@ def test_ranking_accuracy_counts_pairs_and_top1_exactly():
     # Group 1: pairs (0>1 ok, 0>2 ok, 1>2 wrong), top-1 ok. Group 2: reward tie, wrong; top-1 tie: wrong.
     # Group 3: reward tie: wrong; top-1 shared with a worse response: wrong.
     assert stats == {"pairs_correct": 2, "pairs": 5, "top1_correct": 1, "prompts": 3}
+
+
+@pytest.mark.parametrize("arch,layout", [("llama", {"share_prompt": True}), ("qwen3", {"share_prompt": True}),
+                                         ("bert", {"pack_sequences": True}), ("qwen3", {})])  # fmt: skip
+def test_one_pass_per_prompt_equals_scoring_each_response_alone(arch, layout):
+    from test_fast_path import setup
+
+    from rewardlab.data.collate import DataCollatorForRanking
+    from rewardlab.rewards import sequence_rewards
+
+    tok, model = setup(arch)
+    g = torch.Generator().manual_seed(3)
+    ordinary = [i for i in range(len(tok)) if i not in set(tok.all_special_ids)]
+
+    def tokens(n):
+        return [ordinary[j] for j in torch.randint(len(ordinary), (n,), generator=g).tolist()]
+
+    examples = []
+    for k in (2, 3, 5):
+        prompt = tokens(int(torch.randint(3, 30, (1,), generator=g)))
+        responses = [prompt + tokens(int(torch.randint(1, 12, (1,), generator=g))) for _ in range(k)]
+        examples.append({"response_ids": responses, "scores": torch.randn(k, generator=g).round().tolist()})
+    batch = DataCollatorForRanking(tok.pad_token_id, **layout)(examples)
+    model.zero_grad()
+    rewards = sequence_rewards(model, batch)
+    pairwise_ranking_loss(rewards, batch["scores"], batch["group_sizes"].tolist()).backward()
+    fast_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    model.zero_grad()
+    alone = torch.cat([model(input_ids=torch.tensor([r])).logits[:, 0] for e in examples for r in e["response_ids"]])
+    pairwise_ranking_loss(alone, batch["scores"], batch["group_sizes"].tolist()).backward()
+    torch.testing.assert_close(rewards, alone, atol=1e-5, rtol=0)
+    for name, grad in fast_grads.items():
+        torch.testing.assert_close(grad, dict(model.named_parameters())[name].grad, atol=1e-5, rtol=1e-4, msg=name)
+    if layout.get("share_prompt"):  # each prompt computed once
+        assert batch["input_ids"].numel() < sum(len(r) for e in examples for r in e["response_ids"])

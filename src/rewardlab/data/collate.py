@@ -208,3 +208,39 @@ def pack_sequences(sequences: list[list[int]]) -> dict[str, Any]:
         "segments": segments,
         "first_index": torch.tensor([start for start, _, _ in segments]),
     }
+
+
+@dataclass
+class DataCollatorForRanking(DataCollatorMixin):
+    """
+    Batch rankings: each example has `response_ids` (K >= 2 token-id lists, prompt included) and `scores` (K floats,
+    higher is better). The output holds every response of every prompt in one layout, prompt after prompt:
+
+    - `share_prompt=True` (causal models): each prompt's K responses form one shared-prefix group (the prompt is
+      computed once, each response attends to it and to itself), all groups packed into one row;
+    - `pack_sequences=True` (encoders): every response packed into one row, each attending to itself;
+    - neither: the padded layout (`input_ids`, `attention_mask`), one row per response.
+
+    Plus `scores` (flat, float) and `group_sizes` (K of each prompt), for `rewardlab.ranking`.
+    """
+
+    pad_token_id: int
+    share_prompt: bool = False
+    pack_sequences: bool = False
+    return_tensors: str = "pt"
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        responses = [list(r) for e in examples for r in e["response_ids"]]
+        batch: dict[str, Any] = {
+            "scores": torch.tensor([float(s) for e in examples for s in e["scores"]], dtype=torch.float),
+            "group_sizes": torch.tensor([len(e["response_ids"]) for e in examples]),
+            "num_real_tokens": torch.tensor(sum(len(r) for r in responses)),
+        }
+        if self.share_prompt:
+            groups = [shared_prefix_group([list(r) for r in e["response_ids"]], self.pad_token_id) for e in examples]
+            batch.update(pack_shared_prefix_groups(groups))
+        elif self.pack_sequences:
+            batch.update(pack_sequences(responses))
+        else:
+            batch["input_ids"], batch["attention_mask"] = pad_right(responses, self.pad_token_id)
+        return batch
