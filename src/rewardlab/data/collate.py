@@ -38,7 +38,7 @@ def split_into_micro_batches(
     examples: list[dict[str, Any]],
     collate: Callable[[list[dict[str, Any]]], dict[str, Any]],
     costs: list[int],
-    max_tokens: int | None,
+    max_tokens: int,
     padded: bool,
 ) -> dict[str, Any]:
     """Collate `examples` as one batch, or, over the token budget, as `micro_batches` of whole pairs.
@@ -47,7 +47,7 @@ def split_into_micro_batches(
     and `loss_weight` (its share of the pairs): the trainer runs forward and backward per micro-batch and accumulates
     the gradients, so the loss and gradients are the whole batch's while activation memory follows the budget.
     """
-    groups = [list(range(len(examples)))] if max_tokens is None else split_by_token_budget(costs, max_tokens, padded)
+    groups = split_by_token_budget(costs, max_tokens, padded)
     if len(groups) == 1:
         return collate(examples)
     micro_batches = []
@@ -89,6 +89,8 @@ class DataCollatorForPreference(DataCollatorMixin):
     return_tensors: str = "pt"
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.max_tokens_per_batch is None:  # the common case: nothing to measure
+            return self._collate(examples)
         costs = [2 * max(len(e["chosen_ids"]), len(e["rejected_ids"])) for e in examples]
         return split_into_micro_batches(examples, self._collate, costs, self.max_tokens_per_batch, padded=True)
 
@@ -127,6 +129,8 @@ class DataCollatorForFastPreference(DataCollatorMixin):
     return_tensors: str = "pt"
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.max_tokens_per_batch is None:  # the common case: no prefix scan just to price the pairs
+            return self._collate(examples)
         costs = [
             len(e["chosen_ids"]) + len(e["rejected_ids"])
             - (shared_prefix_length(e["chosen_ids"], e["rejected_ids"]) if self.share_prompt else 0)
