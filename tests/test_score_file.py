@@ -100,6 +100,10 @@ def test_user_errors_are_one_line(model_dir, tmp_path, capsys):
     assert main(["score", "--model", model_dir, "--input", str(tmp_path / "nope.jsonl"), "--output",
                  str(tmp_path / "o.jsonl")]) == 2  # fmt: skip
     assert "no such file" in capsys.readouterr().err
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", rows(2))
+    assert main(["score", "--model", model_dir, "--input", pairs, "--output", str(tmp_path / "o.jsonl"), "--device",
+                 "gpu0"]) == 2  # fmt: skip
+    assert "unknown device 'gpu0'" in capsys.readouterr().err
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"chosen": "a", "rejected": "b"}, {"chosen": "a", "rejected": 5}])
     assert main(["score", "--model", model_dir, "--input", bad, "--output", str(tmp_path / "o.jsonl")]) == 2
     err = capsys.readouterr().err

@@ -221,6 +221,11 @@ def test_dtype_option_and_dropped_items_in_the_reward_function(saved):
     np.testing.assert_allclose(rewards.rewards_chosen, trained[:, 0], atol=5e-2)
     with pytest.raises(RewardlabError, match="unknown dtype"):
         RewardModel.from_pretrained(path, dtype="float8")
+    with pytest.raises(RewardlabError, match="unknown device 'gpu0'"):
+        RewardModel.from_pretrained(path, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(RewardlabError, match="CUDA is not available"):
+            RewardModel.from_pretrained(path, device="cuda")
 
     dropping = RewardFunction(RewardModel.from_pretrained(path, max_length=8, overlength_policy="drop"))
     out = dropping(["a very long prompt " * 5, "hi"], [" blue", " no"])

@@ -41,6 +41,29 @@ class ArgumentParser(_RaisingParserMixin, argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+def add_reward_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that say how `rewardlab eval`, `score` and `serve` load a saved reward model."""
+    parser.add_argument(
+        "--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"], help="Weights dtype (float32)."
+    )
+    parser.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: cuda when available).")
+    parser.add_argument("--base_model", default=None, help="Base model of a LoRA adapter, if not the one it names.")
+    parser.add_argument(
+        "--max_length", type=int, default=None, help="Longest sequence in tokens (default: the training run's)."
+    )
+
+
+def load_reward_model(source: str, args: argparse.Namespace, **kwargs: Any) -> Any:
+    """`RewardModel.from_pretrained(source)` with the flags of `add_reward_model_arguments`."""
+    from rewardlab.scoring import RewardModel
+
+    if args.max_length is not None:
+        kwargs["max_length"] = args.max_length
+    return RewardModel.from_pretrained(
+        source, dtype=args.dtype, device=args.device, base_model=args.base_model, **kwargs
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # `rewardlab train` arguments. RewardConfig (all of TrainingArguments) is the third dataclass of the parser.
 

@@ -276,7 +276,7 @@ def training_log(source: str) -> list[dict[str, Any]] | None:
 
 # ------------------------------------------------------------------------------------------------------- command
 def build_parser() -> argparse.ArgumentParser:
-    from rewardlab.cli import ArgumentParser  # one-line usage errors, exit code 2
+    from rewardlab.cli import ArgumentParser, add_reward_model_arguments  # one-line usage errors, exit code 2
 
     p = ArgumentParser(
         prog="rewardlab eval",
@@ -304,10 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--worst_k", type=int, default=20, help="worst-scored pairs to list")
     p.add_argument("--output_dir", default="eval_report")
-    p.add_argument("--max_length", type=int, default=None, help="default: the training run's max_length")
-    p.add_argument("--max_tokens_per_batch", type=int, default=8192)
-    p.add_argument("--dtype", default=None, help="float32 (default), bfloat16, float16 or auto")
-    p.add_argument("--device", default=None)
+    p.add_argument("--max_tokens_per_batch", type=int, default=8192, help="token budget of one forward pass")
+    add_reward_model_arguments(p)
     return p
 
 
@@ -353,12 +351,12 @@ def eval_command(argv: Sequence[str]) -> int:
     if len({s.name for s in eval_sets}) < len(eval_sets):
         for k, s in enumerate(eval_sets):
             s.name = f"{k + 1}. {s.name}"
-    options = {"max_length": args.max_length} if args.max_length else {}
+    from rewardlab.cli import load_reward_model
+
     models = {
-        name: RewardModel.from_pretrained(source, dtype=args.dtype, device=args.device,
-                                          max_tokens_per_batch=args.max_tokens_per_batch, **options)
+        name: load_reward_model(source, args, max_tokens_per_batch=args.max_tokens_per_batch)
         for name, source in zip(names, sources, strict=True)
-    }  # fmt: skip
+    }
     report, figures = evaluate(
         models, eval_sets, model_sources=dict(zip(names, sources, strict=True)),
         training_logs={name: training_log(source) for name, source in zip(names, sources, strict=True)},

@@ -27,7 +27,7 @@ OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rewardlab.cli import ArgumentParser  # one-line usage errors, exit code 2
+    from rewardlab.cli import ArgumentParser, add_reward_model_arguments  # one-line usage errors, exit code 2
 
     p = ArgumentParser(
         prog="rewardlab score",
@@ -46,11 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--completion_column", default="completion", help="completion column of prompt/completion rows")
     p.add_argument("--chunk_rows", type=int, default=512, help="rows scored between two progress saves")
     p.add_argument("--max_tokens_per_batch", type=int, default=8192, help="token budget of one forward pass")
-    p.add_argument("--max_length", type=int, default=None, help="default: the training run's max_length")
     p.add_argument("--overlength_policy", choices=["truncate_prompt", "drop", "error"], default=None,
                    help="default: the training run's policy; 'drop' gives NaN rewards")  # fmt: skip
-    p.add_argument("--dtype", default=None, help="float32 (default), bfloat16, float16 or auto")
-    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    add_reward_model_arguments(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from <output>.partial.jsonl")
     return p
 
@@ -147,14 +145,10 @@ def score_command(argv: Sequence[str]) -> int:
     if not isinstance(data, Dataset):
         raise RewardlabError("streamed data cannot be scored into one file; give a file, directory or hub dataset")
     mode = detect_mode(data.column_names, args)
-    options = {
-        k: v
-        for k, v in {"max_length": args.max_length, "overlength_policy": args.overlength_policy}.items()
-        if v is not None
-    }
-    scorer = RewardModel.from_pretrained(
-        args.model, dtype=args.dtype, device=args.device, max_tokens_per_batch=args.max_tokens_per_batch, **options
-    )
+    from rewardlab.cli import load_reward_model
+
+    options = {"overlength_policy": args.overlength_policy} if args.overlength_policy else {}
+    scorer = load_reward_model(args.model, args, max_tokens_per_batch=args.max_tokens_per_batch, **options)
 
     progress = partial_path(output)
     header = {"input": str(args.input), "split": args.split, "rows": len(data), "model": str(args.model), "mode": mode}

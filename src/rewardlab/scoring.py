@@ -22,12 +22,12 @@ from rewardlab.data.collate import length_grouped_sub_batches, pack_sequences, p
 from rewardlab.data.formats import IDENTICAL, detect_format, reason_code, validate_example
 from rewardlab.data.prepare import resolve_eos_token_id
 from rewardlab.data.tokenize import (
-    _render,
-    _tokenize_text,
     has_chat_template,
     leading_special_count,
     no_chat_template_error,
+    render_messages,
     tokenize_pair,
+    tokenize_text,
 )
 from rewardlab.data.truncation import (
     DROPPED,
@@ -37,7 +37,7 @@ from rewardlab.data.truncation import (
     truncate_pair,
     truncate_sequence,
 )
-from rewardlab.errors import InvalidRowError, RewardlabError
+from rewardlab.errors import InvalidRowError, RewardlabError, first_line
 from rewardlab.model import load_trained_model, resolve_dtype, set_pad_token
 from rewardlab.packing import group_by_shared_prefix, shared_prefix_group, split_by_token_budget
 from rewardlab.rewards import enable_packed_sequences, enable_shared_prompt, sequence_rewards
@@ -126,8 +126,8 @@ class RewardModel:
         Other keyword arguments go to `RewardModel(...)`; `max_length`, `overlength_policy` and `normalization`
         default to what the training run saved (`rewardlab_run.json`), when there is one.
         """
+        device = _resolve_device(device)
         model, tokenizer = load_trained_model(path_or_id, dtype=resolve_dtype(dtype), base_model=base_model)
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model.to(device)
         record = read_run_record(path_or_id) or {}
         args = record.get("args", {})
@@ -158,7 +158,7 @@ class RewardModel:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise InvalidRowError(i, "texts", f"must be a string, got {type(text).__name__}")
-            ids = _tokenize_text(self.tokenizer, text, self.eos_token_id)
+            ids = tokenize_text(self.tokenizer, text, self.eos_token_id)
             sequences.append(ids)
             prompt_lengths.append(len(ids) - 1)
         return self._score_sequences(sequences, prompt_lengths)
@@ -245,14 +245,16 @@ class RewardModel:
         self, index: int, prompt: Any, completion: Any, template_kwargs: dict[str, Any]
     ) -> tuple[list[int], list[int]]:
         if isinstance(prompt, str) and isinstance(completion, str):
-            ids = _tokenize_text(self.tokenizer, prompt + completion, self.eos_token_id)
+            ids = tokenize_text(self.tokenizer, prompt + completion, self.eos_token_id)
             return ids, list(self.tokenizer(prompt)["input_ids"])
         if _is_messages(prompt) and _is_messages(completion):
             if not has_chat_template(self.tokenizer):
                 raise no_chat_template_error()
             try:
-                ids = _render(self.tokenizer, list(prompt) + list(completion), "completion", None, template_kwargs)
-                prompt_ids = _render(self.tokenizer, list(prompt), "prompt", None, template_kwargs)
+                ids = render_messages(
+                    self.tokenizer, list(prompt) + list(completion), "completion", None, template_kwargs
+                )
+                prompt_ids = render_messages(self.tokenizer, list(prompt), "prompt", None, template_kwargs)
             except InvalidRowError as e:
                 raise InvalidRowError(index, e.field, e.reason) from None
             return ids, prompt_ids
@@ -304,6 +306,19 @@ class RewardModel:
             for i, reward in zip(index, rewards, strict=True):
                 out[i] = reward
         return out
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    """`device`, or CUDA when there is one, else the CPU; a clear error for a device that cannot be used."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise RewardlabError(f"unknown device {device!r} ({first_line(e)}): use e.g. cpu, cuda or cuda:1") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise RewardlabError(f"device {device!r} was asked for, but CUDA is not available here")
+    return resolved
 
 
 def _check_list(values: Any, name: str) -> list:

@@ -674,7 +674,7 @@ async def _reply(scope: dict, send: Any, status: int, detail: str, headers: dict
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rewardlab.cli import ArgumentParser
+    from rewardlab.cli import ArgumentParser, add_reward_model_arguments
 
     defaults = ServerSettings()
     parser = ArgumentParser(
@@ -686,14 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="A saved reward model: a directory (full or LoRA) or hub id.")
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0: all interfaces).")
     parser.add_argument("--port", type=int, default=8000, help="Port to listen on. Default %(default)s.")
-    parser.add_argument(
-        "--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"], help="Weights dtype (float32)."
-    )
-    parser.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: cuda when available).")
-    parser.add_argument("--base_model", default=None, help="Base model of a LoRA adapter, if not the one it names.")
-    parser.add_argument(
-        "--max_length", type=int, default=None, help="Longest sequence in tokens (default: the training run's)."
-    )
+    add_reward_model_arguments(parser)
     parser.add_argument("--normalize", action="store_true", help="Return (reward - mean) / std from training.")
     parser.add_argument(
         "--max_batch_tokens",
@@ -766,26 +759,6 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
     )
 
 
-def load_reward_model(args: argparse.Namespace) -> RewardModel:
-    import torch
-
-    from rewardlab.scoring import RewardModel
-
-    if args.device is not None:
-        try:
-            device = torch.device(args.device)
-        except RuntimeError as e:
-            raise RewardlabError(f"unknown --device {args.device!r}: {first_line(e)}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RewardlabError(f"--device {args.device} but CUDA is not available")
-    kwargs: dict[str, Any] = {"max_tokens_per_batch": args.max_batch_tokens}
-    if args.max_length is not None:
-        kwargs["max_length"] = args.max_length
-    return RewardModel.from_pretrained(
-        args.model, dtype=args.dtype, device=args.device, base_model=args.base_model, **kwargs
-    )
-
-
 def serve_command(argv: Sequence[str]) -> int:
     """`rewardlab serve ARGS...`: load the model and serve it until SIGTERM/SIGINT; returns the exit code."""
     args = build_parser().parse_args(list(argv))
@@ -793,7 +766,9 @@ def serve_command(argv: Sequence[str]) -> int:
     logging.getLogger("rewardlab").setLevel(
         logging.DEBUG if args.log_level == "trace" else getattr(logging, args.log_level.upper())
     )
-    reward_model = load_reward_model(args)
+    from rewardlab.cli import load_reward_model
+
+    reward_model = load_reward_model(args.model, args, max_tokens_per_batch=args.max_batch_tokens)
     app = create_app(reward_model, settings)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=args.shutdown_timeout
@@ -847,7 +822,6 @@ __all__ = [
     "ServerSettings",
     "build_parser",
     "create_app",
-    "load_reward_model",
     "serve_command",
     "settings_from_args",
 ]

@@ -68,7 +68,10 @@ def no_chat_template_error(dataset_name: str | None = None) -> RewardlabError:
     )
 
 
-def _render(tokenizer: Any, messages: list, field: str, tools: list | None, kwargs: dict[str, Any]) -> list[int]:
+def render_messages(
+    tokenizer: Any, messages: list, field: str, tools: list | None, kwargs: dict[str, Any]
+) -> list[int]:
+    """Token ids of a conversation through the chat template; a failing template is an `InvalidRowError` on `field`."""
     try:
         result = tokenizer.apply_chat_template(
             _normalize_messages(messages), tokenize=True, return_dict=True, tools=tools, **kwargs
@@ -85,7 +88,8 @@ def _render(tokenizer: Any, messages: list, field: str, tools: list | None, kwar
     return list(ids)
 
 
-def _tokenize_text(tokenizer: Any, text: str, eos_token_id: int | None) -> list[int]:
+def tokenize_text(tokenizer: Any, text: str, eos_token_id: int | None) -> list[int]:
+    """Token ids of plain text with the tokenizer's own special tokens, ending with `eos_token_id` (if not None)."""
     ids = list(tokenizer(text)["input_ids"])
     if eos_token_id is not None and (not ids or ids[-1] != eos_token_id):
         ids.append(eos_token_id)
@@ -119,8 +123,8 @@ def tokenize_pair(example: Mapping[str, Any], tokenizer: Any, eos_token_id: int 
         rejected = example["prompt"] + rejected
     if not fmt.conversational:
         return {
-            "chosen_ids": _tokenize_text(tokenizer, chosen, eos_token_id),
-            "rejected_ids": _tokenize_text(tokenizer, rejected, eos_token_id),
+            "chosen_ids": tokenize_text(tokenizer, chosen, eos_token_id),
+            "rejected_ids": tokenize_text(tokenizer, rejected, eos_token_id),
         }
     if not has_chat_template(tokenizer):
         raise no_chat_template_error()
@@ -130,8 +134,8 @@ def tokenize_pair(example: Mapping[str, Any], tokenizer: Any, eos_token_id: int 
         raise InvalidRowError(None, "tools", f"is a string but not valid JSON ({e.msg})") from None
     kwargs = _strip_none(dict(example.get("chat_template_kwargs") or {}))
     return {
-        "chosen_ids": _render(tokenizer, chosen, "chosen", tools, kwargs),
-        "rejected_ids": _render(tokenizer, rejected, "rejected", tools, kwargs),
+        "chosen_ids": render_messages(tokenizer, chosen, "chosen", tools, kwargs),
+        "rejected_ids": render_messages(tokenizer, rejected, "rejected", tools, kwargs),
     }
 
 
