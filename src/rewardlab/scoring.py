@@ -8,6 +8,7 @@ so a pair's rewards are the trainer's to float precision.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import Counter
@@ -171,8 +172,11 @@ class RewardModel:
         if len(prompts) != len(completions):
             raise RewardlabError(f"{len(prompts)} prompts but {len(completions)} completions: give one prompt each")
         sequences, prompt_lengths = [], []
+        prompt_cache: dict[str, list[int]] = {}  # a GRPO group repeats its prompt: tokenize it once
         for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-            ids, prompt_ids = self._tokenize_prompt_completion(i, prompt, completion, chat_template_kwargs)
+            ids, prompt_ids = self._tokenize_prompt_completion(
+                i, prompt, completion, chat_template_kwargs, prompt_cache
+            )
             sequences.append(ids)
             prompt_lengths.append(min(common_prefix_length(ids, prompt_ids), len(ids) - 1))
         return self._score_sequences(sequences, prompt_lengths)
@@ -242,11 +246,14 @@ class RewardModel:
 
     # ------------------------------------------------------------------------------------------------ internals
     def _tokenize_prompt_completion(
-        self, index: int, prompt: Any, completion: Any, template_kwargs: dict[str, Any]
+        self, index: int, prompt: Any, completion: Any, template_kwargs: dict[str, Any], cache: dict[str, list[int]]
     ) -> tuple[list[int], list[int]]:
+        """The ids of prompt + completion, and of the prompt alone (to find where the completion starts)."""
         if isinstance(prompt, str) and isinstance(completion, str):
             ids = tokenize_text(self.tokenizer, prompt + completion, self.eos_token_id)
-            return ids, list(self.tokenizer(prompt)["input_ids"])
+            if prompt not in cache:
+                cache[prompt] = list(self.tokenizer(prompt)["input_ids"])
+            return ids, cache[prompt]
         if _is_messages(prompt) and _is_messages(completion):
             if not has_chat_template(self.tokenizer):
                 raise no_chat_template_error()
@@ -254,7 +261,10 @@ class RewardModel:
                 ids = render_messages(
                     self.tokenizer, list(prompt) + list(completion), "completion", None, template_kwargs
                 )
-                prompt_ids = render_messages(self.tokenizer, list(prompt), "prompt", None, template_kwargs)
+                key = json.dumps(prompt, sort_keys=True, default=str)
+                if key not in cache:
+                    cache[key] = render_messages(self.tokenizer, list(prompt), "prompt", None, template_kwargs)
+                prompt_ids = cache[key]
             except InvalidRowError as e:
                 raise InvalidRowError(index, e.field, e.reason) from None
             return ids, prompt_ids
