@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_throughput import load_model_and_tokenizer  # noqa: E402
+from train_throughput import load_model_and_tokenizer, run_child  # noqa: E402
 
 RMB = Path(__file__).resolve().parents[2] / "shared/data/rmb-pairwise/helpfulness.jsonl.gz"
 
@@ -88,13 +87,8 @@ def main() -> None:
     print(f"{'data set':28}{'pairs':>8}{'baseline MB':>13}{'peak MB':>10}{'prepare s':>11}")
     for label, extra in (("first 200 rows", ["--rows", "200"]), ("all rows", []), ("all rows, streamed",
                                                                                          ["--streaming"])):  # fmt: skip
-        cmd = [sys.executable, __file__, "--child", "--data", args.data, "--steps", str(args.steps),
-               "--batch_size", str(args.batch_size), *extra]  # fmt: skip
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-        if out.returncode != 0 or not lines:
-            sys.exit(f"{label} failed:\n{out.stderr[-3000:]}")
-        r = json.loads(lines[-1][7:])
+        r = run_child([__file__, "--child", "--data", args.data, "--steps", str(args.steps), "--batch_size",
+                       str(args.batch_size), *extra], label)  # fmt: skip
         print(f"{label:28}{r['rows']!s:>8}{r['baseline_rss_mb']:13.0f}{r['peak_rss_mb']:10.0f}"
               f"{r['prepare_seconds']:11.1f}", flush=True)  # fmt: skip
 

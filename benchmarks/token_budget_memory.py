@@ -14,13 +14,12 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_throughput import DEFAULT_DATA, load_model_and_tokenizer, read_pairs  # noqa: E402
+from train_throughput import DEFAULT_DATA, load_model_and_tokenizer, read_pairs, run_child  # noqa: E402
 
 
 def one_run(args) -> dict:
@@ -86,12 +85,7 @@ def main() -> None:
     print(f"{'pairs':10}{'max_tokens_per_batch':>22}{'tokens/pair':>13}{'peak growth MB':>16}{'s/step':>9}")
     for data_end in ("shortest", "longest"):
         for budget in (0, args.budget):
-            cmd = [sys.executable, __file__, *sys.argv[1:], "--run_budget", str(budget), "--data_end", data_end]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-            if out.returncode != 0 or not lines:
-                sys.exit(f"run failed:\n{out.stderr[-3000:]}")
-            r = json.loads(lines[-1][7:])
+            r = run_child([__file__, *sys.argv[1:], "--run_budget", str(budget), "--data_end", data_end], data_end)
             print(f"{data_end:10}{budget or 'none':>22}{r['tokens_per_pair']:13.0f}{r['peak_growth_mb']:16.0f}"
                   f"{r['seconds_per_step']:9.2f}", flush=True)  # fmt: skip
 

@@ -148,6 +148,15 @@ def _common_prefix(a, b) -> int:
     return n
 
 
+def run_child(args: list[str], label: str) -> dict:
+    """Run `python ARGS` (a benchmark's child mode) and return the JSON of its `RESULT ` line; exit on failure."""
+    out = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if out.returncode != 0 or not lines:
+        sys.exit(f"{label} run failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1][7:])
+
+
 def matmul_peak_gflops(threads: int) -> float:
     import torch
 
@@ -183,12 +192,7 @@ def main() -> None:
     results = {"trl": [], "rewardlab": []}
     for _ in range(args.repeats):
         for library in ("trl", "rewardlab"):
-            cmd = [sys.executable, __file__, "--library", library] + sys.argv[1:]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-            if out.returncode != 0 or not lines:
-                sys.exit(f"{library} run failed:\n{out.stderr[-3000:]}")
-            results[library].append(json.loads(lines[-1][7:]))
+            results[library].append(run_child([__file__, "--library", library, *sys.argv[1:]], library))
             print(library, {k: round(v, 2) if isinstance(v, float) else v for k, v in results[library][-1].items()})
 
     peak = matmul_peak_gflops(args.threads)
