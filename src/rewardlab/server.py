@@ -229,7 +229,7 @@ class MicroBatcher:
     """Scores requests from many coroutines on one worker thread, several requests per model call.
 
     The worker takes the oldest queued request, then keeps adding queued requests while the batch stays within
-    `max_batch_tokens` tokens and `max_batch_items` items, waiting for more to arrive until the oldest request has
+    `max_batch_tokens` (estimated) tokens and `max_batch_items` items, waiting for more to arrive until the oldest request has
     waited `max_wait_ms`. A request is never split, so one larger than the budget is a batch of its own. While the
     model is busy, new requests queue up, so under load batches fill without any added wait. `max_batch_items=1`
     with `max_wait_ms=0` scores one request at a time (no batching).
@@ -337,19 +337,16 @@ class MicroBatcher:
                 return
 
     def _tokens(self, job: _Job) -> int:
-        """Tokens the job will cost (capped at max_length). Message lists are estimated from their contents."""
-        if job.tokens is None:
-            job.tokens = self._count_tokens(job)
-        return job.tokens
+        """An estimate of the job's tokens (4 characters each, capped at max_length), to fill micro-batches.
 
-    def _count_tokens(self, job: _Job) -> int:
-        texts = job.a if job.kind == TEXTS else [_plain(p) + _plain(c) for p, c in zip(job.a, job.b, strict=True)]
-        try:
-            lengths = [len(ids) for ids in self.reward_model.tokenizer(texts)["input_ids"]]
-        except Exception:  # the model call reports what is wrong with the input; only the budget is estimated here
-            lengths = [len(t) // 4 + 1 for t in texts]
-        cap = self.reward_model.max_length
-        return sum(min(n, cap) if cap else n for n in lengths)
+        Only an estimate: tokenizing here would tokenize every request twice, and `RewardModel` already splits each
+        call into forward passes under its real token budget, so a high or low guess changes batching, not memory.
+        """
+        if job.tokens is None:
+            texts = job.a if job.kind == TEXTS else [_plain(p) + _plain(c) for p, c in zip(job.a, job.b, strict=True)]
+            cap = self.reward_model.max_length
+            job.tokens = sum(min(len(t) // 4 + 1, cap) if cap else len(t) // 4 + 1 for t in texts)
+        return job.tokens
 
     def _score_batch(self, batch: list[_Job]) -> None:
         batch = [j for j in batch if not j.future.cancelled()]  # the client went away: skip its work
@@ -692,8 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_batch_tokens",
         type=int,
         default=defaults.max_batch_tokens,
-        help="Token budget of one micro-batch (requests are batched up to it) and of one forward pass. "
-        "Default %(default)s.",
+        help="Token budget of one forward pass, and of one micro-batch (requests are batched up to it, their tokens "
+        "estimated at 4 characters each). Default %(default)s.",
     )
     parser.add_argument(
         "--max_batch_items",
