@@ -230,9 +230,9 @@ class MicroBatcher:
 
     The worker takes the oldest queued request, then keeps adding queued requests while the batch stays within
     `max_batch_tokens` (estimated) tokens and `max_batch_items` items, waiting for more to arrive until the oldest
-    request has waited `max_wait_ms`. A request is never split, so one larger than the budget is a batch of its own. While the
-    model is busy, new requests queue up, so under load batches fill without any added wait. `max_batch_items=1`
-    with `max_wait_ms=0` scores one request at a time (no batching).
+    request has waited `max_wait_ms`. A request is never split, so one larger than the budget is a batch of its
+    own. While the model is busy, new requests queue up, so under load batches fill without any added wait.
+    `max_batch_items=1` with `max_wait_ms=0` scores one request at a time (no batching).
 
     `close()` lets the worker finish everything already queued, then stops it.
     """
