@@ -1,4 +1,5 @@
-"""Crash-safe saving: a directory being written carries a marker until every file in it is complete.
+"""Crash-safe saving: a directory being written carries a marker until every file in it is complete, and single
+files (reports, scored data, skipped rows) are written under a temporary name and renamed.
 
 transformers writes a model or a checkpoint file by file, straight into its final directory, so a process killed
 mid-save leaves a directory that looks like a checkpoint and loads (`Trainer` resumes from it with whatever files
@@ -68,6 +69,21 @@ def saving(directory: str | os.PathLike, is_writer: bool = True) -> Iterator[Non
     finally:
         if outermost:
             _being_saved.discard(path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path next to `path` to write to; renamed onto `path` when the block succeeds, removed if not.
+
+    A reader (or a later run) then finds the previous complete file or the new complete file, never half of one.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab import plots
+from rewardlab.checkpoints import atomic_path
 from rewardlab.data.label_mapping import LabelMapping, apply_mapping, parse_mapping
 from rewardlab.data.loading import load_preference_data
 from rewardlab.errors import RewardlabError
@@ -252,20 +253,11 @@ def write_report(report: Mapping[str, Any], figures: Mapping[str, Any], output_d
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomically(out / "report.json", json.dumps(report, indent=2, allow_nan=False))
-    html_path = out / "report.html"
-    _write_atomically(html_path, render_report(report, figures))
-    return html_path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write next to `path`, then rename: a reader never sees half a report."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    for name, text in (("report.json", json.dumps(report, indent=2, allow_nan=False)),
+                       ("report.html", render_report(report, figures))):  # fmt: skip
+        with atomic_path(out / name) as temporary:
+            temporary.write_text(text, encoding="utf-8")
+    return out / "report.html"
 
 
 def training_log(source: str) -> list[dict[str, Any]] | None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 
+from rewardlab.checkpoints import atomic_path
 from rewardlab.data.loading import load_preference_data
 from rewardlab.errors import RewardlabError
 from rewardlab.scoring import RewardModel
@@ -117,17 +117,13 @@ def read_partial(path: Path, header: dict[str, Any]) -> dict[int, dict]:
 def write_atomically(dataset: Dataset, output: Path) -> None:
     """Write to a temporary file next to `output`, then rename: readers never see a half-written file."""
     fmt = OUTPUT_FORMATS[output.suffix]
-    temporary = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(output) as temporary:
         if fmt == "jsonl":
             dataset.to_json(str(temporary), lines=True, force_ascii=False)
         elif fmt == "parquet":
             dataset.to_parquet(str(temporary))
         else:
             dataset.to_csv(str(temporary), index=False)
-        os.replace(temporary, output)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def score_command(argv: Sequence[str]) -> int:

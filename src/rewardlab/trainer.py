@@ -20,7 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, Trai
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalPrediction
 
-from rewardlab.checkpoints import check_complete, last_complete_checkpoint, saving
+from rewardlab.checkpoints import atomic_path, check_complete, last_complete_checkpoint, saving
 from rewardlab.config import RewardConfig
 from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
 from rewardlab.data.prepare import PreparationStats, prepare_preference_dataset
@@ -290,7 +290,7 @@ class RewardTrainer(Trainer):
             return None
         path = os.path.join(self.args.output_dir, SKIPPED_ROWS_FILE)
         os.makedirs(self.args.output_dir, exist_ok=True)
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
+        with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
             for name, stats in self.data_stats.items():
                 raw = self._raw_datasets.get(name)
                 for skipped in stats.skipped_rows:
@@ -298,7 +298,6 @@ class RewardTrainer(Trainer):
                     if isinstance(raw, Dataset) and skipped["row"] is not None:
                         record["content"] = raw[skipped["row"]]
                     f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        os.replace(path + ".tmp", path)
         return path
 
     def _prepare_eval(self, eval_dataset, tokenizer, args):
