@@ -94,7 +94,7 @@ def test_padded_micro_batches_equal_the_padded_batch():
     micro = DataCollatorForPreference(pad_token_id=tok.pad_token_id, max_tokens_per_batch=200)(pairs)
     assert len(micro["micro_batches"]) > 1
     for batch in micro["micro_batches"]:
-        assert batch["input_ids"].numel() <= 200 or len(batch["pair_index"]) == 1
+        assert batch["input_ids"].numel() <= 200 or len(batch["example_index"]) == 1
     torch.testing.assert_close(micro["margin"], padded["margin"])
     torch.testing.assert_close(torch.cat(pair_rewards(model, micro)), torch.cat(pair_rewards(model, padded)))
 

@@ -172,6 +172,42 @@ class RewardConfig(TrainingArguments):
         default=False, metadata={"help": "Offload activations to the CPU during training (GPU only)."}
     )
 
+    # Rankings (K responses per prompt, see rewardlab.data.ranked) and ensembles (see rewardlab.ensemble).
+    ranking_loss: str = field(
+        default="pairwise",
+        metadata={
+            "help": "Loss for ranked data (rows with K >= 2 responses). 'pairwise' (InstructGPT): for each prompt, "
+            "the mean over its ordered pairs (i, j) with s_i > s_j of -log sigmoid(r_i - r_j - m_ij), then the mean "
+            "over prompts. 'plackett_luce': the negative log-likelihood of the whole ranking, "
+            "sum over ranks of -(r_best - logsumexp(r_remaining)), tied responses sharing a step (Breslow), divided "
+            "by the steps, then the mean over prompts. Both equal the Bradley-Terry loss when K = 2.",
+            "choices": ["pairwise", "plackett_luce"],
+        },
+    )
+    ranking_margin_scale: float = field(
+        default=0.0,
+        metadata={
+            "help": "Pairwise ranking loss only: the margin of pair (i, j) is ranking_margin_scale * (s_i - s_j), so "
+            "pairs whose scores differ more must be separated more. 0: no margin."
+        },
+    )
+    ensemble_heads: int = field(
+        default=1,
+        metadata={
+            "help": "Train N linear score heads on the shared model (different random initialisations). Saved as an "
+            "ordinary num_labels=1 checkpoint whose head is the heads' mean (so plain transformers gives the "
+            "ensemble's mean reward exactly) plus the N heads, from which RewardModel also gives each reward's "
+            "standard deviation across heads. 1: an ordinary reward model."
+        },
+    )
+    ensemble_bootstrap: bool = field(
+        default=False,
+        metadata={
+            "help": "With ensemble_heads > 1: each head weighs each training example by its own Poisson(1) draw "
+            "(an online bootstrap resample, fixed per example), so the heads also differ by the data they fit."
+        },
+    )
+
     # Deprecated in TRL, kept so TRL configs still load.
     pad_token: str | None = field(
         default=None,
@@ -193,6 +229,12 @@ class RewardConfig(TrainingArguments):
             raise ValueError(
                 f"max_tokens_per_batch must be a positive number of tokens, got {self.max_tokens_per_batch}"
             )
+        if self.ranking_loss not in ("pairwise", "plackett_luce"):
+            raise ValueError(f"ranking_loss={self.ranking_loss!r} is not one of pairwise, plackett_luce")
+        if self.ensemble_heads < 1:
+            raise ValueError(f"ensemble_heads must be at least 1, got {self.ensemble_heads}")
+        if self.ensemble_bootstrap and self.ensemble_heads < 2:
+            raise ValueError("ensemble_bootstrap needs ensemble_heads of 2 or more")
         if self.max_length is not None and self.max_length < 2:
             raise ValueError(f"max_length must be at least 2 (or None), got {self.max_length}")
         if isinstance(self.pad_to_multiple_of, str) and self.pad_to_multiple_of != "auto":

@@ -24,6 +24,7 @@ from rewardlab import plots
 from rewardlab.checkpoints import atomic_path
 from rewardlab.data.label_mapping import LabelMapping, apply_mapping, parse_mapping
 from rewardlab.data.loading import load_preference_data
+from rewardlab.ensemble import uncertainty_metrics
 from rewardlab.errors import RewardlabError
 from rewardlab.eval_metrics import evaluate_pairs, json_safe
 from rewardlab.run_record import read_run_record
@@ -119,12 +120,15 @@ def score_set(model: RewardModel, eval_set: EvalSet) -> dict[str, np.ndarray]:
     fields = ("prompt", "chosen", "rejected", "tools", "chat_template_kwargs")
     rows = [{k: row[k] for k in fields if row.get(k) is not None} for row in eval_set.rows]
     scores = model.score_pair_rows(rows)
-    return {
+    scored = {
         "rewards_chosen": np.asarray(scores.rewards_chosen, dtype=float),
         "rewards_rejected": np.asarray(scores.rewards_rejected, dtype=float),
         "chosen_lengths": np.asarray(scores.chosen_tokens, dtype=float),
         "rejected_lengths": np.asarray(scores.rejected_tokens, dtype=float),
     }
+    if scores.std_margin is not None:  # an ensemble: the heads' disagreement on each pair
+        scored["std_margin"] = np.asarray(scores.std_margin, dtype=float)
+    return scored
 
 
 def _metrics(
@@ -140,6 +144,9 @@ def _metrics(
         categories=categories,
         **options,
     )
+    if "std_margin" in scored:
+        wrong = scored["rewards_chosen"] <= scored["rewards_rejected"]
+        metrics["ensemble"] = uncertainty_metrics(scored["std_margin"], wrong)
     for worst in metrics["worst_pairs"]:
         row = rows[worst["index"]]
         worst["texts"] = {k: _shorten(row[k]) for k in ("prompt", "chosen", "rejected") if row.get(k) is not None}

@@ -43,15 +43,19 @@ def batch_statistics(
         )
 
 
-def empty_statistics() -> torch.Tensor:
-    """The statistics of no pairs: the neutral element of `merge_statistics`."""
-    return torch.tensor([0.0] * len(_SUM_KEYS) + [float("inf"), float("-inf")], dtype=torch.float64)
+def empty_statistics(num_sums: int = len(_SUM_KEYS)) -> torch.Tensor:
+    """The statistics of nothing (`num_sums` zero sums, then min and max): the neutral element of
+    `merge_statistics`."""
+    return torch.tensor([0.0] * num_sums + [float("inf"), float("-inf")], dtype=torch.float64)
 
 
 def merge_statistics(stats: torch.Tensor) -> torch.Tensor:
-    """Combine a stack of statistics vectors (batches or processes) into one: sums add, min/max take min/max."""
-    stats = stats.reshape(-1, len(_SUM_KEYS) + 2)
-    return torch.cat([stats[:, : len(_SUM_KEYS)].sum(0), stats[:, -2].min()[None], stats[:, -1].max()[None]])
+    """Combine a stack of statistics vectors (batches or processes) into one: sums add, min/max take min/max.
+
+    Any vector laid out as sums followed by a minimum and a maximum (pairs here, rankings in `rewardlab.ranking`).
+    """
+    stats = stats.reshape(-1, stats.shape[-1])
+    return torch.cat([stats[:, :-2].sum(0), stats[:, -2].min()[None], stats[:, -1].max()[None]])
 
 
 def summarize_statistics(stats: torch.Tensor) -> dict[str, float]:

@@ -17,7 +17,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from rewardlab.checkpoints import check_complete
+from rewardlab.ensemble import ensemble_loading_class, install_ensemble_head, restore_ensemble_head
 from rewardlab.errors import RewardlabError, first_line
+from rewardlab.run_record import read_run_record
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +63,9 @@ def load_model(
     kwargs["dtype"] = resolve_dtype(kwargs.pop("dtype", kwargs.pop("torch_dtype", None)))
     kwargs.setdefault("trust_remote_code", trust_remote_code)
     try:
-        return AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs)
+        config_kwargs = {k: kwargs[k] for k in ("revision", "trust_remote_code", "token") if k in kwargs}
+        model_class = ensemble_loading_class(name_or_path, **config_kwargs) or AutoModelForSequenceClassification
+        model = model_class.from_pretrained(name_or_path, **kwargs)
     except OSError as e:
         raise RewardlabError(f"cannot load model {name_or_path!r}: {first_line(e)}") from e
     except ValueError as e:
@@ -70,6 +74,9 @@ def load_model(
                 f"model {name_or_path!r} has no sequence-classification variant in transformers: {first_line(e)}"
             ) from e
         raise
+    # Plain transformers loaded the ensemble's mean head only; rewardlab also wants every head.
+    restore_ensemble_head(model, name_or_path)
+    return model
 
 
 def load_tokenizer(
@@ -211,7 +218,11 @@ def load_trained_model(
             base = base_model or json.load(f).get("base_model_name_or_path")
         if not base:
             raise RewardlabError(f"{path}/adapter_config.json names no base model: pass base_model")
-        model = PeftModel.from_pretrained(load_model(base, {"dtype": dtype}), path)
+        model = load_model(base, {"dtype": dtype})
+        heads = (read_run_record(path) or {}).get("args", {}).get("ensemble_heads") or 1
+        if heads > 1:  # the adapter's saved head is an ensemble: give the base model one to load it into
+            install_ensemble_head(model, heads)
+        model = PeftModel.from_pretrained(model, path)
     if tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
         model.config.get_text_config().pad_token_id = tokenizer.pad_token_id

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -34,40 +35,79 @@ def ordered_pairs(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return better, worse
 
 
+def _weighted_mean(per_prompt: list[torch.Tensor], kept: list[int], weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean over prompts of per-prompt losses ((,) or (N,) per head), each head's times its bootstrap weight."""
+    losses = torch.stack(per_prompt)
+    if weights is not None:
+        losses = losses * weights[kept].to(losses.dtype)
+    return losses.mean()
+
+
 def pairwise_ranking_loss(
-    rewards: torch.Tensor, scores: torch.Tensor, group_sizes: Sequence[int], margin_scale: float = 0.0
+    rewards: torch.Tensor,
+    scores: torch.Tensor,
+    group_sizes: Sequence[int],
+    margin_scale: float = 0.0,
+    center_coefficient: float | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean over prompts of the mean Bradley-Terry loss over their ordered pairs (see the module docstring)."""
-    losses = []
-    for r, s in zip(split_groups(rewards, group_sizes), split_groups(scores, group_sizes), strict=True):
+    """Mean over prompts of the mean Bradley-Terry loss over their ordered pairs (see the module docstring).
+
+    `rewards` is (S,), or (S, N) for an ensemble of N heads (each head's loss, then their mean); `weights` (G, N)
+    are per-prompt bootstrap weights of the heads. `center_coefficient` adds `c * (r_i + r_j)^2` to each pair's loss.
+    """
+    losses, kept = [], []
+    groups = zip(split_groups(rewards, group_sizes), split_groups(scores, group_sizes), strict=True)
+    for g, (r, s) in enumerate(groups):
         better, worse = ordered_pairs(s)
         if better.numel() == 0:  # every response tied: nothing to learn from this prompt
             continue
+        diff = r[better] - r[worse]
         margin = margin_scale * (s[better] - s[worse]).to(r.dtype)
-        losses.append(-F.logsigmoid(r[better] - r[worse] - margin).mean())
+        pair_losses = -F.logsigmoid(diff - (margin[:, None] if diff.dim() == 2 else margin))
+        if center_coefficient:
+            pair_losses = pair_losses + center_coefficient * (r[better] + r[worse]) ** 2
+        losses.append(pair_losses.mean(0))
+        kept.append(g)
     if not losses:
         return rewards.sum() * 0.0  # keeps the graph (and DDP's gradient hooks) intact
-    return torch.stack(losses).mean()
+    return _weighted_mean(losses, kept, weights)
 
 
-def plackett_luce_loss(rewards: torch.Tensor, scores: torch.Tensor, group_sizes: Sequence[int]) -> torch.Tensor:
-    """Mean over prompts of the Plackett-Luce negative log-likelihood with Breslow ties (module docstring)."""
-    losses = []
-    for r, s in zip(split_groups(rewards, group_sizes), split_groups(scores, group_sizes), strict=True):
+def plackett_luce_loss(
+    rewards: torch.Tensor,
+    scores: torch.Tensor,
+    group_sizes: Sequence[int],
+    center_coefficient: float | None = None,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean over prompts of the Plackett-Luce negative log-likelihood with Breslow ties (module docstring).
+
+    `rewards`, `weights` and `center_coefficient` as in `pairwise_ranking_loss` (the centring term is the mean of
+    `(r_i + r_j)^2` over the prompt's ordered pairs).
+    """
+    losses, kept = [], []
+    groups = zip(split_groups(rewards, group_sizes), split_groups(scores, group_sizes), strict=True)
+    for g, (r, s) in enumerate(groups):
         levels = torch.unique(s, sorted=True).flip(0)  # best score first
         if levels.numel() < 2:
             continue
-        total, steps = r.new_zeros(()), 0
+        total, steps = r.new_zeros(r.shape[1:]), 0
         remaining = torch.ones_like(s, dtype=torch.bool)
         for level in levels[:-1]:  # the last group, alone, has probability 1
             group = s == level
-            total = total - r[group].sum() + group.sum() * torch.logsumexp(r[remaining], dim=0)
+            total = total - r[group].sum(0) + group.sum() * torch.logsumexp(r[remaining], dim=0)
             steps += int(group.sum())
             remaining &= ~group
-        losses.append(total / steps)
+        loss = total / steps
+        if center_coefficient:
+            better, worse = ordered_pairs(s)
+            loss = loss + center_coefficient * ((r[better] + r[worse]) ** 2).mean(0)
+        losses.append(loss)
+        kept.append(g)
     if not losses:
         return rewards.sum() * 0.0
-    return torch.stack(losses).mean()
+    return _weighted_mean(losses, kept, weights)
 
 
 def ranking_accuracy(rewards: torch.Tensor, scores: torch.Tensor, group_sizes: Sequence[int]) -> dict[str, int]:
@@ -84,3 +124,73 @@ def ranking_accuracy(rewards: torch.Tensor, scores: torch.Tensor, group_sizes: S
         top = r == r.max()
         out["top1_correct"] += int(bool((s[top] == s.max()).all()) and int(top.sum()) == 1)
     return out
+
+
+# Order of the sums in a ranking statistics vector (then the minimum and maximum reward), see `merge_statistics`.
+RANKING_SUM_KEYS = (
+    "prompts", "pairs", "pairs_correct", "pair_ties", "top1_correct", "margin_sum", "loss_sum", "reward_sum",
+    "responses",
+)  # fmt: skip
+
+
+def ranking_statistics(rewards: torch.Tensor, scores: torch.Tensor, group_sizes: Sequence[int], loss: torch.Tensor):
+    """Sums over a batch of rankings as a float64 vector (`RANKING_SUM_KEYS`, min, max), exact when merged.
+
+    `rewards` are (S,) (an ensemble's mean); `loss` is the batch's mean loss over its prompts with pairs.
+    """
+    with torch.no_grad():
+        r, s = rewards.detach().double(), scores.detach().double()
+        counts = ranking_accuracy(r, s, group_sizes)
+        margin, ties = 0.0, 0
+        for rg, sg in zip(split_groups(r, group_sizes), split_groups(s, group_sizes), strict=True):
+            better, worse = ordered_pairs(sg)
+            margin += float((rg[better] - rg[worse]).sum())
+            ties += int((rg[better] == rg[worse]).sum())
+        sums = [
+            counts["prompts"], counts["pairs"], counts["pairs_correct"], ties, counts["top1_correct"], margin,
+            float(loss.detach()) * counts["prompts"], float(r.sum()), r.numel(),
+        ]  # fmt: skip
+        extremes = [float(r.min()), float(r.max())] if r.numel() else [float("inf"), float("-inf")]
+        return torch.tensor(sums + extremes, dtype=torch.float64)
+
+
+def summarize_ranking_statistics(stats: torch.Tensor) -> dict[str, float]:
+    """Metric names of merged ranking sums: `accuracy` is over all ordered pairs, `top1_accuracy` over prompts."""
+    values = dict(zip(RANKING_SUM_KEYS, stats[: len(RANKING_SUM_KEYS)].tolist(), strict=True))
+    if values["prompts"] == 0:
+        return {}
+    pairs = values["pairs"]
+    return {
+        "loss": values["loss_sum"] / values["prompts"],
+        "accuracy": values["pairs_correct"] / pairs,
+        "top1_accuracy": values["top1_correct"] / values["prompts"],
+        "margin": values["margin_sum"] / pairs,
+        "ties": values["pair_ties"] / pairs,
+        "min_reward": float(stats[-2]),
+        "mean_reward": values["reward_sum"] / values["responses"],
+        "max_reward": float(stats[-1]),
+        "num_prompts": int(values["prompts"]),
+        "num_pairs": int(pairs),
+    }
+
+
+def rankings_from_predictions(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Flat rewards ((S,) or (S, N) for an ensemble), scores (S,) and group sizes from the trainer's evaluation
+    output: rewards (prompts, K_max[, N]) and labels (prompts, 1 + K_max) holding K, then the K scores."""
+    sizes = [int(k) for k in labels[:, 0]]
+    rewards = np.concatenate([row[:k] for row, k in zip(predictions, sizes, strict=True)]).astype(np.float64)
+    scores = np.concatenate([row[1 : 1 + k] for row, k in zip(labels, sizes, strict=True)]).astype(np.float64)
+    return rewards, scores, sizes
+
+
+def ranking_pairs(rewards: np.ndarray, scores: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The rewards of the better and of the worse response of every ordered pair, over all prompts."""
+    better, worse, start = [], [], 0
+    for k in sizes:
+        s = torch.as_tensor(scores[start : start + k])
+        b, w = ordered_pairs(s)
+        better.append(b.numpy() + start)
+        worse.append(w.numpy() + start)
+        start += k
+    better, worse = np.concatenate(better), np.concatenate(worse)
+    return rewards[better], rewards[worse]

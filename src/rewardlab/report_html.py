@@ -83,6 +83,13 @@ def _summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
             ("accuracy when chosen is longer (n)", _group(length.get("chosen_longer"))),
             ("accuracy when chosen is shorter (n)", _group(length.get("chosen_shorter"))),
         ]
+    ensemble = metrics.get("ensemble")
+    if ensemble:
+        rows += [
+            ("ensemble: std of the margin, pairs right", _num(ensemble["ensemble_std_right"], 4)),
+            ("ensemble: std of the margin, pairs wrong", _num(ensemble["ensemble_std_wrong"], 4)),
+            ("ensemble: AUROC of std for wrong pairs", _num(ensemble["ensemble_std_auroc"], 3)),
+        ]
     sections = metrics.get("sections")
     if sections:
         rows.append(("section score mean", _with_ci(sections.get("mean"))))

@@ -3,7 +3,7 @@
 `pair_rewards` dispatches on the layout (see `rewardlab.packing`): padded (TRL's), length-grouped sub-batches, one
 packed row, or micro-batches of any of these under a token budget. Every layout calls the model's own forward (once
 per packed row), returns the rewards in the caller's order, and gives the loss, metrics and gradients of the padded
-batch.
+batch. Rewards are (S,) per sequence, or (S, N) for an ensemble of N heads (`rewardlab.ensemble`).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def _packed_rewards(model, batch: dict[str, Any]) -> torch.Tensor:
         raise ValueError(f"packed sequences need attn_implementation={ATTENTION_NAME!r} (see rewardlab.attention)")
     with _capture(head) as captured:
         _packed_forward(model, batch)
-    token_rewards = captured[0][0, :, 0]  # the head's output at every position of the row
+    token_rewards = captured[0][0].squeeze(-1)  # the head's output at every position of the row: (n,) or (n, heads)
     return token_rewards[batch["readout_index"]]
 
 
@@ -127,7 +127,7 @@ def _micro_batch_rewards(model, batch: dict[str, Any]) -> tuple[torch.Tensor, to
         rewards_chosen, rewards_rejected = pair_rewards(model, micro)
         chosen.append(rewards_chosen)
         rejected.append(rewards_rejected)
-        order.append(micro["pair_index"])
+        order.append(micro["example_index"])
     return _in_caller_order(chosen, order), _in_caller_order(rejected, order)
 
 

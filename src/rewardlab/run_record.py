@@ -25,6 +25,10 @@ _RECORDED_ARGS = (
     "per_device_train_batch_size",
     "gradient_accumulation_steps",
     "seed",
+    "ranking_loss",
+    "ranking_margin_scale",
+    "ensemble_heads",
+    "ensemble_bootstrap",
 )
 
 

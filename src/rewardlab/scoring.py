@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from accelerate.utils import send_to_device
 
@@ -38,6 +39,7 @@ from rewardlab.data.truncation import (
     truncate_pair,
     truncate_sequence,
 )
+from rewardlab.ensemble import num_heads
 from rewardlab.errors import InvalidRowError, RewardlabError, first_line
 from rewardlab.model import load_trained_model, resolve_dtype, set_pad_token
 from rewardlab.packing import group_by_shared_prefix, shared_prefix_group, split_by_token_budget
@@ -54,7 +56,9 @@ class PairScores:
     """Rewards of preference pairs and the model's P(chosen > rejected) = sigmoid(r_chosen - r_rejected).
 
     `chosen_tokens`/`rejected_tokens` count each response's own tokens as scored: those after the prefix the two
-    sequences share (the prompt, explicit or implied), after truncation.
+    sequences share (the prompt, explicit or implied), after truncation. For an ensemble the rewards are the heads'
+    mean, and `std_chosen`/`std_rejected`/`std_margin` are the standard deviations across heads of each reward and
+    of `r_chosen - r_rejected` (None for a single-head model).
     """
 
     rewards_chosen: list[float]
@@ -62,6 +66,9 @@ class PairScores:
     prob_chosen: list[float]
     chosen_tokens: list[int]
     rejected_tokens: list[int]
+    std_chosen: list[float] | None = None
+    std_rejected: list[float] | None = None
+    std_margin: list[float] | None = None
 
 
 class RewardModel:
@@ -80,6 +87,9 @@ class RewardModel:
 
     `report` counts what every call so far did to its inputs: "ok", "prompt_truncated", "response_truncated",
     "dropped" (the statuses of `rewardlab.data.truncation`).
+
+    An ensemble (trained with `ensemble_heads`, see `rewardlab.ensemble`) scores with the heads' mean, and
+    `score_texts`/`score` with `return_std=True` also return each reward's standard deviation across heads.
     """
 
     def __init__(
@@ -108,6 +118,7 @@ class RewardModel:
         self.max_tokens_per_batch = max_tokens_per_batch
         self.normalization = dict(normalization) if normalization else None
         self.device = next(model.parameters()).device
+        self.num_heads = num_heads(model)
         self.layout = self._choose_layout(padding_free)
         self.report: Counter[str] = Counter({status: 0 for status in STATUSES})
 
@@ -149,11 +160,15 @@ class RewardModel:
         return SUB_BATCHES
 
     # ------------------------------------------------------------------------------------------------ scoring
-    def score_texts(self, texts: Sequence[str]) -> list[float]:
+    def score_texts(
+        self, texts: Sequence[str], return_std: bool = False
+    ) -> list[float] | tuple[list[float], list[float]]:
         """Rewards of whole texts (tokenized as training tokenizes a plain-text sequence, eos appended).
 
         A text over `max_length` loses its oldest tokens (after BOS/CLS), so its end, the response, is kept.
+        `return_std=True` (ensembles): (mean rewards, their standard deviations across heads).
         """
+        self._check_return_std(return_std)
         texts = _check_list(texts, "texts")
         sequences, prompt_lengths = [], []
         for i, text in enumerate(texts):
@@ -162,12 +177,16 @@ class RewardModel:
             ids = tokenize_text(self.tokenizer, text, self.eos_token_id)
             sequences.append(ids)
             prompt_lengths.append(len(ids) - 1)
-        return self._score_sequences(sequences, prompt_lengths)
+        return self._score_sequences(sequences, prompt_lengths, return_std)
 
-    def score(self, prompts: Sequence[Any], completions: Sequence[Any], **chat_template_kwargs: Any) -> list[float]:
+    def score(
+        self, prompts: Sequence[Any], completions: Sequence[Any], return_std: bool = False, **chat_template_kwargs: Any
+    ) -> list[float] | tuple[list[float], list[float]]:
         """Rewards of completions to prompts: strings (concatenated, as training does) or message lists (the
         conversation prompt + completion through the chat template). Over-length inputs lose prompt tokens first.
+        `return_std=True` (ensembles): (mean rewards, their standard deviations across heads).
         """
+        self._check_return_std(return_std)
         prompts, completions = _check_list(prompts, "prompts"), _check_list(completions, "completions")
         if len(prompts) != len(completions):
             raise RewardlabError(f"{len(prompts)} prompts but {len(completions)} completions: give one prompt each")
@@ -179,7 +198,7 @@ class RewardModel:
             )
             sequences.append(ids)
             prompt_lengths.append(min(common_prefix_length(ids, prompt_ids), len(ids) - 1))
-        return self._score_sequences(sequences, prompt_lengths)
+        return self._score_sequences(sequences, prompt_lengths, return_std)
 
     def score_pairs(
         self, chosen: Sequence[Any], rejected: Sequence[Any], prompts: Sequence[Any] | None = None
@@ -223,16 +242,22 @@ class RewardModel:
         self.report.update(statuses)
         _log_report(statuses)
         groups = [[2 * k, 2 * k + 1] for k in range(len(statuses))]
-        rewards = self._rewards(sequences, groups)
-        chosen_r, rejected_r = rewards[0::2], rewards[1::2]
-        for k, status in enumerate(statuses):
-            if status == DROPPED:
-                chosen_r[k] = rejected_r[k] = math.nan
+        heads = self._rewards(sequences, groups)
+        heads[np.repeat(np.array(statuses) == DROPPED, 2)] = np.nan
+        chosen_heads, rejected_heads = heads[0::2], heads[1::2]
+        chosen_r, rejected_r = chosen_heads.mean(1).tolist(), rejected_heads.mean(1).tolist()
+        stds = {}
+        if self.num_heads > 1:
+            stds = {
+                "std_chosen": chosen_heads.std(1, ddof=1).tolist(),
+                "std_rejected": rejected_heads.std(1, ddof=1).tolist(),
+                "std_margin": (chosen_heads - rejected_heads).std(1, ddof=1).tolist(),
+            }
         prob = [_sigmoid(c - r) for c, r in zip(chosen_r, rejected_r, strict=True)]
         shared = [common_prefix_length(c, r) for c, r in zip(sequences[0::2], sequences[1::2], strict=True)]
         chosen_tokens = [len(c) - p for c, p in zip(sequences[0::2], shared, strict=True)]
         rejected_tokens = [len(r) - p for r, p in zip(sequences[1::2], shared, strict=True)]
-        return PairScores(chosen_r, rejected_r, prob, chosen_tokens, rejected_tokens)
+        return PairScores(chosen_r, rejected_r, prob, chosen_tokens, rejected_tokens, **stds)
 
     def normalize(self, rewards: Sequence[float]) -> list[float]:
         """(reward - mean) / std with the statistics saved by training (see `normalization`)."""
@@ -275,7 +300,15 @@ class RewardModel:
             f"and {type(completion).__name__})",
         )
 
-    def _score_sequences(self, sequences: list[list[int]], prompt_lengths: list[int]) -> list[float]:
+    def _check_return_std(self, return_std: bool) -> None:
+        if return_std and self.num_heads == 1:
+            raise RewardlabError(
+                "return_std=True needs an ensemble (a model trained with ensemble_heads >= 2); this model has one head"
+            )
+
+    def _score_sequences(
+        self, sequences: list[list[int]], prompt_lengths: list[int], return_std: bool = False
+    ) -> list[float] | tuple[list[float], list[float]]:
         keep = [leading_special_count(ids, self.tokenizer) for ids in sequences]
         statuses, cut = [], []
         for i, (ids, prompt_length) in enumerate(zip(sequences, prompt_lengths, strict=True)):
@@ -287,11 +320,14 @@ class RewardModel:
             statuses.append(status)
         self.report.update(statuses)
         _log_report(statuses)
-        rewards = self._rewards(cut, group_by_shared_prefix(cut) if self.layout == SHARED_PREFIX else None)
-        return [math.nan if s == DROPPED else r for r, s in zip(rewards, statuses, strict=True)]
+        heads = self._rewards(cut, group_by_shared_prefix(cut) if self.layout == SHARED_PREFIX else None)
+        heads[np.array(statuses) == DROPPED] = np.nan
+        mean = heads.mean(1).tolist()
+        return (mean, heads.std(1, ddof=1).tolist()) if return_std else mean
 
-    def _rewards(self, sequences: list[list[int]], groups: list[list[int]] | None) -> list[float]:
-        """Rewards of `sequences`; `groups` are sequences to lay out together, computing their shared prefix once."""
+    def _rewards(self, sequences: list[list[int]], groups: list[list[int]] | None) -> np.ndarray:
+        """Rewards (sequences, heads) of `sequences`; `groups` are sequences to lay out together, computing their
+        shared prefix once."""
         if self.layout != SHARED_PREFIX or groups is None:
             groups = [[i] for i in range(len(sequences))]
         if self.layout == SHARED_PREFIX:
@@ -299,7 +335,7 @@ class RewardModel:
             costs = [len(u) for u in units]
         else:
             costs = [len(sequences[g[0]]) for g in groups]
-        out = [math.nan] * len(sequences)
+        out = np.full((len(sequences), self.num_heads), np.nan)
         for batch_groups in split_by_token_budget(costs, self.max_tokens_per_batch, padded=self.layout == PADDED):
             index = [i for b in batch_groups for i in groups[b]]
             if self.layout == SHARED_PREFIX:
@@ -312,9 +348,8 @@ class RewardModel:
                 input_ids, attention_mask = pad_right([sequences[i] for i in index], self.pad_token_id)
                 batch = {"input_ids": input_ids, "attention_mask": attention_mask}
             with torch.inference_mode():
-                rewards = sequence_rewards(self.model, send_to_device(batch, self.device)).float().cpu().tolist()
-            for i, reward in zip(index, rewards, strict=True):
-                out[i] = reward
+                rewards = sequence_rewards(self.model, send_to_device(batch, self.device)).float().cpu().numpy()
+            out[index] = rewards.reshape(len(index), self.num_heads)
         return out
 
 

@@ -22,8 +22,16 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalPrediction
 
 from rewardlab.checkpoints import atomic_path, check_complete, last_complete_checkpoint, saving
 from rewardlab.config import RewardConfig
-from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
+from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference, DataCollatorForRanking
 from rewardlab.data.prepare import PreparationStats, prepare_preference_dataset
+from rewardlab.ensemble import (
+    BootstrapCollator,
+    combine_heads,
+    install_ensemble_head,
+    num_heads,
+    pair_uncertainty,
+    uncertainty_metrics,
+)
 from rewardlab.errors import RewardlabError
 from rewardlab.loss import bradley_terry_loss
 from rewardlab.metrics import (
@@ -43,7 +51,16 @@ from rewardlab.model import (
     set_eos_token,
     set_pad_token,
 )
-from rewardlab.rewards import enable_packed_sequences, enable_shared_prompt, pair_rewards
+from rewardlab.ranking import (
+    RANKING_SUM_KEYS,
+    pairwise_ranking_loss,
+    plackett_luce_loss,
+    ranking_pairs,
+    ranking_statistics,
+    rankings_from_predictions,
+    summarize_ranking_statistics,
+)
+from rewardlab.rewards import enable_packed_sequences, enable_shared_prompt, pair_rewards, sequence_rewards
 from rewardlab.run_record import write_run_record
 
 logger = logging.getLogger(__name__)
@@ -57,6 +74,19 @@ def _is_peft_model(model: Any) -> bool:
     except ImportError:
         return False
     return isinstance(model, PeftModel)
+
+
+def is_ranked_dataset(dataset: Dataset | IterableDataset) -> bool:
+    """Whether a prepared dataset holds rankings (`response_ids`) rather than pairs."""
+    return "response_ids" in (dataset.column_names or [])
+
+
+def pairs_as_rankings(dataset: Dataset | IterableDataset) -> Dataset | IterableDataset:
+    """Prepared pairs as rankings of two responses (chosen scored 1, rejected 0), for a ranking run's evaluation."""
+    return dataset.map(
+        lambda e: {"response_ids": [e["chosen_ids"], e["rejected_ids"]], "scores": [1.0, 0.0]},
+        remove_columns=list(dataset.column_names),
+    )
 
 
 class SeenCounts(TrainerCallback, ExportableState):
@@ -149,6 +179,7 @@ class RewardTrainer(Trainer):
                 logger.warning("quantization_config is ignored: the model is already instantiated")
         check_num_labels(model)
         self.base_model_id = model_id
+        self._set_up_ensemble(model, args)
 
         if processing_class is None:
             processing_class = load_tokenizer(model_id, revision=revision, trust_remote_code=args.trust_remote_code)
@@ -178,14 +209,18 @@ class RewardTrainer(Trainer):
         if hasattr(model.config, "use_cache"):
             model.config.use_cache = False
 
-        if data_collator is None:
-            data_collator = self._default_collator(model, processing_class.pad_token_id, args)
-
         self.data_stats: dict[str, PreparationStats] = {}
         self._raw_datasets: dict[str, Any] = {}
         train_dataset = self._prepare(train_dataset, processing_class, args, "train")
+        # Rows with K responses per prompt train on the ranking losses; every data set of the run then is a ranking.
+        self.ranking = is_ranked_dataset(train_dataset)
         if eval_dataset is not None:
             eval_dataset = self._prepare_eval(eval_dataset, processing_class, args)
+
+        if data_collator is None:
+            data_collator = self._default_collator(model, processing_class.pad_token_id, args, self.ranking)
+        if args.ensemble_bootstrap:
+            data_collator = BootstrapCollator(data_collator, args.ensemble_heads, args.seed)
 
         self._user_compute_metrics = compute_metrics
         super().__init__(
@@ -226,7 +261,7 @@ class RewardTrainer(Trainer):
         self.reward_statistics: dict[str, float] | None = None
         # Training statistics since the last log, as sums (see metrics.py); pairs and real tokens not yet counted in
         # `seen`, the running totals that checkpoints save and a resumed run restores.
-        self._train_stats = empty_statistics().to(args.device)
+        self._train_stats = self._empty_statistics().to(args.device)
         self._pending_tokens = 0
         self._pending_pairs = 0
         self.seen = SeenCounts()
@@ -238,42 +273,70 @@ class RewardTrainer(Trainer):
 
     # ----------------------------------------------------------------------------------------------- data
     @staticmethod
-    def _default_collator(model, pad_token_id: int, args: RewardConfig):
-        padded = DataCollatorForPreference(
-            pad_token_id=pad_token_id,
-            pad_to_multiple_of=args.pad_to_multiple_of,
-            max_tokens_per_batch=args.max_tokens_per_batch,
-        )
-        if not args.padding_free:
-            return padded
-        share, pack = False, False
-        if args.share_prompt is not False:
-            problem = enable_shared_prompt(model, pad_token_id)
-            share = problem is None
-            if problem:
-                # Expected for encoders (nothing to share), so only a causal model that fails the check warns.
-                expected = problem.startswith("not a causal model") and not args.share_prompt
-                log = logger.info if expected else logger.warning
-                log("share_prompt is off for %s: %s; using padding-free batches", type(model).__name__, problem)
-        if not share and (problem := enable_packed_sequences(model, pad_token_id)) is None:
-            pack = True
-        elif not share:
-            if args.world_size > 1:
-                # Sub-batches are several forward calls before one backward, which DDP/FSDP wrappers do not allow.
-                logger.warning(
-                    "%s cannot be packed (%s): multi-process training uses padded batches",
-                    type(model).__name__,
-                    problem,
-                )
-                return padded
-            logger.info("sequences of %s run as length-grouped sub-batches: %s", type(model).__name__, problem)
+    def _set_up_ensemble(model, args: RewardConfig) -> None:
+        """Give the model `args.ensemble_heads` heads, or keep the ensemble a loaded checkpoint already has."""
+        existing = num_heads(model)
+        if args.ensemble_heads > 1 and existing == 1:
+            install_ensemble_head(model, args.ensemble_heads, seed=args.seed)
+        elif args.ensemble_heads > 1 and existing != args.ensemble_heads:
+            raise RewardlabError(
+                f"the model already is an ensemble of {existing} heads, but ensemble_heads={args.ensemble_heads}"
+            )
+        elif existing > 1:
+            logger.warning("the model is an ensemble of %d heads: training all of them", existing)
+            args.ensemble_heads = existing
+
+    @staticmethod
+    def _default_collator(model, pad_token_id: int, args: RewardConfig, ranking: bool = False):
+        """The fastest exact layout the model supports (see `rewardlab.packing`), for pairs or rankings."""
+        layout = RewardTrainer._fast_layout(model, pad_token_id, args)
+        if ranking:
+            return DataCollatorForRanking(
+                pad_token_id=pad_token_id,
+                share_prompt=layout == "share_prompt",
+                pack_sequences=layout == "pack_sequences",
+                length_grouped=layout == "sub_batches",
+                overhead_tokens=args.sub_batch_overhead_tokens,
+                max_tokens_per_batch=args.max_tokens_per_batch,
+            )
+        if layout == "padded":
+            return DataCollatorForPreference(
+                pad_token_id=pad_token_id,
+                pad_to_multiple_of=args.pad_to_multiple_of,
+                max_tokens_per_batch=args.max_tokens_per_batch,
+            )
         return DataCollatorForFastPreference(
             pad_token_id=pad_token_id,
-            share_prompt=share,
-            pack_sequences=pack,
+            share_prompt=layout == "share_prompt",
+            pack_sequences=layout == "pack_sequences",
             overhead_tokens=args.sub_batch_overhead_tokens,
             max_tokens_per_batch=args.max_tokens_per_batch,
         )
+
+    @staticmethod
+    def _fast_layout(model, pad_token_id: int, args: RewardConfig) -> str:
+        """'share_prompt', 'pack_sequences', 'sub_batches' or 'padded'; switches the model's attention as needed."""
+        if not args.padding_free:
+            return "padded"
+        if args.share_prompt is not False:
+            problem = enable_shared_prompt(model, pad_token_id)
+            if problem is None:
+                return "share_prompt"
+            # Expected for encoders (nothing to share), so only a causal model that fails the check warns.
+            expected = problem.startswith("not a causal model") and not args.share_prompt
+            log = logger.info if expected else logger.warning
+            log("share_prompt is off for %s: %s; using padding-free batches", type(model).__name__, problem)
+        problem = enable_packed_sequences(model, pad_token_id)
+        if problem is None:
+            return "pack_sequences"
+        if args.world_size > 1:
+            # Sub-batches are several forward calls before one backward, which DDP/FSDP wrappers do not allow.
+            logger.warning(
+                "%s cannot be packed (%s): multi-process training uses padded batches", type(model).__name__, problem
+            )
+            return "padded"
+        logger.info("sequences of %s run as length-grouped sub-batches: %s", type(model).__name__, problem)
+        return "sub_batches"
 
     def _prepare(self, dataset, tokenizer, args, name: str):
         prepared, stats = prepare_preference_dataset(dataset, tokenizer, args, name)
@@ -302,12 +365,30 @@ class RewardTrainer(Trainer):
 
     def _prepare_eval(self, eval_dataset, tokenizer, args):
         if isinstance(eval_dataset, dict):
-            return {key: self._prepare(ds, tokenizer, args, f"eval_{key}") for key, ds in eval_dataset.items()}
-        return self._prepare(eval_dataset, tokenizer, args, "eval")
+            return {key: self._prepare_eval_set(ds, tokenizer, args, f"eval_{key}") for key, ds in eval_dataset.items()}
+        return self._prepare_eval_set(eval_dataset, tokenizer, args, "eval")
+
+    def _prepare_eval_set(self, dataset, tokenizer, args, name: str):
+        """Prepare an evaluation set of the run's kind: in a ranking run, pairs are rankings of two."""
+        prepared = self._prepare(dataset, tokenizer, args, name)
+        ranked = is_ranked_dataset(prepared)
+        if ranked and not self.ranking:
+            raise RewardlabError(
+                f"the {name} dataset holds rankings (K responses per prompt) but the training data holds pairs: "
+                "train on rankings too, or evaluate it with `rewardlab eval`"
+            )
+        if self.ranking and not ranked:
+            if "margin" in (prepared.column_names or []):
+                logger.warning("%s: pair margins are not used in a ranking run (chosen scores 1, rejected 0)", name)
+            prepared = pairs_as_rankings(prepared)
+        return prepared
 
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
-            self._signature_columns = ["chosen_ids", "rejected_ids", "margin"]
+            self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "response_ids", "scores"]
+
+    def _empty_statistics(self) -> torch.Tensor:
+        return empty_statistics(len(RANKING_SUM_KEYS)) if self.ranking else empty_statistics()
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         # A raw dataset passed here gets the same preparation as at construction (it is idempotent on tokenized data).
@@ -323,19 +404,54 @@ class RewardTrainer(Trainer):
         return rewards_chosen, rewards_rejected, outputs
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.ranking:
+            return self._ranking_loss(model, inputs, return_outputs)
         margin = inputs.get("margin")
         rewards_chosen, rewards_rejected, outputs = self.pair_rewards(model, inputs)
-        loss = bradley_terry_loss(rewards_chosen, rewards_rejected, margin, self.args.center_rewards_coefficient)
+        loss = bradley_terry_loss(
+            rewards_chosen,
+            rewards_rejected,
+            margin,
+            self.args.center_rewards_coefficient,
+            weights=inputs.get("bootstrap_weights"),
+        )
         if "loss_weight" in inputs:  # a micro-batch: its share of the whole batch's mean loss
             loss = loss * inputs["loss_weight"]
         if model.training:
-            stats = batch_statistics(rewards_chosen, rewards_rejected, margin, self.args.center_rewards_coefficient)
-            # Kept as device tensors: reading them (a host sync) waits for log().
-            self._train_stats = merge_statistics(torch.stack([self._train_stats, stats]))
-            real = inputs["num_real_tokens"] if "num_real_tokens" in inputs else inputs["attention_mask"].sum()
-            self._pending_tokens = self._pending_tokens + real
-            self._pending_pairs = self._pending_pairs + rewards_chosen.numel()
+            # Metrics are those of the ensemble's mean reward, the one a saved model gives.
+            mean_chosen, mean_rejected = combine_heads(rewards_chosen)[0], combine_heads(rewards_rejected)[0]
+            stats = batch_statistics(mean_chosen, mean_rejected, margin, self.args.center_rewards_coefficient)
+            self._count_batch(inputs, stats, rewards_chosen.shape[0])
         return (loss, outputs) if return_outputs else loss
+
+    def _ranking_loss(self, model, inputs, return_outputs=False):
+        rewards = sequence_rewards(model, inputs)
+        scores, sizes = inputs["scores"], inputs["group_sizes"].tolist()
+        loss = self._ranking_objective(rewards, scores, sizes, inputs.get("bootstrap_weights"))
+        if "loss_weight" in inputs:
+            loss = loss * inputs["loss_weight"]
+        if model.training:
+            mean = combine_heads(rewards)[0]
+            with torch.no_grad():
+                stats = ranking_statistics(mean, scores, sizes, self._ranking_objective(mean, scores, sizes))
+            self._count_batch(inputs, stats.to(self._train_stats.device), len(sizes))
+        outputs = {"rewards": rewards}
+        return (loss, outputs) if return_outputs else loss
+
+    def _ranking_objective(self, rewards, scores, sizes, weights=None) -> torch.Tensor:
+        args = self.args
+        if args.ranking_loss == "plackett_luce":
+            return plackett_luce_loss(rewards, scores, sizes, args.center_rewards_coefficient, weights)
+        return pairwise_ranking_loss(
+            rewards, scores, sizes, args.ranking_margin_scale, args.center_rewards_coefficient, weights
+        )
+
+    def _count_batch(self, inputs, stats: torch.Tensor, examples: int) -> None:
+        # Kept as device tensors: reading them (a host sync) waits for log().
+        self._train_stats = merge_statistics(torch.stack([self._train_stats, stats]))
+        real = inputs["num_real_tokens"] if "num_real_tokens" in inputs else inputs["attention_mask"].sum()
+        self._pending_tokens = self._pending_tokens + real
+        self._pending_pairs = self._pending_pairs + examples
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         with self._offload_context():
@@ -354,28 +470,57 @@ class RewardTrainer(Trainer):
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Return every pair's [r_chosen, r_rejected] as logits and its margin as label: Trainer then gathers them
         across batches and processes (dropping the padding duplicates of the last batch), and the metrics are
-        computed once over the whole set."""
+        computed once over the whole set. An ensemble's logits have a last dimension of N heads.
+
+        Rankings: logits (prompts, K_max[, N]) hold each prompt's rewards and labels (prompts, 1 + K_max) its K then
+        its K scores; what lies past K is padding, whatever its value."""
         inputs = self._prepare_inputs(inputs)
+        if self.ranking:
+            return self._ranking_prediction(model, inputs)
         with torch.no_grad(), self.compute_loss_context_manager():
             rewards_chosen, rewards_rejected, _ = self.pair_rewards(model, inputs)
         margin = inputs.get("margin")
         if margin is None:
-            margin = torch.zeros_like(rewards_chosen, dtype=torch.float)
+            margin = torch.zeros(rewards_chosen.shape[0], dtype=torch.float, device=rewards_chosen.device)
         logits = torch.stack([rewards_chosen, rewards_rejected], dim=1).float()
         return None, logits, margin.float()
 
+    def _ranking_prediction(self, model, inputs):
+        rows, labels = [], []
+        with torch.no_grad(), self.compute_loss_context_manager():
+            for batch in inputs.get("micro_batches", [inputs]):
+                rewards = sequence_rewards(model, batch).float()
+                sizes = batch["group_sizes"].tolist()
+                rows += list(torch.split(rewards, sizes))
+                labels += [torch.cat([s.new_tensor([len(s)]), s]) for s in torch.split(batch["scores"], sizes)]
+        rewards = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
+        return None, rewards, torch.nn.utils.rnn.pad_sequence(labels, batch_first=True).float()
+
     def _compute_eval_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
-        rewards = prediction.predictions
-        both = rewards.astype("float64").ravel()
+        if self.ranking:
+            rewards, scores, sizes = rankings_from_predictions(prediction.predictions, prediction.label_ids)
+            pairs = ranking_pairs(rewards, scores, sizes)
+            mean = rewards.mean(-1) if rewards.ndim == 2 else rewards
+            loss = self._ranking_objective(torch.as_tensor(mean), torch.as_tensor(scores), sizes)
+            metrics = summarize_ranking_statistics(
+                ranking_statistics(torch.as_tensor(mean), torch.as_tensor(scores), sizes, loss)
+            )
+        else:
+            rewards = prediction.predictions.astype("float64")
+            pairs = rewards[:, 0], rewards[:, 1]
+            mean = rewards.mean(-1) if rewards.ndim == 3 else rewards
+            metrics = preference_metrics(
+                mean[:, 0], mean[:, 1], prediction.label_ids, self.args.center_rewards_coefficient
+            )
+        if rewards.ndim == (2 if self.ranking else 3):  # an ensemble: how its uncertainty relates to its mistakes
+            metrics.update(uncertainty_metrics(*pair_uncertainty(*pairs)))
+        both = mean.ravel()
         self.reward_statistics = {
             "mean": float(both.mean()),
             "std": float(both.std()),
             "num_rewards": int(both.size),
             "global_step": self.state.global_step,
         }
-        metrics = preference_metrics(
-            rewards[:, 0], rewards[:, 1], prediction.label_ids, self.args.center_rewards_coefficient
-        )
         if self._user_compute_metrics is not None:
             metrics.update(self._user_compute_metrics(prediction))
         return metrics
@@ -386,13 +531,14 @@ class RewardTrainer(Trainer):
         if "loss" in logs and not any(k.startswith("eval_") for k in logs):
             device = self.args.device
             gathered = self.accelerator.gather(self._train_stats[None])
-            summary = summarize_statistics(merge_statistics(gathered.cpu()))
+            summarize = summarize_ranking_statistics if self.ranking else summarize_statistics
+            summary = summarize(merge_statistics(gathered.cpu()))
             summary.pop("loss", None)  # Trainer's own `loss` (the interval mean it optimised) stays.
             self._count_seen()
             logs.update(summary)
             logs["num_tokens"] = self.seen.tokens
             logs["num_pairs_seen"] = self.seen.pairs
-            self._train_stats = empty_statistics().to(device)
+            self._train_stats = self._empty_statistics().to(device)
         super().log(logs, start_time)
 
     def _count_seen(self) -> None:

@@ -40,12 +40,14 @@ def split_into_micro_batches(
     costs: list[int],
     max_tokens: int,
     padded: bool,
+    **whole_batch: Any,
 ) -> dict[str, Any]:
-    """Collate `examples` as one batch, or, over the token budget, as `micro_batches` of whole pairs.
+    """Collate `examples` as one batch, or, over the token budget, as `micro_batches` of whole examples.
 
-    Each micro-batch is a complete batch of the same layout plus `pair_index` (its pairs' positions in `examples`)
-    and `loss_weight` (its share of the pairs): the trainer runs forward and backward per micro-batch and accumulates
-    the gradients, so the loss and gradients are the whole batch's while activation memory follows the budget.
+    Each micro-batch is a complete batch of the same layout plus `example_index` (its examples' positions in
+    `examples`) and `loss_weight` (its share of the examples): the trainer runs forward and backward per micro-batch
+    and accumulates the gradients, so the loss and gradients are the whole batch's while activation memory follows
+    the budget. `whole_batch` entries (e.g. every pair's `margin`, for evaluation) are added to the split batch.
     """
     groups = split_by_token_budget(costs, max_tokens, padded)
     if len(groups) == 1:
@@ -53,17 +55,17 @@ def split_into_micro_batches(
     micro_batches = []
     for group in groups:
         micro = collate([examples[i] for i in group])
-        micro["pair_index"] = torch.tensor(group)
+        micro["example_index"] = torch.tensor(group)
         micro["loss_weight"] = torch.tensor(len(group) / len(examples))
         micro_batches.append(micro)
-    batch: dict[str, Any] = {
-        "micro_batches": micro_batches,
-        "num_pairs": torch.tensor(len(examples)),
-        "num_real_tokens": torch.tensor(sum(len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in examples)),
-    }
-    if "margin" in examples[0]:
-        batch["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
-    return batch
+    return {"micro_batches": micro_batches, **whole_batch}
+
+
+def margins(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """`{"margin": float tensor}` when the pairs have margins, else {}."""
+    if "margin" not in examples[0]:
+        return {}
+    return {"margin": torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)}
 
 
 @dataclass
@@ -92,15 +94,14 @@ class DataCollatorForPreference(DataCollatorMixin):
         if self.max_tokens_per_batch is None:  # the common case: nothing to measure
             return self._collate(examples)
         costs = [2 * max(len(e["chosen_ids"]), len(e["rejected_ids"])) for e in examples]
-        return split_into_micro_batches(examples, self._collate, costs, self.max_tokens_per_batch, padded=True)
+        return split_into_micro_batches(
+            examples, self._collate, costs, self.max_tokens_per_batch, padded=True, **margins(examples)
+        )
 
     def _collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         sequences = [e["chosen_ids"] for e in examples] + [e["rejected_ids"] for e in examples]
         input_ids, attention_mask = pad_right(sequences, self.pad_token_id, self.pad_to_multiple_of)
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "margin" in examples[0]:
-            batch["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
-        return batch
+        return {"input_ids": input_ids, "attention_mask": attention_mask, **margins(examples)}
 
 
 @dataclass
@@ -136,7 +137,9 @@ class DataCollatorForFastPreference(DataCollatorMixin):
             - (shared_prefix_length(e["chosen_ids"], e["rejected_ids"]) if self.share_prompt else 0)
             for e in examples
         ]  # fmt: skip
-        return split_into_micro_batches(examples, self._collate, costs, self.max_tokens_per_batch, padded=False)
+        return split_into_micro_batches(
+            examples, self._collate, costs, self.max_tokens_per_batch, padded=False, **margins(examples)
+        )
 
     def _collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         chosen = [e["chosen_ids"] for e in examples]
@@ -144,9 +147,8 @@ class DataCollatorForFastPreference(DataCollatorMixin):
         batch: dict[str, Any] = {
             "num_pairs": torch.tensor(len(examples)),
             "num_real_tokens": torch.tensor(sum(len(s) for s in chosen + rejected)),
+            **margins(examples),
         }
-        if "margin" in examples[0]:
-            batch["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
         if self.share_prompt:
             groups = [shared_prefix_group([c, r], self.pad_token_id) for c, r in zip(chosen, rejected, strict=True)]
             row = pack_shared_prefix_groups(groups)
@@ -223,17 +225,38 @@ class DataCollatorForRanking(DataCollatorMixin):
     - `share_prompt=True` (causal models): each prompt's K responses form one shared-prefix group (the prompt is
       computed once, each response attends to it and to itself), all groups packed into one row;
     - `pack_sequences=True` (encoders): every response packed into one row, each attending to itself;
-    - neither: the padded layout (`input_ids`, `attention_mask`), one row per response.
+    - `length_grouped=True` (any other architecture): length-grouped `sub_batches`, as for pairs;
+    - none of these: the padded layout (`input_ids`, `attention_mask`), one row per response.
 
-    Plus `scores` (flat, float) and `group_sizes` (K of each prompt), for `rewardlab.ranking`.
+    Plus `scores` (flat, float) and `group_sizes` (K of each prompt), for `rewardlab.ranking`. With
+    `max_tokens_per_batch`, a batch computing more tokens than that comes as `micro_batches` of whole rankings (see
+    `split_into_micro_batches`).
     """
 
     pad_token_id: int
     share_prompt: bool = False
     pack_sequences: bool = False
+    length_grouped: bool = False
+    overhead_tokens: int = 32
+    max_tokens_per_batch: int | None = None
     return_tensors: str = "pt"
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.max_tokens_per_batch is None:
+            return self._collate(examples)
+        padded = not (self.share_prompt or self.pack_sequences or self.length_grouped)
+        costs = []
+        for e in examples:
+            lengths = [len(r) for r in e["response_ids"]]
+            if padded:
+                costs.append(len(lengths) * max(lengths))
+            elif self.share_prompt:
+                costs.append(sum(lengths) - (len(lengths) - 1) * shared_prefix_length(*e["response_ids"]))
+            else:
+                costs.append(sum(lengths))
+        return split_into_micro_batches(examples, self._collate, costs, self.max_tokens_per_batch, padded=padded)
+
+    def _collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         responses = [list(r) for e in examples for r in e["response_ids"]]
         batch: dict[str, Any] = {
             "scores": torch.tensor([float(s) for e in examples for s in e["scores"]], dtype=torch.float),
@@ -245,6 +268,8 @@ class DataCollatorForRanking(DataCollatorMixin):
             batch.update(pack_shared_prefix_groups(groups))
         elif self.pack_sequences:
             batch.update(pack_sequences(responses))
+        elif self.length_grouped:
+            batch.update(length_grouped_sub_batches(responses, self.pad_token_id, self.overhead_tokens))
         else:
             batch["input_ids"], batch["attention_mask"] = pad_right(responses, self.pad_token_id)
         return batch
