@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -296,3 +297,39 @@ def test_train_with_yaml_config(tiny_dirs, tmp_path, capsys):
     assert code == 0, err
     assert "no eval set" in stdout
     assert (out / "rewardlab_run.json").is_file()
+
+
+def test_train_rankings_with_an_ensemble_end_to_end(tiny_dirs, tmp_path, capsys):
+    """RM-Bench's own layout (lists of chosen and of rejected responses) trains through the CLI as rankings; the
+    report and `rewardlab eval` read the same file as all its comparisons, with the ensemble's uncertainty."""
+    from rewardlab.scoring import RewardModel
+
+    data = tmp_path / "tiers.jsonl"
+    with open(data, "w", encoding="utf-8") as f:
+        for i in range(16):
+            row = {"prompt": f"what color is the sky {i}?", "chosen": [" blue", " blue sky", " it is blue"],
+                   "rejected": [" green", " green sky", " it is green"]}  # fmt: skip
+            f.write(json.dumps(row) + "\n")
+    out = str(tmp_path / "out")
+    argv = tiny_train_argv(tiny_dirs["llama"], str(data), out)
+    argv += ["--ensemble_heads", "3", "--ensemble_bootstrap", "true", "--ranking_loss", "plackett_luce"]
+    code, stdout, err = run_main(capsys, argv)
+    assert code == 0, err
+    assert "eval accuracy" in stdout and "on 36 held-out pairs" in stdout  # 4 rankings x 9 comparisons
+    assert "top-1 accuracy" in stdout and "on 4 held-out rankings" in stdout
+    record = json.loads(Path(out, "rewardlab_run.json").read_text())
+    assert record["data"]["train"]["kind"] == "rankings" and record["data"]["train"]["comparisons_out"] == 12 * 9
+    assert record["args"]["ranking_loss"] == "plackett_luce" and record["args"]["ensemble_heads"] == 3
+    report = json.loads(Path(out, "report.json").read_text())
+    results = report["results"]["trained model"]["evaluation split"]
+    assert results["n_evaluated"] == 36 and set(results["ensemble"]) >= {"ensemble_std_auroc"}
+    assert "ensemble: AUROC" in Path(out, "report.html").read_text()
+
+    code, _, err = run_main(capsys, ["eval", "--model", out, "--dataset", str(data), "--output_dir",
+                                     str(tmp_path / "eval"), "--n_bootstrap", "50"])  # fmt: skip
+    assert code == 0, err
+    evaluated = json.loads(Path(tmp_path, "eval", "report.json").read_text())
+    first = next(iter(evaluated["results"][out].values()))
+    assert first["n_evaluated"] == 16 * 9
+    scores = RewardModel.from_pretrained(out).score_pairs([" blue"], [" green"], prompts=["what color is the sky 0?"])
+    assert scores.std_margin is not None

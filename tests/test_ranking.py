@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,3 +101,96 @@ def test_one_pass_per_prompt_equals_scoring_each_response_alone(arch, layout):
         torch.testing.assert_close(grad, dict(model.named_parameters())[name].grad, atol=1e-5, rtol=1e-4, msg=name)
     if layout.get("share_prompt"):  # each prompt computed once
         assert batch["input_ids"].numel() < sum(len(r) for e in examples for r in e["response_ids"])
+
+
+# ---------------------------------------------------------------------------------------------- training on rankings
+def rankings(n: int, seed: int = 0):
+    """Explicit-prompt rankings of 2-4 responses with scores (ties included): 'blue' answers score higher."""
+    from datasets import Dataset
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        k = int(rng.integers(2, 5))
+        scores = [float(s) for s in rng.integers(0, 3, size=k)]
+        if len(set(scores)) == 1:
+            scores[0] += 1.0
+        responses = [f" it is {'blue' if s > 0 else 'green'} {j} {i % 5}" for j, s in enumerate(scores)]
+        rows.append({"prompt": f"the sky {i % 3} ?", "responses": responses, "scores": scores})
+    return Dataset.from_list(rows)
+
+
+def manual_ranking_metrics(model, dataset):
+    """Pairwise and top-1 accuracy from each response scored alone with a plain forward pass."""
+    model.eval()
+    with torch.no_grad():
+        rewards = [[model(input_ids=torch.tensor([ids])).logits[0].mean().item() for ids in row["response_ids"]]
+                   for row in dataset]  # fmt: skip
+    flat = torch.tensor([r for row in rewards for r in row])
+    scores = torch.tensor([s for row in dataset for s in row["scores"]])
+    counts = ranking_accuracy(flat, scores, [len(r) for r in rewards])
+    return counts["pairs_correct"] / counts["pairs"], counts["top1_correct"] / counts["prompts"], counts["pairs"]
+
+
+@pytest.mark.parametrize("arch,kw", [("llama", {}), ("bert", {}), ("qwen3", {"padding_free": False}),
+                                     ("qwen3", {"ranking_loss": "plackett_luce", "ensemble_heads": 2})])  # fmt: skip
+def test_trainer_trains_on_rankings_with_exact_metrics(arch, kw, tmp_path):
+    from test_trainer import config
+    from tiny import make_model, make_tokenizer
+
+    from rewardlab import RewardTrainer
+
+    tok = make_tokenizer(arch)
+    args = config(tmp_path, per_device_eval_batch_size=3, **kw)  # 7 rankings in batches of 3: a ragged last batch
+    trainer = RewardTrainer(make_model(arch, tok), args=args, train_dataset=rankings(12), eval_dataset=rankings(7, 1),
+                            processing_class=tok)  # fmt: skip
+    assert trainer.ranking and trainer.data_stats["train"].kind == "rankings"
+    trainer.train()
+    logged = [e for e in trainer.state.log_history if "top1_accuracy" in e]
+    assert logged and {"loss", "accuracy", "margin", "num_pairs", "num_tokens"} <= set(logged[0])
+    metrics = trainer.evaluate()
+    accuracy, top1, pairs = manual_ranking_metrics(trainer.model, trainer.eval_dataset)
+    assert metrics["eval_accuracy"] == pytest.approx(accuracy) and metrics["eval_num_pairs"] == pairs
+    assert metrics["eval_top1_accuracy"] == pytest.approx(top1) and metrics["eval_num_prompts"] == 7
+    if kw.get("ensemble_heads"):
+        assert "eval_ensemble_std_auroc" in metrics
+
+
+def test_ranking_run_evaluates_pairs_as_rankings_of_two_and_pair_run_refuses_rankings(tmp_path):
+    from test_trainer import config, pairs
+    from tiny import make_model, make_tokenizer
+
+    from rewardlab import RewardTrainer
+    from rewardlab.errors import RewardlabError
+
+    tok = make_tokenizer("llama")
+    trainer = RewardTrainer(make_model("llama", tok), args=config(tmp_path), train_dataset=rankings(8),
+                            eval_dataset={"pairs": pairs(5, margin=True)}, processing_class=tok)  # fmt: skip
+    metrics = trainer.evaluate()
+    assert metrics["eval_pairs_num_pairs"] == 5 and metrics["eval_pairs_num_prompts"] == 5
+    with pytest.raises(RewardlabError, match="holds rankings"):
+        RewardTrainer(make_model("llama", tok), args=config(tmp_path), train_dataset=pairs(8),
+                      eval_dataset=rankings(3), processing_class=tok)  # fmt: skip
+
+
+def test_ranking_token_budget_trains_exactly_like_whole_batches(tmp_path):
+    from test_trainer import config
+    from tiny import make_model, make_tokenizer
+
+    from rewardlab import RewardTrainer
+
+    runs = []
+    for budget in (None, 40):
+        tok = make_tokenizer("llama")  # a fresh one: the trainer sets its pad token, which changes make_model
+        args = config(tmp_path, max_tokens_per_batch=budget, optim="sgd", ranking_margin_scale=0.5,
+                      center_rewards_coefficient=0.01, ensemble_heads=2, ensemble_bootstrap=True)  # fmt: skip
+        trainer = RewardTrainer(make_model("llama", tok), args=args, train_dataset=rankings(12), processing_class=tok)
+        if budget:
+            batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+            assert len(batch["micro_batches"]) >= 2
+        trainer.train()
+        runs.append(trainer)
+    losses = [[e["loss"] for e in t.state.log_history if "loss" in e] for t in runs]
+    np.testing.assert_allclose(losses[0], losses[1], atol=1e-5)
+    for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -10,6 +10,8 @@ from rewardlab.data.truncation import (
     PROMPT_TRUNCATED,
     RESPONSE_TRUNCATED,
     common_prefix_length,
+    group_prefix_length,
+    truncate_group,
     truncate_pair,
 )
 
@@ -141,3 +143,105 @@ def test_truncate_sequence_cuts_the_prompt_first_then_the_response_end():
     assert truncate_sequence(ids, 5, 6, "drop") == (ids, "dropped")
     with pytest.raises(ValueError, match="max_length=6"):
         truncate_sequence(ids, 5, 6, "error")
+
+
+# ------------------------------------------------------------------------------------------------ K sequences
+
+
+def test_group_prefix_length():
+    assert group_prefix_length([[1, 2, 3], [1, 2, 4], [1, 5]]) == 1
+    assert group_prefix_length([[1, 2, 3], [1, 2, 3, 4]]) == 3
+    assert group_prefix_length([[7, 8]]) == 2
+    assert group_prefix_length([]) == 0
+
+
+def test_group_fits_or_no_limit_is_ok():
+    group = [[BOS, 10, 11, EOS], [BOS, 10, 12, 13, EOS], [BOS, 14, EOS]]
+    for max_length in (None, 5, 100):
+        result = truncate_group(group, max_length, "truncate_prompt", keep_leading=1)
+        assert (result.sequences, result.status) == (group, OK)
+
+
+def test_group_prompt_truncated_identically_in_all_after_bos():
+    prompt = [BOS, 10, 11, 12, 13, 14, 15]
+    group = [prompt + [20, 21, EOS], prompt + [30, 31, 32, EOS], prompt + [40, EOS]]  # lengths 10, 11, 9
+    result = truncate_group(group, 8, "truncate_prompt", keep_leading=1)
+    assert result.status == PROMPT_TRUNCATED
+    # excess = 11 - 8 = 3 tokens removed right after BOS, from all three.
+    assert result.sequences == [
+        [BOS, 13, 14, 15, 20, 21, EOS],
+        [BOS, 13, 14, 15, 30, 31, 32, EOS],
+        [BOS, 13, 14, 15, 40, EOS],
+    ]
+    without_bos = truncate_group(group, 8, "truncate_prompt")
+    assert without_bos.sequences[2] == [12, 13, 14, 15, 40, EOS]
+
+
+def test_group_shared_prefix_is_the_prefix_of_all():
+    # Sequences 0 and 1 share [BOS, 10, 11, 12]; all three only [BOS, 10]: only token 10 can go.
+    group = [[BOS, 10, 11, 12, 20, EOS], [BOS, 10, 11, 12, 30, EOS], [BOS, 10, 40, EOS]]
+    result = truncate_group(group, 5, "truncate_prompt", keep_leading=1)
+    assert result.status == PROMPT_TRUNCATED
+    assert result.sequences == [[BOS, 11, 12, 20, EOS], [BOS, 11, 12, 30, EOS], [BOS, 40, EOS]]
+
+
+def test_group_response_cut_at_end_keeping_final_token():
+    prompt = [BOS, 10, 11]
+    group = [prompt + [20, 21, 22, 23, 24, 25, EOS], prompt + [30, EOS], prompt + [40, 41, 42, 43, 44, EOS]]
+    result = truncate_group(group, 5, "truncate_prompt", keep_leading=1)
+    assert result.status == RESPONSE_TRUNCATED
+    assert result.sequences == [[BOS, 20, 21, 22, EOS], [BOS, 30, EOS], [BOS, 40, 41, 42, EOS]]
+
+
+def test_group_cut_can_make_two_responses_equal():
+    # Two responses that differ only after max_length: the caller must check (prepare rejects the row).
+    group = [[BOS, 10, 20, 21, 22, 23, 1001, EOS], [BOS, 10, 20, 21, 22, 23, 1002, EOS], [BOS, 10, 30, EOS]]
+    result = truncate_group(group, 5, "truncate_prompt", keep_leading=1)
+    assert result.status == RESPONSE_TRUNCATED
+    assert result.sequences[0] == result.sequences[1] == [BOS, 20, 21, 22, EOS]
+
+
+def test_group_drop_and_error_policies():
+    group = [[BOS, 10, 11, 12, EOS], [BOS, 10, 13, EOS], [BOS, 10, 14, 15, 16, 17, EOS]]
+    dropped = truncate_group(group, 5, "drop", keep_leading=1)
+    assert dropped.status == DROPPED and dropped.sequences == group
+    assert truncate_group(group, 7, "drop").status == OK
+    with pytest.raises(ValueError, match=r"3 responses of 5, 4, 7 tokens, more than max_length=5"):
+        truncate_group(group, 5, "error")
+    with pytest.raises(ValueError, match="unknown overlength policy"):
+        truncate_group(group, 5, "left")
+
+
+def test_pair_error_still_names_chosen_and_rejected():
+    with pytest.raises(ValueError, match=r"chosen has 5 tokens and rejected 4, more than max_length=3"):
+        truncate_pair([BOS, 10, 11, 12, EOS], [BOS, 10, 13, EOS], 3, "error")
+
+
+def test_random_groups_stay_within_max_length_and_pairs_agree_with_groups_of_two():
+    rng = random.Random(99)
+    statuses = set()
+    for _ in range(3000):
+        chosen, rejected, lead = _random_pair(rng)
+        extra = _random_pair(rng)[0]
+        group = [chosen, rejected, chosen[: len(chosen) // 2] + extra[len(chosen) // 2 :]]
+        if any(not s for s in group):
+            continue
+        max_length = rng.randint(2, 45)
+        keep = rng.choice([0, lead, lead + 3])
+        result = truncate_group(group, max_length, "truncate_prompt", keep_leading=keep)
+        statuses.add(result.status)
+        assert len(result.sequences) == 3
+        for before, after in zip(group, result.sequences, strict=True):
+            assert after and len(after) <= max_length and after[-1] == before[-1]
+        if result.status == PROMPT_TRUNCATED:
+            removed = {len(b) - len(a) for b, a in zip(group, result.sequences, strict=True)}
+            assert len(removed) == 1
+            n, k = removed.pop(), min(keep, group_prefix_length(group))
+            assert k + n <= group_prefix_length(group)
+            assert result.sequences == [s[:k] + s[k + n :] for s in group]
+        if result.status == OK:
+            assert result.sequences == group
+        pair = truncate_pair(chosen, rejected, max_length, "truncate_prompt", keep_leading=keep)
+        two = truncate_group([chosen, rejected], max_length, "truncate_prompt", keep_leading=keep)
+        assert (pair.chosen_ids, pair.rejected_ids, pair.status) == (*two.sequences, two.status)
+    assert statuses == {OK, PROMPT_TRUNCATED, RESPONSE_TRUNCATED}

@@ -466,6 +466,9 @@ def train_summary(metrics: dict[str, Any], output_dir: str) -> str:
         on = f" on {int(pairs)} held-out pairs" if pairs is not None else ""
         loss = f" (eval loss {metrics['eval_loss']:.4f})" if "eval_loss" in metrics else ""
         lines.append(f"  eval accuracy {metrics['eval_accuracy']:.4f}{on}{loss}")
+        if "eval_top1_accuracy" in metrics:  # rankings: comparisons above, prompts here
+            prompts = int(metrics["eval_num_prompts"])
+            lines.append(f"  eval top-1 accuracy {metrics['eval_top1_accuracy']:.4f} on {prompts} held-out rankings")
     else:
         lines.append("  no eval set (give the data a test split, or --eval_fraction)")
     lines.append(f"  model saved to {output_dir}")

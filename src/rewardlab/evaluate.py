@@ -22,10 +22,11 @@ import numpy as np
 
 from rewardlab import plots
 from rewardlab.checkpoints import atomic_path
+from rewardlab.data.formats import detect_dataset_format, is_ranked_example, ranked_items, validate_row
 from rewardlab.data.label_mapping import LabelMapping, apply_mapping, parse_mapping
 from rewardlab.data.loading import load_preference_data
 from rewardlab.ensemble import uncertainty_metrics
-from rewardlab.errors import RewardlabError
+from rewardlab.errors import InvalidRowError, RewardlabError
 from rewardlab.eval_metrics import evaluate_pairs, json_safe
 from rewardlab.run_record import read_run_record
 from rewardlab.scoring import RewardModel
@@ -84,7 +85,19 @@ def eval_set_from_rows(
     category_column: str | None = None,
     max_pairs: int | None = None,
 ) -> EvalSet:
-    """`load_eval_set` for rows already in memory (e.g. the trainer's evaluation split)."""
+    """`load_eval_set` for rows already in memory (e.g. the trainer's evaluation split).
+
+    Ranked rows (K responses per prompt, any spelling of `rewardlab.data.formats`) without a mapping are evaluated
+    on all their comparisons: one pair per ordered pair of responses with different scores.
+    """
+    if mapping is None and rows and is_ranked_example(rows[0]):
+        pairs, skipped = ranking_comparisons(rows)
+        if max_pairs is not None:
+            pairs = pairs[:max_pairs]
+        if not pairs:
+            raise RewardlabError(f"{source}: no usable comparisons ({skipped} invalid rankings)")
+        stats = {"rows_in": len(rows), "rows_skipped": skipped, "pairs_out": len(pairs)}
+        return EvalSet(name, source, pairs, {"layout": "ranking"}, stats)
     if mapping is None:
         columns = set(rows[0]) if rows else set()
         mapping = LabelMapping(
@@ -105,6 +118,28 @@ def eval_set_from_rows(
     if not pairs:
         raise RewardlabError(f"{source}: no usable pairs ({stats.summary()})")
     return EvalSet(name, source, pairs, mapping.to_dict(), stats.to_dict())
+
+
+def ranking_comparisons(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Every comparison of ranked rows as a pair row (`prompt?`, `chosen`, `rejected`, `row_index`, `chosen_index`,
+    `rejected_index`, plus `tools`/`chat_template_kwargs`), and the number of invalid rows skipped (logged)."""
+    fmt = detect_dataset_format(rows)
+    pairs, skipped = [], 0
+    for index, row in enumerate(rows):
+        try:
+            validate_row(row, index, fmt)
+        except InvalidRowError as e:
+            logger.warning("skipped: %s", e)
+            skipped += 1
+            continue
+        items = ranked_items(row)
+        extra = {k: row[k] for k in ("prompt", "tools", "chat_template_kwargs") if row.get(k) is not None}
+        for i, (better, s_better) in enumerate(zip(items.responses, items.scores, strict=True)):
+            for j, (worse, s_worse) in enumerate(zip(items.responses, items.scores, strict=True)):
+                if s_better > s_worse:
+                    pairs.append({**extra, "chosen": better, "rejected": worse, "row_index": index,
+                                  "chosen_index": i, "rejected_index": j})  # fmt: skip
+    return pairs, skipped
 
 
 def _default_name(source: str) -> str:

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 
 def split_groups(values: torch.Tensor, group_sizes: Sequence[int]) -> list[torch.Tensor]:
-    if sum(group_sizes) != values.numel():
-        raise ValueError(f"group sizes add up to {sum(group_sizes)}, but there are {values.numel()} responses")
+    if sum(group_sizes) != values.shape[0]:
+        raise ValueError(f"group sizes add up to {sum(group_sizes)}, but there are {values.shape[0]} responses")
     return list(torch.split(values, list(group_sizes)))
 
 
@@ -98,7 +98,7 @@ def plackett_luce_loss(
             group = s == level
             total = total - r[group].sum(0) + group.sum() * torch.logsumexp(r[remaining], dim=0)
             steps += int(group.sum())
-            remaining &= ~group
+            remaining = remaining & ~group  # a new mask: autograd keeps the old one for r[remaining]
         loss = total / steps
         if center_coefficient:
             better, worse = ordered_pairs(s)

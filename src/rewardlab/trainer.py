@@ -76,7 +76,7 @@ def _is_peft_model(model: Any) -> bool:
     return isinstance(model, PeftModel)
 
 
-def is_ranked_dataset(dataset: Dataset | IterableDataset) -> bool:
+def is_prepared_ranking(dataset: Dataset | IterableDataset) -> bool:
     """Whether a prepared dataset holds rankings (`response_ids`) rather than pairs."""
     return "response_ids" in (dataset.column_names or [])
 
@@ -213,7 +213,7 @@ class RewardTrainer(Trainer):
         self._raw_datasets: dict[str, Any] = {}
         train_dataset = self._prepare(train_dataset, processing_class, args, "train")
         # Rows with K responses per prompt train on the ranking losses; every data set of the run then is a ranking.
-        self.ranking = is_ranked_dataset(train_dataset)
+        self.ranking = is_prepared_ranking(train_dataset)
         if eval_dataset is not None:
             eval_dataset = self._prepare_eval(eval_dataset, processing_class, args)
 
@@ -371,7 +371,7 @@ class RewardTrainer(Trainer):
     def _prepare_eval_set(self, dataset, tokenizer, args, name: str):
         """Prepare an evaluation set of the run's kind: in a ranking run, pairs are rankings of two."""
         prepared = self._prepare(dataset, tokenizer, args, name)
-        ranked = is_ranked_dataset(prepared)
+        ranked = is_prepared_ranking(prepared)
         if ranked and not self.ranking:
             raise RewardlabError(
                 f"the {name} dataset holds rankings (K responses per prompt) but the training data holds pairs: "

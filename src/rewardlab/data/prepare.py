@@ -1,8 +1,10 @@
 """Prepare a preference dataset for the trainer: validate, tokenize, apply the over-length policy, count everything.
 
-The output has the columns the collator reads, `chosen_ids` and `rejected_ids` (lists of ints), plus `margin` (float)
-when the input has one; every other column is removed. What happened to the rows (skipped as invalid, prompt
-truncated, response cut, dropped for length) is returned as `PreparationStats`, so that no pair is lost silently.
+The output has the columns the collator reads: for pairs `chosen_ids` and `rejected_ids` (lists of ints), plus
+`margin` (float) when the input has one; for rankings (K >= 2 responses per prompt, see `rewardlab.data.formats`)
+`response_ids` (K lists of ints, prompt included in each) and `scores` (K floats, higher is better). Every other
+column is removed. What happened to the rows (skipped as invalid, prompt truncated, response cut, dropped for length)
+is returned as `PreparationStats`, so that no row is lost silently.
 """
 
 from __future__ import annotations
@@ -18,15 +20,33 @@ from datasets import Dataset, DatasetDict, Features, IterableDataset, IterableDa
 from rewardlab.data.formats import (
     IDENTICAL,
     PreferenceFormat,
+    contradiction,
     detect_dataset_format,
     invalid_row,
+    is_ranked_dataset,
+    is_ranked_example,
+    ranked_items,
     reason_code,
     validate_dataset,
-    validate_example,
+    validate_ranked_example,
+    validate_row,
     with_dataset_name,
 )
-from rewardlab.data.tokenize import has_chat_template, leading_special_count, no_chat_template_error, tokenize_pair
-from rewardlab.data.truncation import DROPPED, OK, PROMPT_TRUNCATED, RESPONSE_TRUNCATED, truncate_pair
+from rewardlab.data.tokenize import (
+    has_chat_template,
+    leading_special_count,
+    no_chat_template_error,
+    tokenize_pair,
+    tokenize_ranking,
+)
+from rewardlab.data.truncation import (
+    DROPPED,
+    OK,
+    PROMPT_TRUNCATED,
+    RESPONSE_TRUNCATED,
+    truncate_group,
+    truncate_pair,
+)
 from rewardlab.errors import InvalidRowError, RewardlabError
 
 if TYPE_CHECKING:
@@ -38,12 +58,36 @@ _STATUS = "__rewardlab_status"
 _ERR_FIELD = "__rewardlab_error_field"
 _ERR_REASON = "__rewardlab_error_reason"
 _ERR_CODE = "__rewardlab_error_code"
+_COMPARISONS = "__rewardlab_comparisons"
 _INVALID = "invalid"
 _KEPT = (OK, PROMPT_TRUNCATED, RESPONSE_TRUNCATED)
-_STREAM_COLUMNS = ("chosen_ids", "rejected_ids", "margin", _STATUS)
+_STREAM_COLUMNS = ("chosen_ids", "rejected_ids", "margin", "response_ids", "scores", _STATUS)
+PAIRS = "pairs"
+RANKINGS = "rankings"
 # Reason code of an over-length row under policy "error": always raised, never skipped.
 OVERLENGTH = "over max_length"
 OUT_OF_VOCAB = "token id out of vocabulary"
+
+__all__ = [
+    "PreparationStats",
+    "count_comparisons",
+    "is_ranked_dataset",
+    "is_ranked_example",
+    "prepare_preference_dataset",
+    "resolve_eos_token_id",
+    "tokenize_ranking",
+    "truncate_group",
+    "validate_ranked_example",
+]
+
+
+def count_comparisons(scores: list[float]) -> int:
+    """The pairs of responses with different scores in a ranking: what it teaches (tied responses compare nothing).
+
+    At most K(K-1)/2; a pair counts 1; a tiered row of c chosen and r rejected responses counts c * r.
+    """
+    k = len(scores)
+    return k * (k - 1) // 2 - sum(c * (c - 1) // 2 for c in Counter(scores).values())
 
 
 @dataclass
@@ -54,11 +98,17 @@ class PreparationStats:
     `IterableDataset` rows are processed lazily, so the counts grow while the data is read and are reset each time
     the stream restarts at row 0 (a new epoch); they are exact after a full pass only with
     `dataloader_num_workers=0`, since worker processes update their own copies.
+
+    `kind` is "pairs" or "rankings"; `pairs_out` counts the rows kept either way (pairs, or rankings) and
+    `comparisons_out` the pairs of responses with different scores in them (one per pair). The truncation counts
+    are of rows: a ranking whose responses were cut counts once in `response_truncated`.
     """
 
     dataset_name: str
     rows_in: int = 0
     pairs_out: int = 0
+    kind: str = PAIRS
+    comparisons_out: int = 0
     invalid_skipped: dict[str, int] = field(default_factory=dict)
     prompt_truncated: int = 0
     response_truncated: int = 0
@@ -78,15 +128,22 @@ class PreparationStats:
         self.skipped_rows.append({"row": error.index, "field": error.field, "reason": error.reason, "code": code})
 
     def summary(self) -> str:
-        """One line for the log, e.g. "train: 2312 rows → 2250 pairs; 40 prompts truncated from the left, ..."."""
+        """One line for the log, e.g. "train: 2312 rows → 2250 pairs; 40 prompts truncated from the left, ..." or
+        "train: 798 rows → 798 rankings (7182 comparisons); ..."."""
 
         def n(count: int, one: str, many: str) -> str:
             return f"{count} {one if count == 1 else many}"
 
+        if self.kind == RANKINGS:
+            out = f"{n(self.pairs_out, 'ranking', 'rankings')} ({n(self.comparisons_out, 'comparison', 'comparisons')})"
+            cut = f"{n(self.response_truncated, 'ranking', 'rankings')} with responses cut"
+        else:
+            out = n(self.pairs_out, "pair", "pairs")
+            cut = f"{n(self.response_truncated, 'response', 'responses')} cut"
         line = (
-            f"{self.dataset_name}: {n(self.rows_in, 'row', 'rows')} → {n(self.pairs_out, 'pair', 'pairs')}; "
+            f"{self.dataset_name}: {n(self.rows_in, 'row', 'rows')} → {out}; "
             f"{n(self.prompt_truncated, 'prompt', 'prompts')} truncated from the left, "
-            f"{n(self.response_truncated, 'response', 'responses')} cut, {self.dropped_overlength} dropped "
+            f"{cut}, {self.dropped_overlength} dropped "
             f"(max_length={self.max_length}, policy={self.policy})"
         )
         skipped = sum(self.invalid_skipped.values())
@@ -99,7 +156,7 @@ class PreparationStats:
 
     def _reset(self) -> None:
         self.rows_in = self.pairs_out = self.prompt_truncated = self.response_truncated = 0
-        self.dropped_overlength = 0
+        self.dropped_overlength = self.comparisons_out = 0
         self.invalid_skipped = {}
         self.skipped_rows = []
 
@@ -118,18 +175,26 @@ def resolve_eos_token_id(tokenizer: Any, eos_token: str | None) -> int | None:
     return vocab[eos_token]
 
 
-def _failure(field: str | None, reason: str, code: str, has_margin: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "chosen_ids": [],
-        "rejected_ids": [],
-        _STATUS: _INVALID,
-        _ERR_FIELD: field or "",
-        _ERR_REASON: reason,
-        _ERR_CODE: code,
-    }
+def _failure(field: str | None, reason: str, code: str, has_margin: bool, ranked: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"response_ids": [], "scores": []} if ranked else {"chosen_ids": [], "rejected_ids": []}
+    out.update({_STATUS: _INVALID, _ERR_FIELD: field or "", _ERR_REASON: reason, _ERR_CODE: code})
+    if ranked:
+        out[_COMPARISONS] = 0
     if has_margin:
         out["margin"] = 0.0  # placeholder: the row is removed
     return out
+
+
+def _out_of_vocab(sequences: dict[str, list[int]], vocab_size: int) -> tuple[str, str] | None:
+    """(field, reason) for the first token id outside the vocabulary, or None."""
+    for name, ids in sequences.items():
+        bad = next((t for t in ids if t >= vocab_size), None)
+        if bad is not None:
+            return name, (
+                f"token id {bad} is outside the tokenizer's vocabulary (size {vocab_size}); were these ids made "
+                "with another tokenizer?"
+            )
+    return None
 
 
 def _process_row(
@@ -157,16 +222,9 @@ def _process_row(
             IDENTICAL,
             has_margin,
         )
-    for name, ids in (("chosen_ids", chosen), ("rejected_ids", rejected)):
-        bad = next((t for t in ids if t >= vocab_size), None)
-        if bad is not None:
-            return _failure(
-                name,
-                f"token id {bad} is outside the tokenizer's vocabulary (size {vocab_size}); were these ids made "
-                "with another tokenizer?",
-                OUT_OF_VOCAB,
-                has_margin,
-            )
+    oov = _out_of_vocab({"chosen_ids": chosen, "rejected_ids": rejected}, vocab_size)
+    if oov is not None:
+        return _failure(*oov, OUT_OF_VOCAB, has_margin)
     keep = min(leading_special_count(chosen, tokenizer), leading_special_count(rejected, tokenizer))
     try:
         result = truncate_pair(chosen, rejected, max_length, policy, keep_leading=keep)
@@ -185,12 +243,85 @@ def _process_row(
     return out
 
 
-def _output_features(has_margin: bool) -> Features:
-    features = {"chosen_ids": List(Value("int64")), "rejected_ids": List(Value("int64"))}
+def _process_ranking(
+    example: Mapping[str, Any],
+    *,
+    tokenizer: Any,
+    eos_token_id: int | None,
+    max_length: int | None,
+    policy: str,
+    vocab_size: int,
+) -> dict[str, Any]:
+    """`_process_row` for a validated ranked row: tokenize, check, truncate; problems go in the helper columns."""
+    fields = ranked_items(example).fields
+    try:
+        ranking = tokenize_ranking(example, tokenizer, eos_token_id)
+    except InvalidRowError as e:
+        return _failure(e.field, e.reason, reason_code(e), False, ranked=True)
+    sequences, scores = ranking["response_ids"], ranking["scores"]
+    clash = contradiction(sequences, scores)
+    if clash is not None:
+        i, j = clash
+        reason = (
+            f"tokenizes to the same ids as '{fields[i]}' (e.g. they differ only in case or spacing the tokenizer "
+            "ignores) but is scored differently; contradictory, fix or drop the row"
+        )
+        return _failure(fields[j], reason, IDENTICAL, False, ranked=True)
+    oov = _out_of_vocab({f"response_ids[{j}]": ids for j, ids in enumerate(sequences)}, vocab_size)
+    if oov is not None:
+        return _failure(*oov, OUT_OF_VOCAB, False, ranked=True)
+    keep = min(leading_special_count(ids, tokenizer) for ids in sequences)
+    try:
+        result = truncate_group(sequences, max_length, policy, keep_leading=keep)
+    except ValueError as e:
+        return _failure(None, str(e), OVERLENGTH, False, ranked=True)
+    # Two responses that share more than the group's prompt can become equal once cut at their ends: what tells them
+    # apart lies beyond max_length. The data is fine, the limit is too short for it, so the row is dropped for
+    # length (and counted as such), not reported as invalid.
+    status = result.status
+    if status == RESPONSE_TRUNCATED and contradiction(result.sequences, scores) is not None:
+        status = DROPPED
+    return {
+        "response_ids": result.sequences,
+        "scores": scores,
+        _STATUS: status,
+        _ERR_FIELD: "",
+        _ERR_REASON: "",
+        _ERR_CODE: "",
+        _COMPARISONS: count_comparisons(scores),
+    }
+
+
+def _output_features(has_margin: bool, ranked: bool = False) -> Features:
+    if ranked:
+        features = {"response_ids": List(List(Value("int64"))), "scores": List(Value("float64"))}
+    else:
+        features = {"chosen_ids": List(Value("int64")), "rejected_ids": List(Value("int64"))}
     if has_margin:
         features["margin"] = Value("float64")
     features[_STATUS] = Value("string")
     return Features(features)
+
+
+def _row_work(fmt: PreferenceFormat, has_margin: bool, tokenizer: Any, eos_token_id: int | None, args: Any):
+    """The per-row function for the dataset's kind and its keyword arguments."""
+    kwargs: dict[str, Any] = {
+        "tokenizer": tokenizer,
+        "eos_token_id": eos_token_id,
+        "max_length": args.max_length,
+        "policy": args.overlength_policy,
+        "vocab_size": len(tokenizer),
+    }
+    if fmt.ranked:
+        return _process_ranking, kwargs
+    return _process_row, {**kwargs, "has_margin": has_margin}
+
+
+def _dataset_format(rows: Any, dataset_name: str) -> PreferenceFormat:
+    try:
+        return detect_dataset_format(rows)
+    except RewardlabError as e:
+        raise RewardlabError(f"{dataset_name} dataset: {e}") from None
 
 
 def _check_tokenizer(fmt: PreferenceFormat, tokenizer: Any, dataset_name: str) -> None:
@@ -204,6 +335,10 @@ def _prepare_map_style(
     stats = PreparationStats(
         dataset_name, rows_in=len(dataset), max_length=args.max_length, policy=args.overlength_policy
     )
+    if len(dataset) == 0:
+        raise RewardlabError(f"the {dataset_name} dataset is empty: it has no preference pairs")
+    fmt = _dataset_format(dataset.select(range(min(100, len(dataset)))), dataset_name)
+    stats.kind = RANKINGS if fmt.ranked else PAIRS
     # The original row index travels with each row, so that errors after validation still name the user's row.
     dataset = dataset.add_column(_INDEX, list(range(len(dataset))))
     errors: list[InvalidRowError] = []
@@ -213,33 +348,28 @@ def _prepare_map_style(
     for error in errors:
         stats.record_skip(error)
     if len(dataset) == 0:
-        raise RewardlabError(f"no usable pairs left: {stats.summary()}")
-    fmt = detect_dataset_format(dataset.select(range(min(100, len(dataset)))))
+        raise RewardlabError(f"no usable {stats.kind} left: {stats.summary()}")
     _check_tokenizer(fmt, tokenizer, dataset_name)
 
-    has_margin = "margin" in dataset.column_names
-    features = _output_features(has_margin)
+    has_margin = not fmt.ranked and "margin" in dataset.column_names
+    features = _output_features(has_margin, fmt.ranked)
     for name in (_ERR_FIELD, _ERR_REASON, _ERR_CODE):
         features[name] = Value("string")
     features[_INDEX] = Value("int64")
+    if fmt.ranked:
+        features[_COMPARISONS] = Value("int64")
+    process, fn_kwargs = _row_work(fmt, has_margin, tokenizer, eos_token_id, args)
     dataset = dataset.map(
-        _process_row,
-        fn_kwargs={
-            "tokenizer": tokenizer,
-            "eos_token_id": eos_token_id,
-            "max_length": args.max_length,
-            "policy": args.overlength_policy,
-            "vocab_size": len(tokenizer),
-            "has_margin": has_margin,
-        },
+        process,
+        fn_kwargs=fn_kwargs,
         remove_columns=[c for c in dataset.column_names if c != _INDEX],
         features=features,
         num_proc=args.dataset_num_proc,
         desc=f"Tokenizing {dataset_name} dataset",
     )
 
-    helpers = dataset.select_columns([_INDEX, _STATUS, _ERR_FIELD, _ERR_REASON, _ERR_CODE])
-    rows = helpers.to_dict()
+    helper_columns = [_INDEX, _STATUS, _ERR_FIELD, _ERR_REASON, _ERR_CODE] + ([_COMPARISONS] if fmt.ranked else [])
+    rows = dataset.select_columns(helper_columns).to_dict()
     statuses = rows[_STATUS]
     failed = [i for i, s in enumerate(statuses) if s == _INVALID]
     for i in failed:
@@ -254,21 +384,25 @@ def _prepare_map_style(
     stats.dropped_overlength = status_counts[DROPPED]
     kept = [i for i, s in enumerate(statuses) if s in _KEPT]
     stats.pairs_out = len(kept)
+    stats.comparisons_out = sum(rows[_COMPARISONS][i] for i in kept) if fmt.ranked else len(kept)
     if not kept:
-        raise RewardlabError(f"no usable pairs left: {stats.summary()}")
+        raise RewardlabError(f"no usable {stats.kind} left: {stats.summary()}")
     if len(kept) < len(dataset):
         dataset = dataset.select(kept)
-    dataset = dataset.remove_columns([_INDEX, _STATUS, _ERR_FIELD, _ERR_REASON, _ERR_CODE])
+    dataset = dataset.remove_columns(helper_columns)
     return dataset, stats
 
 
 class _StreamingProcessor:
     """The per-row work of the streaming path, as a picklable object that updates `stats` as rows go by."""
 
-    def __init__(self, fmt: PreferenceFormat, stats: PreparationStats, skip_invalid: bool, **row_kwargs: Any):
+    def __init__(
+        self, fmt: PreferenceFormat, stats: PreparationStats, skip_invalid: bool, process: Any, **row_kwargs: Any
+    ):
         self.fmt = fmt
         self.stats = stats
         self.skip_invalid = skip_invalid
+        self.process = process
         self.row_kwargs = row_kwargs
 
     def _skip(self, index: int, error: InvalidRowError) -> dict[str, Any]:
@@ -276,9 +410,8 @@ class _StreamingProcessor:
         if code == OVERLENGTH or not self.skip_invalid:
             raise with_dataset_name(error, self.stats.dataset_name)
         self.stats.record_skip(error)
-        return {
-            k: v for k, v in _failure(None, "", code, self.row_kwargs["has_margin"]).items() if k in _STREAM_COLUMNS
-        }
+        failure = _failure(None, "", code, self.row_kwargs.get("has_margin", False), self.fmt.ranked)
+        return {k: v for k, v in failure.items() if k in _STREAM_COLUMNS}
 
     def __call__(self, example: dict[str, Any], index: int) -> dict[str, Any]:
         stats = self.stats
@@ -286,15 +419,16 @@ class _StreamingProcessor:
             stats._reset()
         stats.rows_in += 1
         try:
-            validate_example(example, index, self.fmt)
+            validate_row(example, index, self.fmt)
         except InvalidRowError as e:
             return self._skip(index, e)
-        out = _process_row(example, **self.row_kwargs)
+        out = self.process(example, **self.row_kwargs)
         if out[_STATUS] == _INVALID:
             error = invalid_row(index, out[_ERR_FIELD] or None, out[_ERR_REASON], out[_ERR_CODE])
             return self._skip(index, error)
         for name in (_ERR_FIELD, _ERR_REASON, _ERR_CODE):
             del out[name]
+        comparisons = out.pop(_COMPARISONS, 1)
         status = out[_STATUS]
         if status == PROMPT_TRUNCATED:
             stats.prompt_truncated += 1
@@ -304,6 +438,7 @@ class _StreamingProcessor:
             stats.dropped_overlength += 1
         if status in _KEPT:
             stats.pairs_out += 1
+            stats.comparisons_out += comparisons
         return out
 
 
@@ -319,23 +454,16 @@ def _prepare_streaming(
     if not head:
         raise RewardlabError(f"the {dataset_name} dataset is empty: it has no preference pairs")
     fmt = detect_dataset_format(head)
+    stats.kind = RANKINGS if fmt.ranked else PAIRS
     _check_tokenizer(fmt, tokenizer, dataset_name)
     columns = list(dataset.column_names or [])
     for row in head:
         columns += [c for c in row if c not in columns]
-    has_margin = "margin" in columns
-    processor = _StreamingProcessor(
-        fmt,
-        stats,
-        args.skip_invalid_rows,
-        tokenizer=tokenizer,
-        eos_token_id=eos_token_id,
-        max_length=args.max_length,
-        policy=args.overlength_policy,
-        vocab_size=len(tokenizer),
-        has_margin=has_margin,
-    )
-    dataset = dataset.map(processor, with_indices=True, remove_columns=columns, features=_output_features(has_margin))
+    has_margin = not fmt.ranked and "margin" in columns
+    process, row_kwargs = _row_work(fmt, has_margin, tokenizer, eos_token_id, args)
+    processor = _StreamingProcessor(fmt, stats, args.skip_invalid_rows, process, **row_kwargs)
+    features = _output_features(has_margin, fmt.ranked)
+    dataset = dataset.map(processor, with_indices=True, remove_columns=columns, features=features)
     dataset = dataset.filter(_is_kept).remove_columns([_STATUS])
     return dataset, stats
 
@@ -343,11 +471,12 @@ def _prepare_streaming(
 def prepare_preference_dataset(
     dataset: Dataset | IterableDataset, tokenizer: Any, args: RewardConfig, dataset_name: str
 ) -> tuple[Dataset | IterableDataset, PreparationStats]:
-    """Validate, tokenize and length-limit a preference dataset (any of TRL's formats, or already tokenized).
+    """Validate, tokenize and length-limit a preference dataset (any of TRL's formats, a ranking, or already tokenized).
 
     `args` is a `RewardConfig` (uses `max_length`, `overlength_policy`, `skip_invalid_rows`, `eos_token`,
     `dataset_num_proc`). Returns the dataset with columns `chosen_ids`, `rejected_ids` (and `margin` as float if
-    the input has it), and its `PreparationStats`. A map-style dataset is processed now, with exact counts; an
+    the input has it) for pairs, or `response_ids` and `scores` for rankings (detected from the first rows, see
+    `is_ranked_dataset`), and its `PreparationStats`. A map-style dataset is processed now, with exact counts; an
     `IterableDataset` lazily, with counts accumulated as it is read (see `PreparationStats`). Invalid rows raise
     `InvalidRowError` naming the dataset, row and field, unless `skip_invalid_rows` (then they are counted);
     an over-length row under policy "error" always raises. Applying it again to its own output changes nothing.

@@ -1,4 +1,5 @@
-"""Turn one preference example into the token ids of chosen and rejected, as TRL 1.16's `RewardTrainer` does.
+"""Turn one preference example into token ids: chosen and rejected as TRL 1.16's `RewardTrainer` does, or the K
+responses of a ranking (`tokenize_ranking`), each tokenized exactly as a pair's response would be.
 
 The ids must match what the model sees at scoring time: plain text is tokenized with the tokenizer's default special
 tokens, exactly as `pipeline("text-classification")` would, and conversations go through the chat template with the
@@ -10,10 +11,10 @@ whose post-processor already ends every sequence with the eos.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rewardlab.data.formats import LEGACY_ID_FIELDS, detect_format
+from rewardlab.data.formats import LEGACY_ID_FIELDS, PreferenceFormat, detect_format, ranked_items
 from rewardlab.errors import InvalidRowError, RewardlabError
 
 CHAT_TEMPLATE_ERROR = "chat template error"
@@ -96,6 +97,36 @@ def tokenize_text(tokenizer: Any, text: str, eos_token_id: int | None) -> list[i
     return ids
 
 
+def _sequence_encoder(
+    example: Mapping[str, Any], fmt: PreferenceFormat, tokenizer: Any, eos_token_id: int | None
+) -> Callable[[Any, str], list[int]]:
+    """The function that turns one response of `example` into the ids of its whole sequence, prompt included.
+
+    Shared by pairs and rankings so that a response is tokenized the same way in both: the row's prompt, tools and
+    chat-template keyword arguments are resolved once, then applied to each response.
+    """
+    prompt = example["prompt"] if fmt.explicit_prompt else None  # None: an implicit-prompt row in a mixed stream
+    if not fmt.conversational:
+
+        def encode_text(response: str, field: str) -> list[int]:
+            return tokenize_text(tokenizer, response if prompt is None else prompt + response, eos_token_id)
+
+        return encode_text
+    if not has_chat_template(tokenizer):
+        raise no_chat_template_error()
+    try:
+        tools = _parse_tools(example.get("tools"))
+    except json.JSONDecodeError as e:
+        raise InvalidRowError(None, "tools", f"is a string but not valid JSON ({e.msg})") from None
+    kwargs = _strip_none(dict(example.get("chat_template_kwargs") or {}))
+
+    def encode_messages(response: list, field: str) -> list[int]:
+        messages = response if prompt is None else prompt + response
+        return render_messages(tokenizer, messages, field, tools, kwargs)
+
+    return encode_messages
+
+
 def tokenize_pair(example: Mapping[str, Any], tokenizer: Any, eos_token_id: int | None) -> dict[str, list[int]]:
     """Token ids of the chosen and rejected sequences of a (validated) example, prompt included.
 
@@ -117,26 +148,27 @@ def tokenize_pair(example: Mapping[str, Any], tokenizer: Any, eos_token_id: int 
             legacy = next(k for k, v in LEGACY_ID_FIELDS.items() if v == name)
             out[name] = list(example[name] if name in example else example[legacy])
         return out
-    chosen, rejected = example["chosen"], example["rejected"]
-    if fmt.explicit_prompt and example["prompt"] is not None:  # None: an implicit-prompt row in a mixed stream
-        chosen = example["prompt"] + chosen
-        rejected = example["prompt"] + rejected
-    if not fmt.conversational:
-        return {
-            "chosen_ids": tokenize_text(tokenizer, chosen, eos_token_id),
-            "rejected_ids": tokenize_text(tokenizer, rejected, eos_token_id),
-        }
-    if not has_chat_template(tokenizer):
-        raise no_chat_template_error()
-    try:
-        tools = _parse_tools(example.get("tools"))
-    except json.JSONDecodeError as e:
-        raise InvalidRowError(None, "tools", f"is a string but not valid JSON ({e.msg})") from None
-    kwargs = _strip_none(dict(example.get("chat_template_kwargs") or {}))
+    encode = _sequence_encoder(example, fmt, tokenizer, eos_token_id)
     return {
-        "chosen_ids": render_messages(tokenizer, chosen, "chosen", tools, kwargs),
-        "rejected_ids": render_messages(tokenizer, rejected, "rejected", tools, kwargs),
+        "chosen_ids": encode(example["chosen"], "chosen"),
+        "rejected_ids": encode(example["rejected"], "rejected"),
     }
+
+
+def tokenize_ranking(example: Mapping[str, Any], tokenizer: Any, eos_token_id: int | None) -> dict[str, list]:
+    """`response_ids` (K token-id lists, prompt included in each) and `scores` (K floats) of a validated ranked row.
+
+    Any spelling (`responses`, `responses` + `scores`, tiered `chosen`/`rejected` lists, pre-tokenized
+    `response_ids`); each response is tokenized exactly as `tokenize_pair` tokenizes a chosen or rejected response,
+    so a ranking of two gives the ids of the equivalent pair. Errors as in `tokenize_pair`, naming e.g.
+    `responses[2]`.
+    """
+    fields, responses, scores = ranked_items(example)
+    fmt = detect_format(example)
+    if fmt.tokenized:
+        return {"response_ids": responses, "scores": scores}
+    encode = _sequence_encoder(example, fmt, tokenizer, eos_token_id)
+    return {"response_ids": [encode(r, f) for f, r in zip(fields, responses, strict=True)], "scores": scores}
 
 
 def leading_special_count(ids: Sequence[int], tokenizer: Any) -> int:

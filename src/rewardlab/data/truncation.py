@@ -1,9 +1,10 @@
-"""The over-length policy: what to do with a pair whose chosen or rejected sequence exceeds `max_length`.
+"""The over-length policy: what to do with a pair (or a ranking of K responses) whose sequences exceed `max_length`.
 
 TRL drops such pairs silently. Truncating the end instead would cut exactly the tokens that make chosen and rejected
 differ. So the default removes tokens from the left of the prompt they share (the oldest turns of a dialogue),
-identically in both, and keeps both responses whole. The prompt is found at token level as the common prefix of the
-two sequences, which also works for implicit-prompt data such as HH-RLHF where there is no prompt column.
+identically in all, and keeps every response whole. The prompt is found at token level as the common prefix of the
+sequences, which also works for implicit-prompt data such as HH-RLHF where there is no prompt column. The rule is
+written once, for K sequences (`truncate_group`); `truncate_pair` is its K=2 case.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ class TruncationResult:
 
     chosen_ids: list[int]
     rejected_ids: list[int]
+    status: str
+
+
+@dataclass
+class GroupTruncationResult:
+    """The (possibly shortened) sequences of a group, in their order, and what was done to them: one of `STATUSES`."""
+
+    sequences: list[list[int]]
     status: str
 
 
@@ -58,6 +67,66 @@ def _cut_end(ids: list[int], max_length: int) -> list[int]:
     return ids[: max_length - 1] + ids[-1:]
 
 
+def group_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Number of leading tokens all of `sequences` have in common."""
+    if not sequences:
+        return 0
+    first = sequences[0]
+    return min((common_prefix_length(first, other) for other in sequences[1:]), default=len(first))
+
+
+def _sizes(lengths: list[int], names: Sequence[str] | None) -> str:
+    """Words for the lengths of an over-length group, e.g. "chosen has 9 tokens and rejected 5"."""
+    if names is None:
+        return f"{len(lengths)} responses of {', '.join(map(str, lengths))} tokens"
+    rest = ", ".join(f"{name} {length}" for name, length in zip(names[1:], lengths[1:], strict=True))
+    return f"{names[0]} has {lengths[0]} tokens and {rest}"
+
+
+def truncate_group(
+    sequences: Sequence[Sequence[int]],
+    max_length: int | None,
+    policy: str,
+    keep_leading: int = 0,
+    *,
+    names: Sequence[str] | None = None,
+) -> GroupTruncationResult:
+    """Apply the over-length `policy` to K >= 1 sequences that answer one prompt (a pair, a ranking).
+
+    - `max_length=None`, or every sequence fits: status "ok" (the lists unchanged).
+    - "drop": an over-length group gets status "dropped" (ids unchanged); the caller leaves it out.
+    - "error": an over-length group raises `ValueError` (the caller adds the row index; `names` label the lengths).
+    - "truncate_prompt": remove `excess = max(len) - max_length` tokens from the left of the prefix shared by all
+      sequences, after the first `keep_leading` tokens (BOS/CLS), identically in each, so every response stays whole:
+      "prompt_truncated". When the whole shared prefix is not enough, it is all removed, and each sequence still too
+      long is cut at its end to `max_length`, keeping its final token: "response_truncated".
+
+    Each sequence keeps at least its final token out of the shared prefix, and the first token where the group
+    diverges survives, so two sequences that differ right after the shared prefix still differ (for
+    `max_length >= 2`). Two that share a longer prefix between themselves can become equal when cut: callers that
+    need them distinct must check (see `prepare`).
+    """
+    group = [list(s) for s in sequences]
+    lengths = [len(s) for s in group]
+    if max_length is None or max(lengths, default=0) <= max_length:
+        return GroupTruncationResult(group, OK)
+    if _drops(policy, _sizes(lengths, names), max_length):
+        return GroupTruncationResult(group, DROPPED)
+    if max_length < 2:
+        raise ValueError(f"max_length must be at least 2, got {max_length}")
+
+    # The shared prefix, less each sequence's final token (so none is emptied when one is a prefix of another).
+    prefix = max(0, min(group_prefix_length(group), min(lengths) - 1))
+    keep = max(0, min(keep_leading, prefix))
+    excess = max(lengths) - max_length
+    if excess <= prefix - keep:
+        return GroupTruncationResult([s[:keep] + s[keep + excess :] for s in group], PROMPT_TRUNCATED)
+    # Even without the shared prompt a response is too long. Keep at most max_length - 2 leading tokens so that the
+    # first differing token (right after them) is not cut away along with the response's end.
+    keep = min(keep, max_length - 2)
+    return GroupTruncationResult([_cut_end(s[:keep] + s[prefix:], max_length) for s in group], RESPONSE_TRUNCATED)
+
+
 def truncate_pair(
     chosen_ids: Sequence[int],
     rejected_ids: Sequence[int],
@@ -65,41 +134,14 @@ def truncate_pair(
     policy: str,
     keep_leading: int = 0,
 ) -> TruncationResult:
-    """Apply the over-length `policy` to one pair (lists are returned unchanged when nothing needs doing).
+    """`truncate_group` for a pair: the over-length `policy` applied to chosen and rejected together.
 
-    - `max_length=None`, or both sequences fit: status "ok".
-    - "drop": an over-length pair gets status "dropped" (ids unchanged); the caller leaves it out.
-    - "error": an over-length pair raises `ValueError` (the caller adds the row index).
-    - "truncate_prompt": remove `excess = max(len) - max_length` tokens from the left of the shared prefix of both
-      sequences, after the first `keep_leading` tokens (BOS/CLS), so both responses stay whole: "prompt_truncated".
-      When the whole shared prefix is not enough, it is all removed, and each sequence still too long is cut at its
-      end to `max_length`, keeping its final token: "response_truncated".
-
-    Each sequence keeps at least its final token out of the shared prefix, and the first token where chosen and
-    rejected differ always survives, so a pair that differed before still differs after (for `max_length >= 2`).
+    A pair that differed before still differs after (for `max_length >= 2`): its first differing token follows the
+    shared prefix directly.
     """
-    chosen, rejected = list(chosen_ids), list(rejected_ids)
-    if max_length is None or (len(chosen) <= max_length and len(rejected) <= max_length):
-        return TruncationResult(chosen, rejected, OK)
-    if _drops(policy, f"chosen has {len(chosen)} tokens and rejected {len(rejected)}", max_length):
-        return TruncationResult(chosen, rejected, DROPPED)
-    if max_length < 2:
-        raise ValueError(f"max_length must be at least 2, got {max_length}")
-
-    # The shared prefix, less each sequence's final token (so neither is emptied when one is a prefix of the other).
-    prefix = min(common_prefix_length(chosen, rejected), len(chosen) - 1, len(rejected) - 1)
-    keep = max(0, min(keep_leading, prefix))
-    excess = max(len(chosen), len(rejected)) - max_length
-    if excess <= prefix - keep:
-        return TruncationResult(
-            chosen[:keep] + chosen[keep + excess :], rejected[:keep] + rejected[keep + excess :], PROMPT_TRUNCATED
-        )
-    # Even without the shared prompt a response is too long. Keep at most max_length - 2 leading tokens so that the
-    # first differing token (right after them) is not cut away along with the response's end.
-    keep = min(keep, max_length - 2)
-    chosen = _cut_end(chosen[:keep] + chosen[prefix:], max_length)
-    rejected = _cut_end(rejected[:keep] + rejected[prefix:], max_length)
-    return TruncationResult(chosen, rejected, RESPONSE_TRUNCATED)
+    result = truncate_group([chosen_ids, rejected_ids], max_length, policy, keep_leading, names=("chosen", "rejected"))
+    chosen, rejected = result.sequences
+    return TruncationResult(chosen, rejected, result.status)
 
 
 def truncate_sequence(
