@@ -85,6 +85,24 @@ def shared_prefix_group(sequences: Sequence[Sequence[int]], pad_token_id: int | 
     return SharedPrefixGroup(input_ids, position_ids, p, tail_starts, readout)
 
 
+def sharing_pays(lengths: Sequence[int], prefix_length: int, hidden_size: int | None) -> bool:
+    """Whether K sequences sharing `prefix_length` leading tokens cost less as one shared-prefix group than apart.
+
+    A group computes the prefix once, but its attention runs under a dense (n x n) mask over the whole group, while
+    separate sequences use plain causal attention (about half of each l x l). With long responses and a short prompt
+    (RM-Bench: ~20-token prompts, six ~400-token responses) the group's attention outgrows the prefix it saves. The
+    estimate, in multiply-adds of a transformer with hidden size h: a token through the projections and MLP ~24 h^2,
+    a query-key pair of attention ~4 h, so one pair weighs 1 / (6 h) token. `hidden_size=None`: always share.
+    """
+    if hidden_size is None or len(lengths) < 2:
+        return True
+    pair = 1.0 / (6 * hidden_size)
+    n = prefix_length + sum(length - prefix_length for length in lengths)
+    shared = n + n * n * pair
+    apart = sum(length + length * length / 2 * pair for length in lengths)
+    return shared <= apart
+
+
 def shared_prefix_mask(group: SharedPrefixGroup) -> torch.Tensor | None:
     """Boolean (n, n) mask, True where a query token may attend to a key token; None for plain causal attention.
 

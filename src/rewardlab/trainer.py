@@ -60,7 +60,13 @@ from rewardlab.ranking import (
     rankings_from_predictions,
     summarize_ranking_statistics,
 )
-from rewardlab.rewards import enable_packed_sequences, enable_shared_prompt, pair_rewards, sequence_rewards
+from rewardlab.rewards import (
+    enable_packed_sequences,
+    enable_shared_prompt,
+    pair_rewards,
+    sequence_rewards,
+    unwrap_reward_model,
+)
 from rewardlab.run_record import write_run_record
 
 logger = logging.getLogger(__name__)
@@ -298,6 +304,7 @@ class RewardTrainer(Trainer):
                 length_grouped=layout == "sub_batches",
                 overhead_tokens=args.sub_batch_overhead_tokens,
                 max_tokens_per_batch=args.max_tokens_per_batch,
+                hidden_size=getattr(unwrap_reward_model(model).config.get_text_config(), "hidden_size", None),
             )
         if layout == "padded":
             return DataCollatorForPreference(

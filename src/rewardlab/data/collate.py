@@ -15,6 +15,7 @@ from rewardlab.packing import (
     shared_prefix_group,
     shared_prefix_length,
     shared_prefix_mask,
+    sharing_pays,
     split_by_token_budget,
 )
 
@@ -223,7 +224,9 @@ class DataCollatorForRanking(DataCollatorMixin):
     higher is better). The output holds every response of every prompt in one layout, prompt after prompt:
 
     - `share_prompt=True` (causal models): each prompt's K responses form one shared-prefix group (the prompt is
-      computed once, each response attends to it and to itself), all groups packed into one row;
+      computed once, each response attends to it and to itself), all groups packed into one row. Given the model's
+      `hidden_size`, a ranking whose group would cost more attention than its prompt saves (`sharing_pays`) is laid
+      out as K separate sequences in the same row instead;
     - `pack_sequences=True` (encoders): every response packed into one row, each attending to itself;
     - `length_grouped=True` (any other architecture): length-grouped `sub_batches`, as for pairs;
     - none of these: the padded layout (`input_ids`, `attention_mask`), one row per response.
@@ -239,6 +242,7 @@ class DataCollatorForRanking(DataCollatorMixin):
     length_grouped: bool = False
     overhead_tokens: int = 32
     max_tokens_per_batch: int | None = None
+    hidden_size: int | None = None
     return_tensors: str = "pt"
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -251,10 +255,17 @@ class DataCollatorForRanking(DataCollatorMixin):
             if padded:
                 costs.append(len(lengths) * max(lengths))
             elif self.share_prompt:
-                costs.append(sum(lengths) - (len(lengths) - 1) * shared_prefix_length(*e["response_ids"]))
+                costs.append(sum(len(g) for g in self._groups(e["response_ids"])))
             else:
                 costs.append(sum(lengths))
         return split_into_micro_batches(examples, self._collate, costs, self.max_tokens_per_batch, padded=padded)
+
+    def _groups(self, responses: list[list[int]]) -> list[SharedPrefixGroup]:
+        """One shared-prefix group of the K responses, or K groups of one when sharing would cost more."""
+        responses = [list(r) for r in responses]
+        if sharing_pays([len(r) for r in responses], shared_prefix_length(*responses), self.hidden_size):
+            return [shared_prefix_group(responses, self.pad_token_id)]
+        return [shared_prefix_group([r], self.pad_token_id) for r in responses]
 
     def _collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         responses = [list(r) for e in examples for r in e["response_ids"]]
@@ -264,8 +275,7 @@ class DataCollatorForRanking(DataCollatorMixin):
             "num_real_tokens": torch.tensor(sum(len(r) for r in responses)),
         }
         if self.share_prompt:
-            groups = [shared_prefix_group([list(r) for r in e["response_ids"]], self.pad_token_id) for e in examples]
-            batch.update(pack_shared_prefix_groups(groups))
+            batch.update(pack_shared_prefix_groups([g for e in examples for g in self._groups(e["response_ids"])]))
         elif self.pack_sequences:
             batch.update(pack_sequences(responses))
         elif self.length_grouped:
