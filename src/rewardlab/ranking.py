@@ -110,20 +110,30 @@ def plackett_luce_loss(
     return _weighted_mean(losses, kept, weights)
 
 
-def ranking_accuracy(rewards: torch.Tensor, scores: torch.Tensor, group_sizes: Sequence[int]) -> dict[str, int]:
-    """Sums for exact metrics: pairs ranked right (`pairs_correct` of `pairs`, reward ties count as wrong) and
-    prompts whose highest reward belongs, alone, to a best-scored response (`top1_correct` of `prompts`)."""
-    out = {"pairs_correct": 0, "pairs": 0, "top1_correct": 0, "prompts": 0}
+def _ranking_counts(rewards: torch.Tensor, scores: torch.Tensor, group_sizes: Sequence[int]) -> dict[str, float]:
+    """One pass over the prompts with pairs: pairs ranked right, reward ties and margin sum over the ordered pairs,
+    and prompts whose best-scored response alone has the highest reward."""
+    out = {"pairs_correct": 0, "pairs": 0, "top1_correct": 0, "prompts": 0, "pair_ties": 0, "margin_sum": 0.0}
     for r, s in zip(split_groups(rewards, group_sizes), split_groups(scores, group_sizes), strict=True):
         better, worse = ordered_pairs(s)
         if better.numel() == 0:
             continue
+        diff = r[better] - r[worse]
         out["pairs"] += better.numel()
-        out["pairs_correct"] += int((r[better] > r[worse]).sum())
+        out["pairs_correct"] += int((diff > 0).sum())
+        out["pair_ties"] += int((diff == 0).sum())
+        out["margin_sum"] += float(diff.sum())
         out["prompts"] += 1
         top = r == r.max()
         out["top1_correct"] += int(bool((s[top] == s.max()).all()) and int(top.sum()) == 1)
     return out
+
+
+def ranking_accuracy(rewards: torch.Tensor, scores: torch.Tensor, group_sizes: Sequence[int]) -> dict[str, int]:
+    """Sums for exact metrics: pairs ranked right (`pairs_correct` of `pairs`, reward ties count as wrong) and
+    prompts whose highest reward belongs, alone, to a best-scored response (`top1_correct` of `prompts`)."""
+    counts = _ranking_counts(rewards, scores, group_sizes)
+    return {k: counts[k] for k in ("pairs_correct", "pairs", "top1_correct", "prompts")}
 
 
 # Order of the sums in a ranking statistics vector (then the minimum and maximum reward), see `merge_statistics`.
@@ -139,19 +149,12 @@ def ranking_statistics(rewards: torch.Tensor, scores: torch.Tensor, group_sizes:
     `rewards` are (S,) (an ensemble's mean); `loss` is the batch's mean loss over its prompts with pairs.
     """
     with torch.no_grad():
-        r, s = rewards.detach().double(), scores.detach().double()
-        counts = ranking_accuracy(r, s, group_sizes)
-        margin, ties = 0.0, 0
-        for rg, sg in zip(split_groups(r, group_sizes), split_groups(s, group_sizes), strict=True):
-            better, worse = ordered_pairs(sg)
-            margin += float((rg[better] - rg[worse]).sum())
-            ties += int((rg[better] == rg[worse]).sum())
-        sums = [
-            counts["prompts"], counts["pairs"], counts["pairs_correct"], ties, counts["top1_correct"], margin,
-            float(loss.detach()) * counts["prompts"], float(r.sum()), r.numel(),
-        ]  # fmt: skip
+        r = rewards.detach().double()
+        counts = _ranking_counts(r, scores.detach().double(), group_sizes)
+        counts["loss_sum"] = float(loss.detach()) * counts["prompts"]
+        counts["reward_sum"], counts["responses"] = float(r.sum()), r.numel()
         extremes = [float(r.min()), float(r.max())] if r.numel() else [float("inf"), float("-inf")]
-        return torch.tensor(sums + extremes, dtype=torch.float64)
+        return torch.tensor([counts[k] for k in RANKING_SUM_KEYS] + extremes, dtype=torch.float64)
 
 
 def summarize_ranking_statistics(stats: torch.Tensor) -> dict[str, float]:

@@ -395,6 +395,26 @@ def _check_template_options(example: Mapping[str, Any], index: int) -> None:
         )
 
 
+def _check_prompt(example: Mapping[str, Any], index: int, fmt: PreferenceFormat) -> None:
+    """An explicit-prompt dataset needs a valid prompt in every row; an implicit-prompt one, none."""
+    if fmt.explicit_prompt:
+        _check_text_field(example, index, "prompt", fmt)
+    elif example.get("prompt") is not None:
+        raise invalid_row(
+            index,
+            "prompt",
+            f"this row has a prompt but the dataset is {fmt.name}; give every row a prompt, or none",
+            MISMATCH,
+        )
+
+
+def _tokenized_in_text_dataset(index: int, field: str, fmt: PreferenceFormat) -> InvalidRowError:
+    return invalid_row(
+        index, field, f"this row is pre-tokenized but the dataset is {fmt.name}; do not mix text and token-id rows",
+        MISMATCH,
+    )  # fmt: skip
+
+
 def validate_example(example: Mapping[str, Any], index: int, fmt: PreferenceFormat) -> None:
     """Raise `InvalidRowError(index, field, reason)` if `example` cannot be used as a pair of dataset format `fmt`.
 
@@ -424,21 +444,8 @@ def validate_example(example: Mapping[str, Any], index: int, fmt: PreferenceForm
             )
         return
     if _is_tokenized(example):
-        raise invalid_row(
-            index,
-            "chosen_ids",
-            f"this row is pre-tokenized but the dataset is {fmt.name}; do not mix text and token-id rows",
-            MISMATCH,
-        )
-    if fmt.explicit_prompt:
-        _check_text_field(example, index, "prompt", fmt)
-    elif example.get("prompt") is not None:
-        raise invalid_row(
-            index,
-            "prompt",
-            f"this row has a prompt but the dataset is {fmt.name}; give every row a prompt, or none",
-            MISMATCH,
-        )
+        raise _tokenized_in_text_dataset(index, "chosen_ids", fmt)
+    _check_prompt(example, index, fmt)
     _check_text_field(example, index, "chosen", fmt)
     _check_text_field(example, index, "rejected", fmt)
     _check_optional(example, index)
@@ -638,21 +645,8 @@ def validate_ranked_example(example: Mapping[str, Any], index: int, fmt: Prefere
         items = _check_ranked_ids(example, index)
     else:
         if example.get("response_ids") is not None:
-            raise invalid_row(
-                index,
-                "response_ids",
-                f"this row is pre-tokenized but the dataset is {fmt.name}; do not mix text and token-id rows",
-                MISMATCH,
-            )
-        if fmt.explicit_prompt:
-            _check_text_field(example, index, "prompt", fmt)
-        elif example.get("prompt") is not None:
-            raise invalid_row(
-                index,
-                "prompt",
-                f"this row has a prompt but the dataset is {fmt.name}; give every row a prompt, or none",
-                MISMATCH,
-            )
+            raise _tokenized_in_text_dataset(index, "response_ids", fmt)
+        _check_prompt(example, index, fmt)
         items = _check_ranked_text(example, index, fmt)
     if example.get("margin") is not None:
         raise invalid_row(
