@@ -87,6 +87,19 @@ def test_fast_layout_equals_padded(arch, layout):
             torch.testing.assert_close(grads[name], ref_grads[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
+def test_pairs_laid_out_apart_where_sharing_costs_more_still_equal_padded():
+    tok, model = setup("llama")
+    pairs = random_pairs(tok, 6)
+    padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
+    shared = DataCollatorForFastPreference(tok.pad_token_id, share_prompt=True)(pairs)
+    # hidden_size=1 prices attention so high that no pair shares its prompt: every sequence is computed whole.
+    apart = DataCollatorForFastPreference(tok.pad_token_id, share_prompt=True, hidden_size=1)(pairs)
+    assert apart["input_ids"].numel() == int(apart["num_real_tokens"]) > shared["input_ids"].numel()
+    assert all(mask is None for _, _, mask in apart["segments"])  # plain causal attention, no dense mask
+    for a, b in zip(pair_rewards(model, apart), pair_rewards(model, padded), strict=True):
+        torch.testing.assert_close(a, b, atol=TOL, rtol=0)
+
+
 def test_padded_micro_batches_equal_the_padded_batch():
     tok, model = setup("llama")
     pairs = random_pairs(tok, 9)

@@ -186,14 +186,9 @@ def restore_ensemble_head(model: nn.Module, directory: str) -> None:
     )
 
 
-def combine_heads(rewards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(mean, std) over the heads of rewards shaped (..., N); an ordinary model's (...) rewards give (rewards, None).
-
-    The std is the sample standard deviation (divided by N - 1).
-    """
-    if rewards.dim() < 2:
-        return rewards, None
-    return rewards.mean(-1), rewards.std(-1)
+def head_mean(rewards: torch.Tensor) -> torch.Tensor:
+    """The ensemble's reward: the mean over heads of rewards shaped (..., N); an ordinary model's (...) unchanged."""
+    return rewards.mean(-1) if rewards.dim() >= 2 else rewards
 
 
 def example_key(sequences: Sequence[Sequence[int]]) -> bytes:

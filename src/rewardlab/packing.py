@@ -103,6 +103,20 @@ def sharing_pays(lengths: Sequence[int], prefix_length: int, hidden_size: int | 
     return shared <= apart
 
 
+def prefix_groups(
+    sequences: Sequence[Sequence[int]], pad_token_id: int | None, hidden_size: int | None = None
+) -> list[SharedPrefixGroup]:
+    """`sequences` as one shared-prefix group, or as groups of one when sharing would cost more (`sharing_pays`).
+
+    Either way the groups' read-outs come in the order of `sequences`.
+    """
+    sequences = [list(s) for s in sequences]
+    prefix = shared_prefix_length(*sequences) if len(sequences) > 1 else 0
+    if sharing_pays([len(s) for s in sequences], prefix, hidden_size):
+        return [shared_prefix_group(sequences, pad_token_id)]
+    return [shared_prefix_group([s], pad_token_id) for s in sequences]
+
+
 def shared_prefix_mask(group: SharedPrefixGroup) -> torch.Tensor | None:
     """Boolean (n, n) mask, True where a query token may attend to a key token; None for plain causal attention.
 

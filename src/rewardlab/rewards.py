@@ -31,6 +31,11 @@ def unwrap_reward_model(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
+def hidden_size(model: torch.nn.Module) -> int | None:
+    """The model's hidden size (prices attention against the rest in `rewardlab.packing.sharing_pays`)."""
+    return getattr(unwrap_reward_model(model).config.get_text_config(), "hidden_size", None)
+
+
 def split_backbone_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The decoder stack and the score head of a causal `*ForSequenceClassification` (e.g. `.model` and `.score`)."""
     inner = unwrap_reward_model(model)

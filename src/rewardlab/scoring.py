@@ -42,8 +42,8 @@ from rewardlab.data.truncation import (
 from rewardlab.ensemble import num_heads
 from rewardlab.errors import InvalidRowError, RewardlabError, first_line
 from rewardlab.model import load_trained_model, resolve_dtype, set_pad_token
-from rewardlab.packing import group_by_shared_prefix, shared_prefix_group, split_by_token_budget
-from rewardlab.rewards import enable_packed_sequences, enable_shared_prompt, sequence_rewards
+from rewardlab.packing import group_by_shared_prefix, prefix_groups, split_by_token_budget
+from rewardlab.rewards import enable_packed_sequences, enable_shared_prompt, hidden_size, sequence_rewards
 from rewardlab.run_record import read_run_record
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,7 @@ class RewardModel:
         self.normalization = dict(normalization) if normalization else None
         self.device = next(model.parameters()).device
         self.num_heads = num_heads(model)
+        self.hidden_size = hidden_size(model)
         self.layout = self._choose_layout(padding_free)
         self.report: Counter[str] = Counter({status: 0 for status in STATUSES})
 
@@ -331,15 +332,15 @@ class RewardModel:
         if self.layout != SHARED_PREFIX or groups is None:
             groups = [[i] for i in range(len(sequences))]
         if self.layout == SHARED_PREFIX:
-            units = [shared_prefix_group([sequences[i] for i in g], self.pad_token_id) for g in groups]
-            costs = [len(u) for u in units]
+            units = [prefix_groups([sequences[i] for i in g], self.pad_token_id, self.hidden_size) for g in groups]
+            costs = [sum(len(part) for part in u) for u in units]
         else:
             costs = [len(sequences[g[0]]) for g in groups]
         out = np.full((len(sequences), self.num_heads), np.nan)
         for batch_groups in split_by_token_budget(costs, self.max_tokens_per_batch, padded=self.layout == PADDED):
             index = [i for b in batch_groups for i in groups[b]]
             if self.layout == SHARED_PREFIX:
-                batch = pack_shared_prefix_groups([units[b] for b in batch_groups])
+                batch = pack_shared_prefix_groups([part for b in batch_groups for part in units[b]])
             elif self.layout == PACKED:
                 batch = pack_sequences([sequences[i] for i in index])
             elif self.layout == SUB_BATCHES:

@@ -23,10 +23,10 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalPrediction
 from rewardlab.checkpoints import atomic_path, check_complete, last_complete_checkpoint, saving
 from rewardlab.config import RewardConfig
 from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference, DataCollatorForRanking
-from rewardlab.data.prepare import PreparationStats, prepare_preference_dataset
+from rewardlab.data.prepare import RANKINGS, PreparationStats, prepare_preference_dataset
 from rewardlab.ensemble import (
     BootstrapCollator,
-    combine_heads,
+    head_mean,
     install_ensemble_head,
     num_heads,
     pair_uncertainty,
@@ -63,9 +63,9 @@ from rewardlab.ranking import (
 from rewardlab.rewards import (
     enable_packed_sequences,
     enable_shared_prompt,
+    hidden_size,
     pair_rewards,
     sequence_rewards,
-    unwrap_reward_model,
 )
 from rewardlab.run_record import write_run_record
 
@@ -80,11 +80,6 @@ def _is_peft_model(model: Any) -> bool:
     except ImportError:
         return False
     return isinstance(model, PeftModel)
-
-
-def is_prepared_ranking(dataset: Dataset | IterableDataset) -> bool:
-    """Whether a prepared dataset holds rankings (`response_ids`) rather than pairs."""
-    return "response_ids" in (dataset.column_names or [])
 
 
 def pairs_as_rankings(dataset: Dataset | IterableDataset) -> Dataset | IterableDataset:
@@ -219,7 +214,7 @@ class RewardTrainer(Trainer):
         self._raw_datasets: dict[str, Any] = {}
         train_dataset = self._prepare(train_dataset, processing_class, args, "train")
         # Rows with K responses per prompt train on the ranking losses; every data set of the run then is a ranking.
-        self.ranking = is_prepared_ranking(train_dataset)
+        self.ranking = self.data_stats["train"].kind == RANKINGS
         if eval_dataset is not None:
             eval_dataset = self._prepare_eval(eval_dataset, processing_class, args)
 
@@ -304,7 +299,7 @@ class RewardTrainer(Trainer):
                 length_grouped=layout == "sub_batches",
                 overhead_tokens=args.sub_batch_overhead_tokens,
                 max_tokens_per_batch=args.max_tokens_per_batch,
-                hidden_size=getattr(unwrap_reward_model(model).config.get_text_config(), "hidden_size", None),
+                hidden_size=hidden_size(model),
             )
         if layout == "padded":
             return DataCollatorForPreference(
@@ -318,6 +313,7 @@ class RewardTrainer(Trainer):
             pack_sequences=layout == "pack_sequences",
             overhead_tokens=args.sub_batch_overhead_tokens,
             max_tokens_per_batch=args.max_tokens_per_batch,
+            hidden_size=hidden_size(model),
         )
 
     @staticmethod
@@ -378,7 +374,7 @@ class RewardTrainer(Trainer):
     def _prepare_eval_set(self, dataset, tokenizer, args, name: str):
         """Prepare an evaluation set of the run's kind: in a ranking run, pairs are rankings of two."""
         prepared = self._prepare(dataset, tokenizer, args, name)
-        ranked = is_prepared_ranking(prepared)
+        ranked = self.data_stats[name].kind == RANKINGS
         if ranked and not self.ranking:
             raise RewardlabError(
                 f"the {name} dataset holds rankings (K responses per prompt) but the training data holds pairs: "
@@ -426,8 +422,9 @@ class RewardTrainer(Trainer):
             loss = loss * inputs["loss_weight"]
         if model.training:
             # Metrics are those of the ensemble's mean reward, the one a saved model gives.
-            mean_chosen, mean_rejected = combine_heads(rewards_chosen)[0], combine_heads(rewards_rejected)[0]
-            stats = batch_statistics(mean_chosen, mean_rejected, margin, self.args.center_rewards_coefficient)
+            stats = batch_statistics(
+                head_mean(rewards_chosen), head_mean(rewards_rejected), margin, self.args.center_rewards_coefficient
+            )
             self._count_batch(inputs, stats, rewards_chosen.shape[0])
         return (loss, outputs) if return_outputs else loss
 
@@ -435,13 +432,16 @@ class RewardTrainer(Trainer):
         rewards = sequence_rewards(model, inputs)
         scores, sizes = inputs["scores"], inputs["group_sizes"].tolist()
         loss = self._ranking_objective(rewards, scores, sizes, inputs.get("bootstrap_weights"))
+        if model.training:
+            mean = head_mean(rewards)
+            with torch.no_grad():
+                # The logged loss is the mean reward's, unweighted: for one head without bootstrap, the loss itself.
+                plain = rewards.dim() == 1 and "bootstrap_weights" not in inputs
+                logged = loss if plain else self._ranking_objective(mean, scores, sizes)
+                stats = ranking_statistics(mean, scores, sizes, logged)
+            self._count_batch(inputs, stats.to(self._train_stats.device), len(sizes))
         if "loss_weight" in inputs:
             loss = loss * inputs["loss_weight"]
-        if model.training:
-            mean = combine_heads(rewards)[0]
-            with torch.no_grad():
-                stats = ranking_statistics(mean, scores, sizes, self._ranking_objective(mean, scores, sizes))
-            self._count_batch(inputs, stats.to(self._train_stats.device), len(sizes))
         outputs = {"rewards": rewards}
         return (loss, outputs) if return_outputs else loss
 

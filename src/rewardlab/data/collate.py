@@ -12,10 +12,8 @@ from transformers.data.data_collator import DataCollatorMixin
 from rewardlab.packing import (
     SharedPrefixGroup,
     plan_sub_batches,
-    shared_prefix_group,
-    shared_prefix_length,
+    prefix_groups,
     shared_prefix_mask,
-    sharing_pays,
     split_by_token_budget,
 )
 
@@ -114,7 +112,9 @@ class DataCollatorForFastPreference(DataCollatorMixin):
     - `share_prompt=True` (causal models): each pair is laid out as `prompt + chosen response + rejected response`
       and the pairs are packed into one row: `input_ids` and `position_ids` of shape (1, n), `segments` (each pair's
       span and boolean attention mask, see `rewardlab.attention`), and `readout_index`, where each sequence's reward
-      is read (chosen sequences first, then rejected).
+      is read (chosen sequences first, then rejected). Given the model's `hidden_size`, a pair whose shared prompt
+      saves less than its group's attention costs keeps its two sequences apart in the row
+      (`rewardlab.packing.prefix_groups`).
     - `pack_sequences=True` (BERT-style encoders): whole sequences concatenated into one row, each attending to
       itself only: `input_ids`, `position_ids`, `segments` and `first_index` (where each sequence starts; chosen
       first, then rejected).
@@ -128,16 +128,16 @@ class DataCollatorForFastPreference(DataCollatorMixin):
     pack_sequences: bool = False
     overhead_tokens: int = 32
     max_tokens_per_batch: int | None = None
+    hidden_size: int | None = None
     return_tensors: str = "pt"
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         if self.max_tokens_per_batch is None:  # the common case: no prefix scan just to price the pairs
             return self._collate(examples)
-        costs = [
-            len(e["chosen_ids"]) + len(e["rejected_ids"])
-            - (shared_prefix_length(e["chosen_ids"], e["rejected_ids"]) if self.share_prompt else 0)
-            for e in examples
-        ]  # fmt: skip
+        if self.share_prompt:
+            costs = [sum(len(g) for g in self._groups(e["chosen_ids"], e["rejected_ids"])) for e in examples]
+        else:
+            costs = [len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in examples]
         return split_into_micro_batches(
             examples, self._collate, costs, self.max_tokens_per_batch, padded=False, **margins(examples)
         )
@@ -151,8 +151,9 @@ class DataCollatorForFastPreference(DataCollatorMixin):
             **margins(examples),
         }
         if self.share_prompt:
-            groups = [shared_prefix_group([c, r], self.pad_token_id) for c, r in zip(chosen, rejected, strict=True)]
-            row = pack_shared_prefix_groups(groups)
+            row = pack_shared_prefix_groups(
+                [g for c, r in zip(chosen, rejected, strict=True) for g in self._groups(c, r)]
+            )
             # Read-outs come per group (chosen, rejected); the rewards are expected as all chosen, then all rejected.
             row["readout_index"] = row["readout_index"].view(-1, 2).t().reshape(-1)
             batch.update(row)
@@ -161,6 +162,9 @@ class DataCollatorForFastPreference(DataCollatorMixin):
         else:
             batch.update(length_grouped_sub_batches(chosen + rejected, self.pad_token_id, self.overhead_tokens))
         return batch
+
+    def _groups(self, chosen: list[int], rejected: list[int]) -> list[SharedPrefixGroup]:
+        return prefix_groups([chosen, rejected], self.pad_token_id, self.hidden_size)
 
 
 def length_grouped_sub_batches(sequences: list[list[int]], pad_token_id: int, overhead_tokens: int) -> dict[str, Any]:
@@ -224,9 +228,8 @@ class DataCollatorForRanking(DataCollatorMixin):
     higher is better). The output holds every response of every prompt in one layout, prompt after prompt:
 
     - `share_prompt=True` (causal models): each prompt's K responses form one shared-prefix group (the prompt is
-      computed once, each response attends to it and to itself), all groups packed into one row. Given the model's
-      `hidden_size`, a ranking whose group would cost more attention than its prompt saves (`sharing_pays`) is laid
-      out as K separate sequences in the same row instead;
+      computed once, each response attends to it and to itself), all groups packed into one row (with the model's
+      `hidden_size`, responses apart where sharing would cost more: `rewardlab.packing.prefix_groups`);
     - `pack_sequences=True` (encoders): every response packed into one row, each attending to itself;
     - `length_grouped=True` (any other architecture): length-grouped `sub_batches`, as for pairs;
     - none of these: the padded layout (`input_ids`, `attention_mask`), one row per response.
@@ -261,11 +264,7 @@ class DataCollatorForRanking(DataCollatorMixin):
         return split_into_micro_batches(examples, self._collate, costs, self.max_tokens_per_batch, padded=padded)
 
     def _groups(self, responses: list[list[int]]) -> list[SharedPrefixGroup]:
-        """One shared-prefix group of the K responses, or K groups of one when sharing would cost more."""
-        responses = [list(r) for r in responses]
-        if sharing_pays([len(r) for r in responses], shared_prefix_length(*responses), self.hidden_size):
-            return [shared_prefix_group(responses, self.pad_token_id)]
-        return [shared_prefix_group([r], self.pad_token_id) for r in responses]
+        return prefix_groups(responses, self.pad_token_id, self.hidden_size)
 
     def _collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         responses = [list(r) for e in examples for r in e["response_ids"]]
