@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from rewardlab import plots
 from rewardlab.checkpoints import atomic_path
@@ -28,6 +29,7 @@ from rewardlab.data.loading import load_preference_data
 from rewardlab.ensemble import uncertainty_metrics
 from rewardlab.errors import InvalidRowError, RewardlabError
 from rewardlab.eval_metrics import evaluate_pairs, json_safe
+from rewardlab.ranking import ordered_pairs
 from rewardlab.run_record import read_run_record
 from rewardlab.scoring import RewardModel
 
@@ -134,11 +136,10 @@ def ranking_comparisons(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[st
             continue
         items = ranked_items(row)
         extra = {k: row[k] for k in ("prompt", "tools", "chat_template_kwargs") if row.get(k) is not None}
-        for i, (better, s_better) in enumerate(zip(items.responses, items.scores, strict=True)):
-            for j, (worse, s_worse) in enumerate(zip(items.responses, items.scores, strict=True)):
-                if s_better > s_worse:
-                    pairs.append({**extra, "chosen": better, "rejected": worse, "row_index": index,
-                                  "chosen_index": i, "rejected_index": j})  # fmt: skip
+        better, worse = ordered_pairs(torch.tensor(items.scores))
+        for i, j in zip(better.tolist(), worse.tolist(), strict=True):
+            pairs.append({**extra, "chosen": items.responses[i], "rejected": items.responses[j], "row_index": index,
+                          "chosen_index": i, "rejected_index": j})  # fmt: skip
     return pairs, skipped
 
 

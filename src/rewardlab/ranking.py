@@ -16,7 +16,7 @@ A batch is flat: `rewards` and `scores` hold every response of every prompt, pro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,13 @@ def split_groups(values: torch.Tensor, group_sizes: Sequence[int]) -> list[torch
     if sum(group_sizes) != values.shape[0]:
         raise ValueError(f"group sizes add up to {sum(group_sizes)}, but there are {values.shape[0]} responses")
     return list(torch.split(values, list(group_sizes)))
+
+
+def groups(
+    rewards: torch.Tensor, scores: torch.Tensor, group_sizes: Sequence[int]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Each prompt's (rewards, scores)."""
+    return zip(split_groups(rewards, group_sizes), split_groups(scores, group_sizes), strict=True)
 
 
 def ordered_pairs(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,8 +64,7 @@ def pairwise_ranking_loss(
     are per-prompt bootstrap weights of the heads. `center_coefficient` adds `c * (r_i + r_j)^2` to each pair's loss.
     """
     losses, kept = [], []
-    groups = zip(split_groups(rewards, group_sizes), split_groups(scores, group_sizes), strict=True)
-    for g, (r, s) in enumerate(groups):
+    for g, (r, s) in enumerate(groups(rewards, scores, group_sizes)):
         better, worse = ordered_pairs(s)
         if better.numel() == 0:  # every response tied: nothing to learn from this prompt
             continue
@@ -87,8 +93,7 @@ def plackett_luce_loss(
     `(r_i + r_j)^2` over the prompt's ordered pairs).
     """
     losses, kept = [], []
-    groups = zip(split_groups(rewards, group_sizes), split_groups(scores, group_sizes), strict=True)
-    for g, (r, s) in enumerate(groups):
+    for g, (r, s) in enumerate(groups(rewards, scores, group_sizes)):
         levels = torch.unique(s, sorted=True).flip(0)  # best score first
         if levels.numel() < 2:
             continue
@@ -114,7 +119,7 @@ def _ranking_counts(rewards: torch.Tensor, scores: torch.Tensor, group_sizes: Se
     """One pass over the prompts with pairs: pairs ranked right, reward ties and margin sum over the ordered pairs,
     and prompts whose best-scored response alone has the highest reward."""
     out = {"pairs_correct": 0, "pairs": 0, "top1_correct": 0, "prompts": 0, "pair_ties": 0, "margin_sum": 0.0}
-    for r, s in zip(split_groups(rewards, group_sizes), split_groups(scores, group_sizes), strict=True):
+    for r, s in groups(rewards, scores, group_sizes):
         better, worse = ordered_pairs(s)
         if better.numel() == 0:
             continue

@@ -507,19 +507,21 @@ class RewardTrainer(Trainer):
         if self.ranking:
             rewards, scores, sizes = rankings_from_predictions(prediction.predictions, prediction.label_ids)
             pairs = ranking_pairs(rewards, scores, sizes)
-            mean = rewards.mean(-1) if rewards.ndim == 2 else rewards
-            loss = self._ranking_objective(torch.as_tensor(mean), torch.as_tensor(scores), sizes)
-            metrics = summarize_ranking_statistics(
-                ranking_statistics(torch.as_tensor(mean), torch.as_tensor(scores), sizes, loss)
-            )
         else:
             rewards = prediction.predictions.astype("float64")
             pairs = rewards[:, 0], rewards[:, 1]
-            mean = rewards.mean(-1) if rewards.ndim == 3 else rewards
+        # An ensemble's rewards have a last dimension of heads; its metrics are those of the heads' mean.
+        ensemble = rewards.ndim == (2 if self.ranking else 3)
+        mean = rewards.mean(-1) if ensemble else rewards
+        if self.ranking:
+            mean_t, scores_t = torch.as_tensor(mean), torch.as_tensor(scores)
+            loss = self._ranking_objective(mean_t, scores_t, sizes)
+            metrics = summarize_ranking_statistics(ranking_statistics(mean_t, scores_t, sizes, loss))
+        else:
             metrics = preference_metrics(
                 mean[:, 0], mean[:, 1], prediction.label_ids, self.args.center_rewards_coefficient
             )
-        if rewards.ndim == (2 if self.ranking else 3):  # an ensemble: how its uncertainty relates to its mistakes
+        if ensemble:  # how its uncertainty relates to its mistakes
             metrics.update(uncertainty_metrics(*pair_uncertainty(*pairs)))
         both = mean.ravel()
         self.reward_statistics = {

@@ -23,12 +23,9 @@ from rewardlab.data.formats import (
     contradiction,
     detect_dataset_format,
     invalid_row,
-    is_ranked_dataset,
-    is_ranked_example,
     ranked_items,
     reason_code,
     validate_dataset,
-    validate_ranked_example,
     validate_row,
     with_dataset_name,
 )
@@ -67,18 +64,6 @@ RANKINGS = "rankings"
 # Reason code of an over-length row under policy "error": always raised, never skipped.
 OVERLENGTH = "over max_length"
 OUT_OF_VOCAB = "token id out of vocabulary"
-
-__all__ = [
-    "PreparationStats",
-    "count_comparisons",
-    "is_ranked_dataset",
-    "is_ranked_example",
-    "prepare_preference_dataset",
-    "resolve_eos_token_id",
-    "tokenize_ranking",
-    "truncate_group",
-    "validate_ranked_example",
-]
 
 
 def count_comparisons(scores: list[float]) -> int:
@@ -476,7 +461,7 @@ def prepare_preference_dataset(
     `args` is a `RewardConfig` (uses `max_length`, `overlength_policy`, `skip_invalid_rows`, `eos_token`,
     `dataset_num_proc`). Returns the dataset with columns `chosen_ids`, `rejected_ids` (and `margin` as float if
     the input has it) for pairs, or `response_ids` and `scores` for rankings (detected from the first rows, see
-    `is_ranked_dataset`), and its `PreparationStats`. A map-style dataset is processed now, with exact counts; an
+    `detect_dataset_format`), and its `PreparationStats`. A map-style dataset is processed now, with exact counts; an
     `IterableDataset` lazily, with counts accumulated as it is read (see `PreparationStats`). Invalid rows raise
     `InvalidRowError` naming the dataset, row and field, unless `skip_invalid_rows` (then they are counted);
     an over-length row under policy "error" always raises. Applying it again to its own output changes nothing.
