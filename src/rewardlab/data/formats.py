@@ -504,19 +504,24 @@ def _ranking_field(example: Mapping[str, Any]) -> str:
 def _check_response_list(
     example: Mapping[str, Any], index: int, field: str, fmt: PreferenceFormat, minimum: int
 ) -> list:
+    """A list of at least `minimum` responses in `field`: texts or message lists, or token-id lists when `fmt` is
+    pre-tokenized; each item is checked as a pair's response (or ids) is, under its own name (`field[j]`)."""
     if field not in example:
         raise invalid_row(index, field, "is missing", MISSING)
     value = example[field]
+    what = "token-id lists" if fmt.tokenized else "message lists" if fmt.conversational else "strings"
     if value is None:
-        raise invalid_row(index, field, "is None (null); give a list of responses or drop the row", NULL)
-    what = "message lists" if fmt.conversational else "strings"
+        raise invalid_row(index, field, f"is None (null); give a list of {what} or drop the row", NULL)
     if not isinstance(value, (list, tuple)):
         raise invalid_row(index, field, f"is a {_type_name(value)}, expected a list of responses ({what})", WRONG_TYPE)
     if len(value) < minimum:
         need = "a ranking needs at least 2" if minimum > 1 else "give at least one chosen and one rejected response"
         raise invalid_row(index, field, f"has {len(value)} response(s); {need}", TOO_FEW)
     for j, response in enumerate(value):
-        _check_text_value(response, index, f"{field}[{j}]", fmt)
+        if fmt.tokenized:
+            _check_id_value(response, index, f"{field}[{j}]")
+        else:
+            _check_text_value(response, index, f"{field}[{j}]", fmt)
     return list(value)
 
 
@@ -603,24 +608,6 @@ def _check_ranked_text(example: Mapping[str, Any], index: int, fmt: PreferenceFo
     return ranked_items(example)
 
 
-def _check_ranked_ids(example: Mapping[str, Any], index: int) -> RankedItems:
-    if "response_ids" not in example:
-        raise invalid_row(index, "response_ids", "is missing", MISSING)
-    value = example["response_ids"]
-    if value is None:
-        raise invalid_row(index, "response_ids", "is None (null); give a list of token-id lists", NULL)
-    if not isinstance(value, (list, tuple)):
-        raise invalid_row(
-            index, "response_ids", f"is a {_type_name(value)}, expected a list of token-id lists", WRONG_TYPE
-        )
-    if len(value) < 2:
-        raise invalid_row(index, "response_ids", f"has {len(value)} response(s); a ranking needs at least 2", TOO_FEW)
-    for j, ids in enumerate(value):
-        _check_id_value(ids, index, f"response_ids[{j}]")
-    _check_scores(example, index, len(value))
-    return ranked_items(example)
-
-
 def validate_ranked_example(example: Mapping[str, Any], index: int, fmt: PreferenceFormat) -> None:
     """Raise `InvalidRowError(index, field, reason)` if `example` cannot be used as a ranking of dataset format `fmt`.
 
@@ -642,7 +629,9 @@ def validate_ranked_example(example: Mapping[str, Any], index: int, fmt: Prefere
             MISMATCH,
         )
     if fmt.tokenized:
-        items = _check_ranked_ids(example, index)
+        responses = _check_response_list(example, index, "response_ids", fmt, minimum=2)
+        _check_scores(example, index, len(responses))
+        items = ranked_items(example)
     else:
         if example.get("response_ids") is not None:
             raise _tokenized_in_text_dataset(index, "response_ids", fmt)
