@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset, IterableDataset, load_dataset
+from row_error import check_row_error
 from tiny import make_tokenizer
 
 from rewardlab.config import RewardConfig
@@ -352,14 +353,7 @@ INVALID = [
 def test_invalid_rankings(example, fmt, field, code, words):
     with pytest.raises(InvalidRowError) as info:
         validate_ranked_example(example, 17, fmt)
-    error = info.value
-    message = str(error)
-    assert error.index == 17 and "row 17" in message
-    assert error.field == field and f"'{field}'" in message
-    assert reason_code(error) == code
-    for word in words:
-        assert word in message, (word, message)
-    assert len(error.reason) < 200  # short enough for one log line
+    check_row_error(info.value, field, code, words, max_reason=200)
 
 
 @pytest.mark.parametrize(
