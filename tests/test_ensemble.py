@@ -178,9 +178,27 @@ def test_single_head_model_refuses_std(tmp_path):
         RewardFunction(scorer, uncertainty_penalty=1.0)
 
 
+def test_one_head_with_bootstrap_trains_on_a_seeded_resample(tmp_path):
+    """`ensemble_bootstrap` with one head: a member of a deep ensemble, its loss weighted by Poisson(1) draws."""
+    tok = make_tokenizer("llama")
+    model = make_model("llama", tok)
+    trainer = RewardTrainer(model, args=config(tmp_path, ensemble_bootstrap=True, seed=3), train_dataset=pairs(12),
+                            processing_class=tok)  # fmt: skip
+    examples = [trainer.train_dataset[i] for i in range(8)]
+    batch = trainer.data_collator(examples)
+    weights = batch["bootstrap_weights"]
+    keys = [example_key([e["chosen_ids"], e["rejected_ids"]]) for e in examples]
+    torch.testing.assert_close(weights, bootstrap_weights(keys, 1, seed=3)[:, 0])
+    assert not torch.equal(weights, torch.ones(8))  # 8 Poisson(1) draws all equal to 1: probability 0.0003
+    with torch.no_grad():
+        rc, rr = pair_rewards(model, batch)
+        expected = (-torch.nn.functional.logsigmoid(rc - rr) * weights).mean()
+        torch.testing.assert_close(trainer.compute_loss(model, batch), expected)
+    trainer.train()
+    assert num_heads(model) == 1
+
+
 def test_config_validates_ensemble_options(tmp_path):
-    with pytest.raises(ValueError, match="ensemble_bootstrap needs"):
-        RewardConfig(output_dir=str(tmp_path), ensemble_bootstrap=True, report_to=[])
     with pytest.raises(ValueError, match="at least 1"):
         RewardConfig(output_dir=str(tmp_path), ensemble_heads=0, report_to=[])
 

@@ -203,8 +203,10 @@ class RewardConfig(TrainingArguments):
     ensemble_bootstrap: bool = field(
         default=False,
         metadata={
-            "help": "With ensemble_heads > 1: each head weighs each training example by its own Poisson(1) draw "
-            "(an online bootstrap resample, fixed per example), so the heads also differ by the data they fit."
+            "help": "Each head weighs each training example by its own Poisson(1) draw (an online bootstrap "
+            "resample, fixed per example and drawn from --seed), so the heads also differ by the data they fit. "
+            "With one head, the model trains on one bootstrap resample: train several with different seeds for a "
+            "deep ensemble (rewardlab.RewardEnsemble)."
         },
     )
 
@@ -233,8 +235,6 @@ class RewardConfig(TrainingArguments):
             raise ValueError(f"ranking_loss={self.ranking_loss!r} is not one of pairwise, plackett_luce")
         if self.ensemble_heads < 1:
             raise ValueError(f"ensemble_heads must be at least 1, got {self.ensemble_heads}")
-        if self.ensemble_bootstrap and self.ensemble_heads < 2:
-            raise ValueError("ensemble_bootstrap needs ensemble_heads of 2 or more")
         if self.max_length is not None and self.max_length < 2:
             raise ValueError(f"max_length must be at least 2 (or None), got {self.max_length}")
         if isinstance(self.pad_to_multiple_of, str) and self.pad_to_multiple_of != "auto":

@@ -247,7 +247,8 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
 
 class BootstrapCollator:
     """Wrap a collator so that each batch (and each of its micro-batches) carries `bootstrap_weights` (B, N): the
-    Poisson(1) weight of every example for every head (`bootstrap_weights`), keyed on its token ids."""
+    Poisson(1) weight of every example for every head (`bootstrap_weights`), keyed on its token ids; (B,) for a
+    single head, shaped like its rewards."""
 
     def __init__(self, collator, num_heads: int, seed: int):
         self.collator, self.num_heads, self.seed = collator, num_heads, seed
@@ -259,6 +260,8 @@ class BootstrapCollator:
             for e in examples
         ]
         weights = bootstrap_weights(keys, self.num_heads, self.seed)
+        if self.num_heads == 1:
+            weights = weights[:, 0]
         batch["bootstrap_weights"] = weights
         for micro in batch.get("micro_batches", ()):
             micro["bootstrap_weights"] = weights[micro["example_index"]]
