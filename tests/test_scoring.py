@@ -124,7 +124,7 @@ def test_normalization_needs_saved_statistics(tmp_path):
     tok = make_tokenizer("qwen3")
     model = make_model("qwen3", tok)
     scorer = RewardModel(model, tok)
-    with pytest.raises(RewardlabError, match="no saved reward statistics"):
+    with pytest.raises(RewardlabError, match="no reward statistics"):
         scorer.normalize([1.0])
     with pytest.raises(RewardlabError, match="normalize=True"):
         RewardFunction(scorer, normalize=True)

@@ -17,12 +17,14 @@ _EXPORTS = {
     "RewardModel": "rewardlab.scoring",
     "PairScores": "rewardlab.scoring",
     "RewardFunction": "rewardlab.rl",
+    "RewardEnsemble": "rewardlab.deep_ensemble",
 }
 __all__ = [
     "DataCollatorForPreference",
     "InvalidRowError",
     "PairScores",
     "RewardConfig",
+    "RewardEnsemble",
     "RewardFunction",
     "RewardModel",
     "RewardTrainer",
@@ -32,6 +34,7 @@ __all__ = [
 if TYPE_CHECKING:
     from rewardlab.config import RewardConfig
     from rewardlab.data.collate import DataCollatorForPreference
+    from rewardlab.deep_ensemble import RewardEnsemble
     from rewardlab.errors import InvalidRowError, RewardlabError
     from rewardlab.rl import RewardFunction
     from rewardlab.scoring import PairScores, RewardModel

@@ -53,15 +53,16 @@ def add_reward_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_reward_model(source: str, args: argparse.Namespace, **kwargs: Any) -> Any:
-    """`RewardModel.from_pretrained(source)` with the flags of `add_reward_model_arguments`."""
+def load_reward_model(source: str | list[str], args: argparse.Namespace, **kwargs: Any) -> Any:
+    """`RewardModel.from_pretrained(source)` with the flags of `add_reward_model_arguments`; for a list of sources,
+    `RewardEnsemble.from_pretrained` (a deep ensemble)."""
+    from rewardlab.deep_ensemble import RewardEnsemble
     from rewardlab.scoring import RewardModel
 
     if args.max_length is not None:
         kwargs["max_length"] = args.max_length
-    return RewardModel.from_pretrained(
-        source, dtype=args.dtype, device=args.device, base_model=args.base_model, **kwargs
-    )
+    load = RewardModel.from_pretrained if isinstance(source, str) else RewardEnsemble.from_pretrained
+    return load(source, dtype=args.dtype, device=args.device, base_model=args.base_model, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -853,6 +853,26 @@ def bootstrap_intervals(
     return {key: _percentile_interval(np.concatenate([b[key] for b in blocks])) for key in blocks[0]}
 
 
+def uncertainty_gap(std: Any, wrong: Any, *, n_bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """How much more uncertain an ensemble is on the pairs it ranks wrong: mean `std` of wrong pairs minus mean `std`
+    of right ones, `{"value", "ci95"}`, the interval by the percentile bootstrap over pairs (as `bootstrap_intervals`;
+    None with `n_bootstrap=0`). Pairs with a NaN std (dropped for length) are left out."""
+    std, wrong = np.asarray(std, dtype=np.float64), np.asarray(wrong, dtype=bool)
+    keep = np.isfinite(std)
+    std, wrong = std[keep], wrong[keep]
+
+    def gap(w: np.ndarray) -> np.ndarray:  # w: (B, n) pair counts of B resamples
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (w * std * wrong).sum(1) / (w * wrong).sum(1) - (w * std * ~wrong).sum(1) / (w * ~wrong).sum(1)
+
+    value = float(gap(np.ones((1, len(std))))[0]) if len(std) else math.nan
+    if not n_bootstrap or not len(std):
+        return {"value": value, "ci95": None}
+    rng = np.random.default_rng(seed)
+    resampled = np.concatenate([gap(w) for w in _resample_weights(len(std), int(n_bootstrap), rng)])
+    return {"value": value, "ci95": _percentile_interval(resampled)}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The report
 # ----------------------------------------------------------------------------------------------------------------

@@ -26,9 +26,10 @@ from rewardlab.checkpoints import atomic_path
 from rewardlab.data.formats import detect_dataset_format, is_ranked_example, ranked_items, validate_row
 from rewardlab.data.label_mapping import LabelMapping, apply_mapping, parse_mapping
 from rewardlab.data.loading import load_preference_data
+from rewardlab.deep_ensemble import RewardEnsemble
 from rewardlab.ensemble import uncertainty_metrics
 from rewardlab.errors import InvalidRowError, RewardlabError
-from rewardlab.eval_metrics import evaluate_pairs, json_safe
+from rewardlab.eval_metrics import evaluate_pairs, json_safe, uncertainty_gap
 from rewardlab.ranking import ordered_pairs
 from rewardlab.run_record import read_run_record
 from rewardlab.scoring import RewardModel
@@ -151,7 +152,7 @@ def _default_name(source: str) -> str:
     return f"{path.parent.name}/{stem}" if path.parent.name else stem
 
 
-def score_set(model: RewardModel, eval_set: EvalSet) -> dict[str, np.ndarray]:
+def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet) -> dict[str, np.ndarray]:
     """Rewards and response lengths (tokens after the shared prompt) of every pair, as arrays."""
     fields = ("prompt", "chosen", "rejected", "tools", "chat_template_kwargs")
     rows = [{k: row[k] for k in fields if row.get(k) is not None} for row in eval_set.rows]
@@ -183,6 +184,9 @@ def _metrics(
     if "std_margin" in scored:
         wrong = scored["rewards_chosen"] <= scored["rewards_rejected"]
         metrics["ensemble"] = uncertainty_metrics(scored["std_margin"], wrong)
+        metrics["ensemble"]["std_wrong_minus_right"] = uncertainty_gap(
+            scored["std_margin"], wrong, n_bootstrap=options["n_bootstrap"], seed=options["seed"]
+        )
     for worst in metrics["worst_pairs"]:
         row = rows[worst["index"]]
         worst["texts"] = {k: _shorten(row[k]) for k in ("prompt", "chosen", "rejected") if row.get(k) is not None}
@@ -214,7 +218,7 @@ def _figures(scored: Mapping[str, np.ndarray], metrics: Mapping[str, Any]) -> di
 
 
 def evaluate(
-    models: Mapping[str, RewardModel],
+    models: Mapping[str, RewardModel | RewardEnsemble],
     eval_sets: Sequence[EvalSet],
     *,
     model_sources: Mapping[str, str] | None = None,
@@ -265,16 +269,7 @@ def evaluate(
     report = {
         "rewardlab_version": __version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "models": {
-            name: {
-                "source": (model_sources or {}).get(name, name),
-                "layout": model.layout,
-                "max_length": model.max_length,
-                "overlength_policy": model.overlength_policy,
-                "inputs": {k: v for k, v in model.report.items() if v},
-            }
-            for name, model in models.items()
-        },  # fmt: skip
+        "models": {name: _describe(model, (model_sources or {}).get(name, name)) for name, model in models.items()},
         "datasets": [
             {
                 "name": s.name,
@@ -288,6 +283,20 @@ def evaluate(
         "results": results,
     }
     return json_safe(report), figures
+
+
+def _describe(model: RewardModel | RewardEnsemble, source: str) -> dict[str, Any]:
+    """Where a model comes from and how it read its inputs; an ensemble lists its members."""
+    if isinstance(model, RewardEnsemble):
+        return {"source": source, "members": [_describe(m, m.source or f"member {k}")
+                                              for k, m in enumerate(model.members)]}  # fmt: skip
+    return {
+        "source": source,
+        "layout": model.layout,
+        "max_length": model.max_length,
+        "overlength_policy": model.overlength_policy,
+        "inputs": {k: v for k, v in model.report.items() if v},
+    }
 
 
 def write_report(report: Mapping[str, Any], figures: Mapping[str, Any], output_dir: str | os.PathLike) -> Path:
@@ -322,6 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="reward model directory (full or LoRA adapter) or hub id")
     which.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two models, side by side on the same data")
+    which.add_argument(
+        "--ensemble",
+        nargs="+",
+        metavar="MODEL",
+        help="two or more separately trained models scored as one deep ensemble (rewardlab.RewardEnsemble): the "
+        "mean of their centred rewards, and how their disagreement relates to the ensemble's mistakes",
+    )
     p.add_argument("--dataset", action="append", required=True, help="data file, directory or hub id (repeatable)")
     p.add_argument(
         "--mapping",
@@ -375,8 +391,10 @@ def eval_command(argv: Sequence[str]) -> int:
         value = getattr(args, name)
         if value is not None and value < (0 if name == "n_bootstrap" else 1):
             raise RewardlabError(f"--{name} must be positive, got {value}")
-    sources = args.compare or [args.model]
-    names = [f"A: {sources[0]}", f"B: {sources[1]}"] if args.compare else [sources[0]]
+    if args.ensemble is not None and len(args.ensemble) < 2:
+        raise RewardlabError(f"--ensemble needs at least 2 models, got {len(args.ensemble)}")
+    sources = [args.ensemble] if args.ensemble else args.compare or [args.model]
+    names = [f"A: {sources[0]}", f"B: {sources[1]}"] if args.compare else [_model_name(sources[0])]
     sections = _read_sections(args.sections)
     eval_sets = [
         load_eval_set(source, mapping, split=args.split, category_column=args.category_column,
@@ -392,9 +410,10 @@ def eval_command(argv: Sequence[str]) -> int:
         name: load_reward_model(source, args, max_tokens_per_batch=args.max_tokens_per_batch)
         for name, source in zip(names, sources, strict=True)
     }
+    named_sources = list(zip(names, sources, strict=True))
     report, figures = evaluate(
-        models, eval_sets, model_sources=dict(zip(names, sources, strict=True)),
-        training_logs={name: training_log(source) for name, source in zip(names, sources, strict=True)},
+        models, eval_sets, model_sources={name: _model_name(source) for name, source in named_sources},
+        training_logs={name: training_log(source) for name, source in named_sources if isinstance(source, str)},
         n_bootstrap=args.n_bootstrap, seed=args.seed, sections=sections, section_weighting=args.section_weighting,
         worst_k=args.worst_k,
     )  # fmt: skip
@@ -403,8 +422,17 @@ def eval_command(argv: Sequence[str]) -> int:
         for set_name, metrics in report["results"][name].items():
             print(f"{name} | {set_name}: accuracy {_ci(metrics['accuracy'])}, ties {metrics['accuracy']['ties']}, "
                   f"pairs {metrics['n_evaluated']}")  # fmt: skip
+            if "ensemble" in metrics:
+                ensemble = metrics["ensemble"]
+                print(f"  ensemble std of the margin: right {ensemble['ensemble_std_right']:.4f}, wrong "
+                      f"{ensemble['ensemble_std_wrong']:.4f}, wrong - right {_ci(ensemble['std_wrong_minus_right'])}, "
+                      f"AUROC {ensemble['ensemble_std_auroc']:.3f}")  # fmt: skip
     print(f"report: {html}")
     return 0
+
+
+def _model_name(source: str | list[str]) -> str:
+    return source if isinstance(source, str) else f"ensemble of {len(source)}: {', '.join(source)}"
 
 
 def _ci(metric: Mapping[str, Any]) -> str:

@@ -88,6 +88,7 @@ def _summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows += [
             ("ensemble: std of the margin, pairs right", _num(ensemble["ensemble_std_right"], 4)),
             ("ensemble: std of the margin, pairs wrong", _num(ensemble["ensemble_std_wrong"], 4)),
+            ("ensemble: std wrong − right [95% CI]", _with_ci(ensemble.get("std_wrong_minus_right"), 4)),
             ("ensemble: AUROC of std for wrong pairs", _num(ensemble["ensemble_std_auroc"], 3)),
         ]
     sections = metrics.get("sections")
@@ -154,11 +155,14 @@ def render_report(report: Mapping[str, Any], figures: Mapping[str, Mapping[str, 
         "<h2>Models and data</h2><table><tr><th>model</th><th>source</th><th>layout</th><th>max_length</th>"
         "<th>inputs</th></tr>",
     ]
-    for name, info in report["models"].items():
-        parts.append(
-            f"<tr><td>{_e(name)}</td><td>{_e(info['source'])}</td><td>{_e(info['layout'])}</td>"
-            f"<td>{_num(info['max_length'])}</td><td>{_e(info.get('inputs', {}))}</td></tr>"
-        )
+    for name, model in report["models"].items():
+        # A deep ensemble gets one row per member.
+        for k, info in enumerate(model.get("members", [model])):
+            label = f"{name}, member {k}" if "members" in model else name
+            parts.append(
+                f"<tr><td>{_e(label)}</td><td>{_e(info['source'])}</td><td>{_e(info['layout'])}</td>"
+                f"<td>{_num(info['max_length'])}</td><td>{_e(info.get('inputs', {}))}</td></tr>"
+            )
     parts.append("</table><table><tr><th>data set</th><th>source</th><th>pairs</th><th>rows not used</th></tr>")
     for dataset in report["datasets"]:
         stats = dataset["mapping_stats"]

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from rewardlab.deep_ensemble import RewardEnsemble
 from rewardlab.errors import RewardlabError
 from rewardlab.scoring import RewardModel
 
@@ -18,37 +19,42 @@ class RewardFunction:
     model's `overlength_policy="drop"`, an over-length completion gets None (TRL leaves it out of the reward).
 
     Args:
-        model: a `RewardModel`, or a path / hub id given to `RewardModel.from_pretrained` with `model_kwargs`.
+        model: a `RewardModel` or `RewardEnsemble`; a path / hub id given to `RewardModel.from_pretrained` with
+            `model_kwargs`; or a list of them, loaded as a deep ensemble by `RewardEnsemble.from_pretrained`.
         normalize: return (reward - mean) / std with the statistics training saved from its last evaluation, so that
             rewards of different models (or ensembles) share a scale.
-        uncertainty_penalty: k >= 0 for an ensemble (`ensemble_heads` in training): the reward is the conservative
-            `mean - k * std` over the heads, which pays the policy less where the heads disagree, i.e. where the
-            reward model is unsure (a mitigation of reward hacking, Coste et al. 2023). 0: the mean.
+        uncertainty_penalty: k >= 0 for an ensemble (of heads, `ensemble_heads` in training, or of separately
+            trained models): the reward is the conservative `mean - k * std`, which pays the policy less where the
+            ensemble disagrees, i.e. where the reward model is unsure (a mitigation of reward hacking, Coste et al.
+            2023). 0: the mean.
         name: how RL trainers log this reward (`rewards/<name>/mean`).
     """
 
     def __init__(
         self,
-        model: str | RewardModel,
+        model: str | Sequence[str] | RewardModel | RewardEnsemble,
         normalize: bool = False,
         uncertainty_penalty: float = 0.0,
         name: str = "rewardlab",
         **model_kwargs: Any,
     ):
-        self.reward_model = (
-            model if isinstance(model, RewardModel) else RewardModel.from_pretrained(model, **model_kwargs)
-        )
+        if isinstance(model, (RewardModel, RewardEnsemble)):
+            self.reward_model = model
+        elif isinstance(model, str):
+            self.reward_model = RewardModel.from_pretrained(model, **model_kwargs)
+        else:
+            self.reward_model = RewardEnsemble.from_pretrained(model, **model_kwargs)
         if normalize and not self.reward_model.normalization:
             raise RewardlabError(
-                "normalize=True needs the reward statistics saved by a training run with an evaluation set; this "
-                "model has none"
+                "normalize=True needs reward statistics: those a training run with an evaluation set saves, or, "
+                "for a RewardEnsemble, its normalization={'mean': ..., 'std': ...}; this model has none"
             )
         if not math.isfinite(uncertainty_penalty) or uncertainty_penalty < 0:
             raise RewardlabError(f"uncertainty_penalty must be a finite number >= 0, got {uncertainty_penalty}")
-        if uncertainty_penalty and self.reward_model.num_heads == 1:
+        if uncertainty_penalty and not self.reward_model.has_uncertainty:
             raise RewardlabError(
-                "uncertainty_penalty needs an ensemble reward model (trained with ensemble_heads >= 2); this one has "
-                "a single head"
+                "uncertainty_penalty needs an ensemble: a model trained with ensemble_heads >= 2, or several models "
+                "(a list of paths); this one has a single head"
             )
         self.normalize = normalize
         self.uncertainty_penalty = uncertainty_penalty

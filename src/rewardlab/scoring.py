@@ -122,6 +122,7 @@ class RewardModel:
         self.hidden_size = hidden_size(model)
         self.layout = self._choose_layout(padding_free)
         self.report: Counter[str] = Counter({status: 0 for status in STATUSES})
+        self.source: str | None = None  # the path or hub id `from_pretrained` loaded
 
     @classmethod
     def from_pretrained(
@@ -147,7 +148,9 @@ class RewardModel:
         kwargs.setdefault("max_length", args.get("max_length"))
         kwargs.setdefault("overlength_policy", args.get("overlength_policy") or "truncate_prompt")
         kwargs.setdefault("normalization", record.get("reward_normalization"))
-        return cls(model, tokenizer, **kwargs)
+        scorer = cls(model, tokenizer, **kwargs)
+        scorer.source = path_or_id
+        return scorer
 
     def _choose_layout(self, padding_free: bool) -> str:
         if not padding_free:
@@ -206,14 +209,7 @@ class RewardModel:
     ) -> PairScores:
         """Rewards of preference pairs in any of the training formats (strings or message lists, with or without
         explicit prompts), tokenized, truncated and laid out exactly as in training."""
-        chosen, rejected = _check_list(chosen, "chosen"), _check_list(rejected, "rejected")
-        if len(chosen) != len(rejected) or (prompts is not None and len(prompts) != len(chosen)):
-            raise RewardlabError("chosen, rejected (and prompts, if given) must have the same length")
-        rows = [{"chosen": c, "rejected": r} for c, r in zip(chosen, rejected, strict=True)]
-        if prompts is not None:
-            for row, prompt in zip(rows, _check_list(prompts, "prompts"), strict=True):
-                row["prompt"] = prompt
-        return self.score_pair_rows(rows)
+        return self.score_pair_rows(pair_rows(chosen, rejected, prompts))
 
     def score_pair_rows(self, rows: Sequence[Mapping[str, Any]]) -> PairScores:
         """`score_pairs` for rows as the trainer takes them (`chosen`, `rejected`, optional `prompt`, `tools`,
@@ -262,13 +258,16 @@ class RewardModel:
 
     def normalize(self, rewards: Sequence[float]) -> list[float]:
         """(reward - mean) / std with the statistics saved by training (see `normalization`)."""
-        if not self.normalization:
-            raise RewardlabError(
-                "this model has no saved reward statistics (they come from an evaluation during training): pass "
-                "normalization={'mean': ..., 'std': ...}"
-            )
-        mean, std = self.normalization["mean"], self.normalization["std"] or 1.0
-        return [(r - mean) / std for r in rewards]
+        return normalize_rewards(
+            rewards,
+            self.normalization,
+            "they come from an evaluation during training: pass normalization={'mean': ..., 'std': ...}",
+        )
+
+    @property
+    def has_uncertainty(self) -> bool:
+        """Whether the model gives a standard deviation with its rewards (`return_std`): an ensemble of heads."""
+        return self.num_heads > 1
 
     # ------------------------------------------------------------------------------------------------ internals
     def _tokenize_prompt_completion(
@@ -352,6 +351,26 @@ class RewardModel:
                 rewards = sequence_rewards(self.model, send_to_device(batch, self.device)).float().cpu().numpy()
             out[index] = rewards.reshape(len(index), self.num_heads)
         return out
+
+
+def pair_rows(chosen: Sequence[Any], rejected: Sequence[Any], prompts: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """Rows `{"chosen", "rejected", "prompt"?}` (as the trainer takes them) from parallel lists."""
+    chosen, rejected = _check_list(chosen, "chosen"), _check_list(rejected, "rejected")
+    if len(chosen) != len(rejected) or (prompts is not None and len(prompts) != len(chosen)):
+        raise RewardlabError("chosen, rejected (and prompts, if given) must have the same length")
+    rows = [{"chosen": c, "rejected": r} for c, r in zip(chosen, rejected, strict=True)]
+    if prompts is not None:
+        for row, prompt in zip(rows, _check_list(prompts, "prompts"), strict=True):
+            row["prompt"] = prompt
+    return rows
+
+
+def normalize_rewards(rewards: Sequence[float], normalization: Mapping[str, float] | None, how: str) -> list[float]:
+    """(reward - mean) / std; without statistics, an error ending with `how` to get them."""
+    if not normalization:
+        raise RewardlabError(f"no reward statistics to normalize with ({how})")
+    mean, std = normalization["mean"], normalization["std"] or 1.0
+    return [(r - mean) / std for r in rewards]
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
