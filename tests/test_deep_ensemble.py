@@ -139,3 +139,24 @@ def test_uncertainty_gap_by_hand():
     assert gap == uncertainty_gap(std, wrong, n_bootstrap=200, seed=1)
     assert uncertainty_gap(std, wrong, n_bootstrap=0) == {"value": pytest.approx(2.0), "ci95": None}
     assert np.isnan(uncertainty_gap([1.0], [True], n_bootstrap=10)["value"])
+
+
+def test_score_command_writes_the_ensembles_std_columns(members, tmp_path, capsys):
+    pairs = [{"prompt": "the sky ?", "chosen": " blue", "rejected": " green"},
+             {"prompt": "city ?", "chosen": " rome", "rejected": " paris"}]  # fmt: skip
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
+    (tmp_path / "texts.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    for name in ("pairs", "texts"):
+        argv = ["score", "--model", *members, "--input", str(tmp_path / f"{name}.jsonl"), "--output",
+                str(tmp_path / f"{name}-scored.jsonl"), "--device", "cpu"]  # fmt: skip
+        assert main(argv) == 0
+    assert capsys.readouterr().out.count("; ") >= 2  # the inputs report of each member
+    ensemble = RewardEnsemble.from_pretrained(members, device="cpu")
+    read = [json.loads(line) for line in (tmp_path / "pairs-scored.jsonl").read_text().splitlines()]
+    expected = ensemble.score_pair_rows(pairs)
+    np.testing.assert_allclose([r["std_margin"] for r in read], expected.std_margin, atol=1e-6)
+    np.testing.assert_allclose([r["reward_chosen"] for r in read], expected.rewards_chosen, atol=1e-6)
+    read = [json.loads(line) for line in (tmp_path / "texts-scored.jsonl").read_text().splitlines()]
+    mean, std = ensemble.score_texts(TEXTS, return_std=True)
+    np.testing.assert_allclose([r["reward"] for r in read], mean, atol=1e-6)
+    np.testing.assert_allclose([r["reward_std"] for r in read], std, atol=1e-6)

@@ -18,6 +18,7 @@ from datasets import Dataset
 
 from rewardlab.checkpoints import atomic_path
 from rewardlab.data.loading import load_preference_data
+from rewardlab.deep_ensemble import RewardEnsemble
 from rewardlab.errors import RewardlabError
 from rewardlab.scoring import RewardModel
 
@@ -33,9 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rewardlab score",
         description="Score every row of a data set with a reward model and write the rows back with rewards. "
         "Pairs (chosen/rejected, any training format) get reward_chosen, reward_rejected and prob_chosen; "
-        "prompt/completion rows and plain texts get reward.",
+        "prompt/completion rows and plain texts get reward. An ensemble also gives the standard deviations: "
+        "std_chosen, std_rejected and std_margin, or reward_std.",
     )
-    p.add_argument("--model", required=True, help="reward model directory (full or LoRA adapter) or hub id")
+    p.add_argument(
+        "--model",
+        required=True,
+        nargs="+",
+        help="reward model directory (full or LoRA adapter) or hub id; several: one deep ensemble (RewardEnsemble)",
+    )
     p.add_argument("--input", required=True, help="data file (.jsonl, .json, .parquet, .csv, ...), directory or hub id")
     p.add_argument(
         "--output", required=True, help="output file; its extension picks the format (.jsonl, .parquet, .csv)"
@@ -68,19 +75,24 @@ def detect_mode(columns: Sequence[str], args: argparse.Namespace) -> str:
     )
 
 
-def score_rows(scorer: RewardModel, rows: list[dict[str, Any]], mode: str, args: argparse.Namespace) -> list[dict]:
-    """The reward columns of `rows`, one dict per row."""
+def score_rows(
+    scorer: RewardModel | RewardEnsemble, rows: list[dict[str, Any]], mode: str, args: argparse.Namespace
+) -> list[dict]:
+    """The reward columns of `rows`, one dict per row (with the standard deviations of an ensemble)."""
     if mode == "pairs":
         scores = scorer.score_pair_rows(rows)
-        return [
-            {"reward_chosen": c, "reward_rejected": r, "prob_chosen": p}
-            for c, r, p in zip(scores.rewards_chosen, scores.rewards_rejected, scores.prob_chosen, strict=True)
-        ]
-    if mode == "completions":
-        rewards = scorer.score([r[args.prompt_column] for r in rows], [r[args.completion_column] for r in rows])
+        columns = {"reward_chosen": scores.rewards_chosen, "reward_rejected": scores.rewards_rejected,
+                   "prob_chosen": scores.prob_chosen}  # fmt: skip
+        if scorer.has_uncertainty:
+            columns.update(std_chosen=scores.std_chosen, std_rejected=scores.std_rejected, std_margin=scores.std_margin)
     else:
-        rewards = scorer.score_texts([r[args.text_column] for r in rows])
-    return [{"reward": reward} for reward in rewards]
+        if mode == "completions":
+            inputs = [r[args.prompt_column] for r in rows], [r[args.completion_column] for r in rows]
+            rewards = scorer.score(*inputs, return_std=scorer.has_uncertainty)
+        else:
+            rewards = scorer.score_texts([r[args.text_column] for r in rows], return_std=scorer.has_uncertainty)
+        columns = {"reward": rewards[0], "reward_std": rewards[1]} if scorer.has_uncertainty else {"reward": rewards}
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def partial_path(output: Path) -> Path:
@@ -144,10 +156,11 @@ def score_command(argv: Sequence[str]) -> int:
     from rewardlab.cli import load_reward_model
 
     options = {"overlength_policy": args.overlength_policy} if args.overlength_policy else {}
-    scorer = load_reward_model(args.model, args, max_tokens_per_batch=args.max_tokens_per_batch, **options)
+    source = args.model[0] if len(args.model) == 1 else args.model
+    scorer = load_reward_model(source, args, max_tokens_per_batch=args.max_tokens_per_batch, **options)
 
     progress = partial_path(output)
-    header = {"input": str(args.input), "split": args.split, "rows": len(data), "model": str(args.model), "mode": mode}
+    header = {"input": str(args.input), "split": args.split, "rows": len(data), "model": args.model, "mode": mode}
     done = read_partial(progress, header) if args.resume else {}
     if not done:
         progress.write_text(json.dumps(header) + "\n", encoding="utf-8")
@@ -171,6 +184,7 @@ def score_command(argv: Sequence[str]) -> int:
         data = data.add_column(name, values)
     write_atomically(data, output)
     progress.unlink(missing_ok=True)
-    report = {k: v for k, v in scorer.report.items() if v}
-    print(f"scored {len(data)} rows ({mode}) into {output}; inputs: {json.dumps(report)}")
+    models = scorer.members if isinstance(scorer, RewardEnsemble) else [scorer]
+    inputs = "; ".join(json.dumps({k: v for k, v in model.report.items() if v}) for model in models)
+    print(f"scored {len(data)} rows ({mode}) into {output}; inputs: {inputs}")
     return 0
