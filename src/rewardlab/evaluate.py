@@ -424,9 +424,10 @@ def eval_command(argv: Sequence[str]) -> int:
                   f"pairs {metrics['n_evaluated']}")  # fmt: skip
             if "ensemble" in metrics:
                 ensemble = metrics["ensemble"]
-                print(f"  ensemble std of the margin: right {ensemble['ensemble_std_right']:.4f}, wrong "
-                      f"{ensemble['ensemble_std_wrong']:.4f}, wrong - right {_ci(ensemble['std_wrong_minus_right'])}, "
-                      f"AUROC {ensemble['ensemble_std_auroc']:.3f}")  # fmt: skip
+                print(f"  ensemble std of the margin: right {_num(ensemble['ensemble_std_right'])}, "
+                      f"wrong {_num(ensemble['ensemble_std_wrong'])}, "
+                      f"wrong - right {_ci(ensemble['std_wrong_minus_right'])}, "
+                      f"AUROC {_num(ensemble['ensemble_std_auroc'], 3)}")  # fmt: skip
     print(f"report: {html}")
     return 0
 
@@ -435,8 +436,12 @@ def _model_name(source: str | list[str]) -> str:
     return source if isinstance(source, str) else f"ensemble of {len(source)}: {', '.join(source)}"
 
 
+def _num(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"  # None: NaN in the report, e.g. no pair ranked wrong
+
+
 def _ci(metric: Mapping[str, Any]) -> str:
     low, high = metric.get("ci95") or (None, None)
-    if low is None:
-        return f"{metric['value']:.4f}"
-    return f"{metric['value']:.4f} [95% CI {low:.4f}, {high:.4f}]"
+    if low is None or high is None:
+        return _num(metric["value"])
+    return f"{_num(metric['value'])} [95% CI {low:.4f}, {high:.4f}]"
