@@ -160,3 +160,27 @@ def test_score_command_writes_the_ensembles_std_columns(members, tmp_path, capsy
     mean, std = ensemble.score_texts(TEXTS, return_std=True)
     np.testing.assert_allclose([r["reward"] for r in read], mean, atol=1e-6)
     np.testing.assert_allclose([r["reward_std"] for r in read], std, atol=1e-6)
+
+
+def test_server_serves_the_conservative_reward_and_the_stds(members):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from rewardlab.server import ServerSettings, build_parser, create_app, settings_from_args
+
+    ensemble = RewardEnsemble.from_pretrained(members, device="cpu")
+    mean, std = ensemble.score_texts(TEXTS, return_std=True)
+    settings = settings_from_args(build_parser().parse_args(["--model", *members, "--uncertainty_penalty", "2"]), {})
+    assert settings.uncertainty_penalty == 2.0 and settings.model_name == ", ".join(members)
+    with TestClient(create_app(ensemble, settings)) as client:
+        body = client.post("/score", json={"texts": TEXTS}).json()
+        assert body["rewards"] == pytest.approx([m - 2 * s for m, s in zip(mean, std, strict=True)], abs=1e-6)
+        assert body["stds"] == pytest.approx(std, abs=1e-6)
+        logs = client.post("/get_reward", json={"query": TEXTS}).json()["extra_logs"]
+        assert logs["reward_std"] == pytest.approx(std, abs=1e-6)
+        assert client.get("/health").json()["uncertainty_penalty"] == 2.0
+    single = RewardModel.from_pretrained(members[0], device="cpu")
+    with pytest.raises(RewardlabError, match="uncertainty_penalty needs an ensemble"):
+        create_app(single, ServerSettings(uncertainty_penalty=1.0))
+    with pytest.raises(RewardlabError, match="finite number >= 0"):
+        ServerSettings(uncertainty_penalty=-1.0)

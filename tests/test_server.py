@@ -78,7 +78,7 @@ def test_score_texts_returns_the_models_rewards_in_order(client_for, reward_mode
     expected = reward_model.score_texts(TEXTS)
     response = client_for().post("/score", json={"texts": TEXTS})
     assert response.status_code == 200, response.text
-    assert response.json() == {"rewards": pytest.approx(expected, abs=1e-6)}
+    assert response.json() == {"rewards": pytest.approx(expected, abs=1e-6), "stds": None}  # stds: ensembles only
 
 
 @pytest.mark.parametrize("conversational", [False, True])
@@ -143,9 +143,9 @@ class FlakyModel:
     def __init__(self, reward_model):
         self.inner = reward_model
         self.tokenizer, self.max_length, self.device = reward_model.tokenizer, None, reward_model.device
-        self.normalization = None
+        self.normalization, self.has_uncertainty = None, False
 
-    def score_texts(self, texts):
+    def score_texts(self, texts, return_std=False):
         if "boom" in texts:
             raise RuntimeError("CUDA out of memory (simulated)")
         return self.inner.score_texts(texts)
@@ -325,10 +325,10 @@ SLOW_SERVER = """
 import pathlib, sys, time
 from rewardlab.scoring import RewardModel
 marker, original = pathlib.Path(sys.argv[1]), RewardModel.score_texts
-def slow(self, texts):
+def slow(self, texts, return_std=False):
     marker.write_text("scoring")
     time.sleep(1.5)
-    return original(self, texts)
+    return original(self, texts, return_std)
 RewardModel.score_texts = slow
 from rewardlab.cli import main
 sys.exit(main(sys.argv[2:]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rewardlab.deep_ensemble import RewardEnsemble
@@ -65,9 +65,22 @@ class RewardFunction:
             mean, std = self.reward_model.score(prompts, completions, return_std=True)
         else:
             mean, std = self.reward_model.score(prompts, completions), None
-        rewards = self.reward_model.normalize(mean) if self.normalize else mean
-        if std is not None:
-            scale = (self.reward_model.normalization["std"] or 1.0) if self.normalize else 1.0
-            rewards = [r - self.uncertainty_penalty * s / scale for r, s in zip(rewards, std, strict=True)]
-        # An input dropped by overlength_policy="drop" scores NaN; TRL's reward functions say "no reward" with None.
-        return [None if math.isnan(r) else r for r in rewards]
+        normalization = self.reward_model.normalization if self.normalize else None
+        return shape_rewards(mean, std, normalization=normalization, uncertainty_penalty=self.uncertainty_penalty)
+
+
+def shape_rewards(
+    mean: Sequence[float],
+    std: Sequence[float] | None = None,
+    *,
+    normalization: Mapping[str, float] | None = None,
+    uncertainty_penalty: float = 0.0,
+) -> list[float | None]:
+    """The reward an RL trainer gets: `mean`, as `(mean - m) / s` with `normalization` {m, s} when given, minus
+    `uncertainty_penalty * std` in the same units. An input dropped by `overlength_policy="drop"` scores NaN, which
+    becomes None: TRL's reward functions (and JSON) say "no reward" with None/null."""
+    mean_r, scale = (normalization["mean"], normalization["std"] or 1.0) if normalization else (0.0, 1.0)
+    rewards = [(r - mean_r) / scale for r in mean]
+    if uncertainty_penalty and std is not None:
+        rewards = [r - uncertainty_penalty * s / scale for r, s in zip(rewards, std, strict=True)]
+    return [None if math.isnan(r) else r for r in rewards]

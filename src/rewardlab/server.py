@@ -1,4 +1,4 @@
-"""`rewardlab serve`: an HTTP reward server (FastAPI + uvicorn) around one `RewardModel`.
+"""`rewardlab serve`: an HTTP reward server (FastAPI + uvicorn) around one `RewardModel` (or `RewardEnsemble`).
 
 Endpoints (JSON in, JSON out; the full schema is at `/openapi.json`, an interactive page at `/docs`):
 
@@ -9,6 +9,9 @@ Endpoints (JSON in, JSON out; the full schema is at `/openapi.json`, an interact
   Each query is a whole text (prompt + response), scored as `score_texts`; `prompts`, `labels` and any other keys
   are accepted and ignored.
 - `GET /health`: status, model, and batching counters; never needs the API key.
+
+An ensemble (heads, or several models) also returns each reward's standard deviation (`stds`; OpenRLHF's
+`extra_logs.reward_std`), and `--uncertainty_penalty k` serves the conservative reward `mean - k * std`.
 
 Concurrent requests are micro-batched: `MicroBatcher` queues them, and one worker thread (the only one that touches
 the model, which is not thread-safe) takes whole requests from the queue until a token budget or a short wait runs
@@ -80,6 +83,7 @@ class ServerSettings:
     max_text_chars: int = 200_000
     max_request_bytes: int = 64 * 1024 * 1024
     normalize: bool = False
+    uncertainty_penalty: float = 0.0
 
     def __post_init__(self):
         for name in ("max_batch_tokens", "max_batch_items", "max_items_per_request", "max_text_chars"):
@@ -87,6 +91,8 @@ class ServerSettings:
                 raise RewardlabError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0 or self.max_request_bytes < 1:
             raise RewardlabError("max_wait_ms must be >= 0 and max_request_bytes >= 1")
+        if not math.isfinite(self.uncertainty_penalty) or self.uncertainty_penalty < 0:
+            raise RewardlabError(f"uncertainty_penalty must be a finite number >= 0, got {self.uncertainty_penalty}")
         if self.api_key == "":
             self.api_key = None
 
@@ -149,6 +155,9 @@ class ScoreRequest(BaseModel):
 
 class ScoreResponse(BaseModel):
     rewards: list[float | None] = Field(description="One reward per item, in request order (null: dropped).")
+    stds: list[float | None] | None = Field(
+        None, description="An ensemble's standard deviation of each reward, in the units of `rewards` (else null)."
+    )
 
 
 class GetRewardRequest(BaseModel):
@@ -163,9 +172,10 @@ class GetRewardRequest(BaseModel):
 class GetRewardResponse(BaseModel):
     rewards: list[float | None] = Field(description="One reward per query, in request order.")
     scores: list[float | None] = Field(description="The same as `rewards` (OpenRLHF's dynamic filtering reads it).")
-    # OpenRLHF concatenates every extra_logs value across requests, so a value must be one number per query; there
-    # is nothing more per query to report, hence always empty.
-    extra_logs: dict[str, list[float]] = Field(default_factory=dict)
+    # OpenRLHF concatenates every extra_logs value across requests, so a value must be one number per query.
+    extra_logs: dict[str, list[float | None]] = Field(
+        default_factory=dict, description="`reward_std`: an ensemble's standard deviation of each reward."
+    )
 
 
 class BatchStats(BaseModel):
@@ -183,6 +193,7 @@ class HealthResponse(BaseModel):
     device: str
     max_length: int | None
     normalize: bool
+    uncertainty_penalty: float
     version: str
     stats: BatchStats
 
@@ -209,6 +220,13 @@ class ServerClosedError(RuntimeError):
 
 
 TEXTS, PAIRS = "texts", "pairs"
+Scored = tuple[list[float], list[float] | None]  # rewards, and an ensemble's standard deviations
+
+
+def _first_model(reward_model: Any) -> Any:
+    """The model whose tokenizer, device and max_length the server reports and uses: the model itself, or the
+    first member of a `RewardEnsemble` (members trained alike share them)."""
+    return getattr(reward_model, "members", [reward_model])[0]
 
 
 @dataclass(eq=False)
@@ -284,13 +302,13 @@ class MicroBatcher:
             if job is not None:
                 _settle(job, error=ServerClosedError("the server is shutting down"))
 
-    async def score_texts(self, texts: Sequence[str]) -> list[float]:
+    async def score_texts(self, texts: Sequence[str]) -> Scored:
         return await self._submit(TEXTS, list(texts), None)
 
-    async def score(self, prompts: Sequence[Any], completions: Sequence[Any]) -> list[float]:
+    async def score(self, prompts: Sequence[Any], completions: Sequence[Any]) -> Scored:
         return await self._submit(PAIRS, list(prompts), list(completions))
 
-    async def _submit(self, kind: str, a: list[Any], b: list[Any] | None) -> list[float]:
+    async def _submit(self, kind: str, a: list[Any], b: list[Any] | None) -> Scored:
         if self._closed:
             raise ServerClosedError("the server is shutting down")
         self.start()  # also works without the app's lifespan (e.g. a TestClient used outside `with`)
@@ -344,7 +362,7 @@ class MicroBatcher:
         """
         if job.tokens is None:
             texts = job.a if job.kind == TEXTS else [_plain(p) + _plain(c) for p, c in zip(job.a, job.b, strict=True)]
-            cap = self.reward_model.max_length
+            cap = _first_model(self.reward_model).max_length
             job.tokens = sum(min(len(t) // 4 + 1, cap) if cap else len(t) // 4 + 1 for t in texts)
         return job.tokens
 
@@ -374,22 +392,27 @@ class MicroBatcher:
         for job, result in zip(batch, results, strict=True):
             _settle(job, result=result)
 
-    def _call(self, batch: list[_Job]) -> list[list[float]]:
-        """One model call per kind of request in `batch`; each job's slice of the rewards, in batch order."""
-        out: dict[int, list[float]] = {}
+    def _call(self, batch: list[_Job]) -> list[Scored]:
+        """One model call per kind of request in `batch`; each job's slice of the rewards (and of an ensemble's
+        standard deviations), in batch order."""
+        out: dict[int, Scored] = {}
+        with_std = self.reward_model.has_uncertainty
         for kind in (TEXTS, PAIRS):
             jobs = [j for j in batch if j.kind == kind]
             if not jobs:
                 continue
             self.stats.model_calls += 1
             if kind == TEXTS:
-                rewards = self.reward_model.score_texts([t for j in jobs for t in j.a])
+                scored = self.reward_model.score_texts([t for j in jobs for t in j.a], return_std=with_std)
             else:
-                rewards = self.reward_model.score([p for j in jobs for p in j.a], [c for j in jobs for c in j.b])
+                prompts, completions = [p for j in jobs for p in j.a], [c for j in jobs for c in j.b]
+                scored = self.reward_model.score(prompts, completions, return_std=with_std)
+            rewards, stds = scored if with_std else (scored, None)
             start = 0
             for job in jobs:
-                out[id(job)] = rewards[start : start + len(job)]
-                start += len(job)
+                end = start + len(job)
+                out[id(job)] = (rewards[start:end], None if stds is None else stds[start:end])
+                start = end
         return [out[id(j)] for j in batch]
 
     def _fail(self, job: _Job, error: Exception) -> None:
@@ -399,7 +422,7 @@ class MicroBatcher:
         _settle(job, error=error)
 
 
-def _settle(job: _Job, result: list[float] | None = None, error: BaseException | None = None) -> None:
+def _settle(job: _Job, result: Scored | None = None, error: BaseException | None = None) -> None:
     """Resolve a job's future on its own event loop (asyncio futures are not thread-safe)."""
 
     def settle() -> None:
@@ -429,11 +452,18 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
 
     Use it with uvicorn (`rewardlab serve` does), or in-process with `fastapi.testclient.TestClient` / httpx.
     """
+    from rewardlab.rl import shape_rewards
+
     settings = settings or ServerSettings()
     if settings.normalize and not reward_model.normalization:
         raise RewardlabError(
             "--normalize needs the reward statistics saved by a training run with an evaluation set; this model has "
             "none"
+        )
+    if settings.uncertainty_penalty and not reward_model.has_uncertainty:
+        raise RewardlabError(
+            "--uncertainty_penalty needs an ensemble: a model trained with --ensemble_heads >= 2, or several --model "
+            "paths; this model has a single head"
         )
     batcher = MicroBatcher(
         reward_model,
@@ -463,12 +493,18 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
     app.add_exception_handler(RequestValidationError, _validation_error)
     # The middleware enforces the key on every path; this only declares the scheme in the OpenAPI spec.
     secured = [Depends(HTTPBearer(auto_error=False))] if settings.api_key else []
-    pad_token = getattr(reward_model.tokenizer, "pad_token", None)
+    described = _first_model(reward_model)
+    pad_token = getattr(described.tokenizer, "pad_token", None)
+    normalization = reward_model.normalization if settings.normalize else None
+    scale = (normalization["std"] or 1.0) if normalization else 1.0
 
-    def finish(rewards: list[float]) -> list[float | None]:
-        if settings.normalize:
-            rewards = reward_model.normalize(rewards)
-        return [None if math.isnan(r) else r for r in rewards]  # JSON has no NaN
+    def finish(scored: Scored) -> tuple[list[float | None], list[float | None] | None]:
+        """Rewards as served (normalized, minus the uncertainty penalty), and the stds in the same units; JSON has
+        no NaN, so a dropped item's values are null."""
+        rewards, stds = scored
+        shaped = shape_rewards(rewards, stds, normalization=normalization,
+                               uncertainty_penalty=settings.uncertainty_penalty)  # fmt: skip
+        return shaped, None if stds is None else [None if math.isnan(s) else s / scale for s in stds]
 
     @app.get("/health", response_model=HealthResponse, tags=["server"])
     async def health() -> HealthResponse:
@@ -476,9 +512,10 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
         return HealthResponse(
             status="ok",
             model=settings.model_name,
-            device=str(reward_model.device),
-            max_length=reward_model.max_length,
+            device=str(described.device),
+            max_length=described.max_length,
             normalize=settings.normalize,
+            uncertainty_penalty=settings.uncertainty_penalty,
             version=__version__,
             stats=batcher.stats,
         )
@@ -489,13 +526,14 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
         template), in request order."""
         if body.texts is not None:
             _check_limits(settings, texts=body.texts)
-            rewards = await _scored(batcher.score_texts(body.texts))
+            scored = await _scored(batcher.score_texts(body.texts))
         else:
             prompts = [_as_item(p) for p in body.prompts]
             completions = [_as_item(c) for c in body.completions]
             _check_limits(settings, prompts=prompts, completions=completions)
-            rewards = await _scored(batcher.score(prompts, completions))
-        return ScoreResponse(rewards=finish(rewards))
+            scored = await _scored(batcher.score(prompts, completions))
+        rewards, stds = finish(scored)
+        return ScoreResponse(rewards=rewards, stds=stds)
 
     @app.post(
         "/get_reward",
@@ -509,13 +547,15 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
         OpenRLHF versions that decode padded sequences) are removed first."""
         queries = [_strip_token(q, pad_token) for q in body.query]
         _check_limits(settings, query=queries)
-        rewards = finish(await _scored(batcher.score_texts(queries)))
-        return GetRewardResponse(rewards=rewards, scores=rewards, extra_logs={})
+        rewards, stds = finish(await _scored(batcher.score_texts(queries)))
+        return GetRewardResponse(
+            rewards=rewards, scores=rewards, extra_logs={} if stds is None else {"reward_std": stds}
+        )
 
     return app
 
 
-async def _scored(pending: Awaitable[list[float]]) -> list[float]:
+async def _scored(pending: Awaitable[Scored]) -> Scored:
     try:
         return await pending
     except RewardlabError as e:
@@ -680,11 +720,23 @@ def build_parser() -> argparse.ArgumentParser:
         "the OpenAPI spec at /openapi.json and docs at /docs. Concurrent requests are micro-batched. SIGTERM "
         "finishes in-flight requests, then exits.",
     )
-    parser.add_argument("--model", required=True, help="A saved reward model: a directory (full or LoRA) or hub id.")
+    parser.add_argument(
+        "--model",
+        required=True,
+        nargs="+",
+        help="A saved reward model: a directory (full or LoRA) or hub id; several: one deep ensemble (their mean "
+        "centred reward, see rewardlab.RewardEnsemble).",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0: all interfaces).")
     parser.add_argument("--port", type=int, default=8000, help="Port to listen on. Default %(default)s.")
     add_reward_model_arguments(parser)
     parser.add_argument("--normalize", action="store_true", help="Return (reward - mean) / std from training.")
+    parser.add_argument(
+        "--uncertainty_penalty",
+        type=float,
+        default=0.0,
+        help="For an ensemble: serve the conservative reward mean - k * std (k >= 0). Default %(default)s.",
+    )
     parser.add_argument(
         "--max_batch_tokens",
         type=int,
@@ -744,7 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> ServerSettings:
     environ = os.environ if environ is None else environ
     return ServerSettings(
-        model_name=args.model,
+        model_name=", ".join(args.model),
         api_key=args.api_key or environ.get(API_KEY_ENV) or None,
         max_batch_tokens=args.max_batch_tokens,
         max_batch_items=args.max_batch_items,
@@ -753,6 +805,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
         max_text_chars=args.max_text_chars,
         max_request_bytes=args.max_request_bytes,
         normalize=args.normalize,
+        uncertainty_penalty=args.uncertainty_penalty,
     )
 
 
@@ -765,7 +818,8 @@ def serve_command(argv: Sequence[str]) -> int:
     )
     from rewardlab.cli import load_reward_model
 
-    reward_model = load_reward_model(args.model, args, max_tokens_per_batch=args.max_batch_tokens)
+    source = args.model[0] if len(args.model) == 1 else args.model
+    reward_model = load_reward_model(source, args, max_tokens_per_batch=args.max_batch_tokens)
     app = create_app(reward_model, settings)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=args.shutdown_timeout
@@ -773,7 +827,7 @@ def serve_command(argv: Sequence[str]) -> int:
     server = uvicorn.Server(config)
     logger.info(
         "serving %s on http://%s:%d: POST /score, POST /get_reward, GET /health, docs at /docs%s",
-        args.model,
+        settings.model_name,
         args.host,
         args.port,
         " (API key required)" if settings.api_key else "",
