@@ -11,6 +11,7 @@ from tiny import make_model, make_tokenizer
 
 from rewardlab import RewardEnsemble, RewardFunction, RewardModel
 from rewardlab.cli import main
+from rewardlab.ensemble import auroc
 from rewardlab.errors import RewardlabError
 from rewardlab.eval_metrics import json_safe, uncertainty_gap
 
@@ -124,6 +125,8 @@ def test_eval_command_reports_the_ensembles_uncertainty(members, tmp_path, capsy
     gap = metrics["ensemble"]["std_wrong_minus_right"]
     expected = json_safe(uncertainty_gap(scores.std_margin, wrong, n_bootstrap=50, seed=0))
     assert gap["value"] == pytest.approx(expected["value"]) and gap["ci95"] == pytest.approx(expected["ci95"])
+    margin = np.abs(np.subtract(scores.rewards_chosen, scores.rewards_rejected))
+    assert metrics["ensemble"]["margin_auroc"] == pytest.approx(json_safe(auroc(-margin, wrong)))
     assert "member 1" in Path(out, "report.html").read_text()
 
     assert main(["eval", "--ensemble", members[0], "--dataset", str(data)]) == 2

@@ -27,7 +27,7 @@ from rewardlab.data.formats import detect_dataset_format, is_ranked_example, ran
 from rewardlab.data.label_mapping import LabelMapping, apply_mapping, parse_mapping
 from rewardlab.data.loading import load_preference_data
 from rewardlab.deep_ensemble import RewardEnsemble
-from rewardlab.ensemble import uncertainty_metrics
+from rewardlab.ensemble import auroc, uncertainty_metrics
 from rewardlab.errors import InvalidRowError, RewardlabError
 from rewardlab.eval_metrics import evaluate_pairs, json_safe, uncertainty_gap
 from rewardlab.ranking import ordered_pairs
@@ -187,6 +187,9 @@ def _metrics(
         metrics["ensemble"]["std_wrong_minus_right"] = uncertainty_gap(
             scored["std_margin"], wrong, n_bootstrap=options["n_bootstrap"], seed=options["seed"]
         )
+        # The baseline the std must beat: a small |margin| flags mistakes too, and needs no ensemble.
+        margin = np.abs(scored["rewards_chosen"] - scored["rewards_rejected"])
+        metrics["ensemble"]["margin_auroc"] = auroc(-margin[np.isfinite(margin)], wrong[np.isfinite(margin)])
     for worst in metrics["worst_pairs"]:
         row = rows[worst["index"]]
         worst["texts"] = {k: _shorten(row[k]) for k in ("prompt", "chosen", "rejected") if row.get(k) is not None}
@@ -427,7 +430,8 @@ def eval_command(argv: Sequence[str]) -> int:
                 print(f"  ensemble std of the margin: right {_num(ensemble['ensemble_std_right'])}, "
                       f"wrong {_num(ensemble['ensemble_std_wrong'])}, "
                       f"wrong - right {_ci(ensemble['std_wrong_minus_right'])}, "
-                      f"AUROC {_num(ensemble['ensemble_std_auroc'], 3)}")  # fmt: skip
+                      f"AUROC {_num(ensemble['ensemble_std_auroc'], 3)} "
+                      f"(small |margin|: {_num(ensemble['margin_auroc'], 3)})")  # fmt: skip
     print(f"report: {html}")
     return 0
 

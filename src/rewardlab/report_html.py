@@ -90,6 +90,7 @@ def _summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
             ("ensemble: std of the margin, pairs wrong", _num(ensemble["ensemble_std_wrong"], 4)),
             ("ensemble: std wrong − right [95% CI]", _with_ci(ensemble.get("std_wrong_minus_right"), 4)),
             ("ensemble: AUROC of std for wrong pairs", _num(ensemble["ensemble_std_auroc"], 3)),
+            ("AUROC of small |margin| for wrong pairs (no ensemble needed)", _num(ensemble.get("margin_auroc"), 3)),
         ]
     sections = metrics.get("sections")
     if sections:
