@@ -54,11 +54,13 @@ def add_reward_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_reward_model(source: str | list[str], args: argparse.Namespace, **kwargs: Any) -> Any:
-    """`RewardModel.from_pretrained(source)` with the flags of `add_reward_model_arguments`; for a list of sources,
-    `RewardEnsemble.from_pretrained` (a deep ensemble)."""
+    """`RewardModel.from_pretrained(source)` with the flags of `add_reward_model_arguments`; for a list of several
+    sources (a `--model` flag taking many), `RewardEnsemble.from_pretrained` (a deep ensemble)."""
     from rewardlab.deep_ensemble import RewardEnsemble
     from rewardlab.scoring import RewardModel
 
+    if not isinstance(source, str) and len(source) == 1:
+        source = source[0]
     if args.max_length is not None:
         kwargs["max_length"] = args.max_length
     load = RewardModel.from_pretrained if isinstance(source, str) else RewardEnsemble.from_pretrained

@@ -8,7 +8,7 @@ from typing import Any
 
 from rewardlab.deep_ensemble import RewardEnsemble
 from rewardlab.errors import RewardlabError
-from rewardlab.scoring import RewardModel
+from rewardlab.scoring import RewardModel, normalize_rewards
 
 
 class RewardFunction:
@@ -79,8 +79,8 @@ def shape_rewards(
     """The reward an RL trainer gets: `mean`, as `(mean - m) / s` with `normalization` {m, s} when given, minus
     `uncertainty_penalty * std` in the same units. An input dropped by `overlength_policy="drop"` scores NaN, which
     becomes None: TRL's reward functions (and JSON) say "no reward" with None/null."""
-    mean_r, scale = (normalization["mean"], normalization["std"] or 1.0) if normalization else (0.0, 1.0)
-    rewards = [(r - mean_r) / scale for r in mean]
+    rewards = normalize_rewards(mean, normalization, "") if normalization else list(mean)
+    scale = (normalization["std"] or 1.0) if normalization else 1.0
     if uncertainty_penalty and std is not None:
         rewards = [r - uncertainty_penalty * s / scale for r, s in zip(rewards, std, strict=True)]
     return [None if math.isnan(r) else r for r in rewards]

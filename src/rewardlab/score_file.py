@@ -156,8 +156,7 @@ def score_command(argv: Sequence[str]) -> int:
     from rewardlab.cli import load_reward_model
 
     options = {"overlength_policy": args.overlength_policy} if args.overlength_policy else {}
-    source = args.model[0] if len(args.model) == 1 else args.model
-    scorer = load_reward_model(source, args, max_tokens_per_batch=args.max_tokens_per_batch, **options)
+    scorer = load_reward_model(args.model, args, max_tokens_per_batch=args.max_tokens_per_batch, **options)
 
     progress = partial_path(output)
     header = {"input": str(args.input), "split": args.split, "rows": len(data), "model": args.model, "mode": mode}

@@ -84,6 +84,7 @@ class RewardModel:
         padding_free: use the fast layouts (packed rows, prompts shared); False: padded batches.
         normalization: {"mean": m, "std": s} used by `normalize` (saved by training from its last evaluation).
         eos_token: the eos appended to plain text, as the `eos_token` training option (default: the tokenizer's).
+        source: where the model comes from (`from_pretrained` sets its path or hub id), for reports.
 
     `report` counts what every call so far did to its inputs: "ok", "prompt_truncated", "response_truncated",
     "dropped" (the statuses of `rewardlab.data.truncation`).
@@ -103,6 +104,7 @@ class RewardModel:
         padding_free: bool = True,
         normalization: Mapping[str, float] | None = None,
         eos_token: str | None = None,
+        source: str | None = None,
     ):
         if overlength_policy not in ("truncate_prompt", "drop", "error"):
             raise RewardlabError(f"overlength_policy must be truncate_prompt, drop or error, got {overlength_policy!r}")
@@ -122,7 +124,7 @@ class RewardModel:
         self.hidden_size = hidden_size(model)
         self.layout = self._choose_layout(padding_free)
         self.report: Counter[str] = Counter({status: 0 for status in STATUSES})
-        self.source: str | None = None  # the path or hub id `from_pretrained` loaded
+        self.source = source
 
     @classmethod
     def from_pretrained(
@@ -148,9 +150,8 @@ class RewardModel:
         kwargs.setdefault("max_length", args.get("max_length"))
         kwargs.setdefault("overlength_policy", args.get("overlength_policy") or "truncate_prompt")
         kwargs.setdefault("normalization", record.get("reward_normalization"))
-        scorer = cls(model, tokenizer, **kwargs)
-        scorer.source = path_or_id
-        return scorer
+        kwargs.setdefault("source", path_or_id)
+        return cls(model, tokenizer, **kwargs)
 
     def _choose_layout(self, padding_free: bool) -> str:
         if not padding_free:

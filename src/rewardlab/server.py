@@ -818,8 +818,7 @@ def serve_command(argv: Sequence[str]) -> int:
     )
     from rewardlab.cli import load_reward_model
 
-    source = args.model[0] if len(args.model) == 1 else args.model
-    reward_model = load_reward_model(source, args, max_tokens_per_batch=args.max_batch_tokens)
+    reward_model = load_reward_model(args.model, args, max_tokens_per_batch=args.max_batch_tokens)
     app = create_app(reward_model, settings)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=args.shutdown_timeout
