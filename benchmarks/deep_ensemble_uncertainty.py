@@ -17,7 +17,9 @@ Every step is a `rewardlab` command, as a user would run it:
 
     python benchmarks/deep_ensemble_uncertainty.py --members 3 --train_pairs 2000
 
-Members already trained in `--output_dir` are reused, so an interrupted run goes on where it stopped.
+Members already trained in `--output_dir` are reused, so an interrupted run goes on where it stopped, and
+`--members 8` after `--members 3` trains only 5 more. On 2 CPU cores a member takes ~10 min to train, and steps 3
+and 4 each take ~2.5 min per member.
 """
 
 from __future__ import annotations
