@@ -231,3 +231,17 @@ def test_lora_ensemble_adapter_reloads_every_head_and_plain_peft_gets_the_mean(t
     with torch.no_grad():
         first = plain(input_ids=torch.tensor([rows[0]["chosen_ids"]])).logits.item()
     assert first == pytest.approx(trained[0, 0].mean(), abs=1e-5)
+
+
+def test_shape_rewards_keeps_the_stds_in_the_units_of_the_rewards():
+    """The shaping that RewardFunction and the server share: normalize, subtract k * std, NaN (dropped) -> None."""
+    from rewardlab.rl import shape_rewards
+
+    nan = float("nan")
+    rewards, stds = shape_rewards([3.0, nan], [2.0, nan], normalization={"mean": 1.0, "std": 2.0},
+                                  uncertainty_penalty=0.5)  # fmt: skip
+    assert rewards == [pytest.approx((3.0 - 1.0) / 2.0 - 0.5 * 1.0), None]
+    assert stds == [pytest.approx(1.0), None]
+    zero_std = {"mean": 1.0, "std": 0.0}  # a constant reward: divided by 1, not 0
+    assert shape_rewards([3.0], [2.0], normalization=zero_std, uncertainty_penalty=1.0) == ([0.0], [2.0])
+    assert shape_rewards([3.0]) == ([3.0], None)

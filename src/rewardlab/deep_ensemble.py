@@ -136,5 +136,10 @@ class RewardEnsemble:
         return (mean, rewards.std(1, ddof=1).tolist()) if return_std else mean
 
 
+def members_of(scorer: RewardModel | RewardEnsemble) -> list[RewardModel]:
+    """The `RewardModel`s that `scorer` scores with: an ensemble's members, or the model itself."""
+    return scorer.members if isinstance(scorer, RewardEnsemble) else [scorer]
+
+
 def _name(member: RewardModel) -> str:
     return member.source or type(member.model).__name__

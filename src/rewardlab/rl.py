@@ -8,7 +8,7 @@ from typing import Any
 
 from rewardlab.deep_ensemble import RewardEnsemble
 from rewardlab.errors import RewardlabError
-from rewardlab.scoring import RewardModel, normalize_rewards
+from rewardlab.scoring import RewardModel, normalize_rewards, reward_scale
 
 
 class RewardFunction:
@@ -66,7 +66,8 @@ class RewardFunction:
         else:
             mean, std = self.reward_model.score(prompts, completions), None
         normalization = self.reward_model.normalization if self.normalize else None
-        return shape_rewards(mean, std, normalization=normalization, uncertainty_penalty=self.uncertainty_penalty)
+        rewards, _ = shape_rewards(mean, std, normalization=normalization, uncertainty_penalty=self.uncertainty_penalty)
+        return rewards
 
 
 def shape_rewards(
@@ -75,12 +76,17 @@ def shape_rewards(
     *,
     normalization: Mapping[str, float] | None = None,
     uncertainty_penalty: float = 0.0,
-) -> list[float | None]:
-    """The reward an RL trainer gets: `mean`, as `(mean - m) / s` with `normalization` {m, s} when given, minus
-    `uncertainty_penalty * std` in the same units. An input dropped by `overlength_policy="drop"` scores NaN, which
-    becomes None: TRL's reward functions (and JSON) say "no reward" with None/null."""
+) -> tuple[list[float | None], list[float | None] | None]:
+    """The rewards an RL trainer gets, and the stds in the same units: `mean`, as `(mean - m) / s` with
+    `normalization` {m, s} when given, minus `uncertainty_penalty * std`. An input dropped by
+    `overlength_policy="drop"` scores NaN, which becomes None: TRL's reward functions (and JSON) say "no reward" with
+    None/null."""
     rewards = normalize_rewards(mean, normalization, "") if normalization else list(mean)
-    scale = (normalization["std"] or 1.0) if normalization else 1.0
-    if uncertainty_penalty and std is not None:
-        rewards = [r - uncertainty_penalty * s / scale for r, s in zip(rewards, std, strict=True)]
-    return [None if math.isnan(r) else r for r in rewards]
+    stds = None if std is None else [s / reward_scale(normalization) for s in std]
+    if uncertainty_penalty and stds is not None:
+        rewards = [r - uncertainty_penalty * s for r, s in zip(rewards, stds, strict=True)]
+    return _nan_to_none(rewards), None if stds is None else _nan_to_none(stds)
+
+
+def _nan_to_none(values: list[float]) -> list[float | None]:
+    return [None if math.isnan(v) else v for v in values]

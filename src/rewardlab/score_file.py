@@ -18,7 +18,7 @@ from datasets import Dataset
 
 from rewardlab.checkpoints import atomic_path
 from rewardlab.data.loading import load_preference_data
-from rewardlab.deep_ensemble import RewardEnsemble
+from rewardlab.deep_ensemble import RewardEnsemble, members_of
 from rewardlab.errors import RewardlabError
 from rewardlab.scoring import RewardModel
 
@@ -183,7 +183,6 @@ def score_command(argv: Sequence[str]) -> int:
         data = data.add_column(name, values)
     write_atomically(data, output)
     progress.unlink(missing_ok=True)
-    models = scorer.members if isinstance(scorer, RewardEnsemble) else [scorer]
-    inputs = "; ".join(json.dumps({k: v for k, v in model.report.items() if v}) for model in models)
+    inputs = "; ".join(json.dumps({k: v for k, v in m.report.items() if v}) for m in members_of(scorer))
     print(f"scored {len(data)} rows ({mode}) into {output}; inputs: {inputs}")
     return 0

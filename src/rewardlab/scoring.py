@@ -370,8 +370,13 @@ def normalize_rewards(rewards: Sequence[float], normalization: Mapping[str, floa
     """(reward - mean) / std; without statistics, an error ending with `how` to get them."""
     if not normalization:
         raise RewardlabError(f"no reward statistics to normalize with ({how})")
-    mean, std = normalization["mean"], normalization["std"] or 1.0
+    mean, std = normalization["mean"], reward_scale(normalization)
     return [(r - mean) / std for r in rewards]
+
+
+def reward_scale(normalization: Mapping[str, float] | None) -> float:
+    """The std that normalized rewards are divided by: 1 without statistics, or when the saved std is 0."""
+    return (normalization["std"] or 1.0) if normalization else 1.0
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:

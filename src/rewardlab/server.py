@@ -223,12 +223,6 @@ TEXTS, PAIRS = "texts", "pairs"
 Scored = tuple[list[float], list[float] | None]  # rewards, and an ensemble's standard deviations
 
 
-def _first_model(reward_model: Any) -> Any:
-    """The model whose tokenizer, device and max_length the server reports and uses: the model itself, or the
-    first member of a `RewardEnsemble` (members trained alike share them)."""
-    return getattr(reward_model, "members", [reward_model])[0]
-
-
 @dataclass(eq=False)
 class _Job:
     kind: str  # TEXTS: `a` are texts; PAIRS: `a` prompts, `b` completions
@@ -263,7 +257,10 @@ class MicroBatcher:
         max_batch_items: int = 1024,
         max_wait_ms: float = 5.0,
     ):
+        from rewardlab.deep_ensemble import members_of
+
         self.reward_model = reward_model
+        self.max_length = members_of(reward_model)[0].max_length  # an ensemble's members share it
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_items = max_batch_items
         self.max_wait_s = max_wait_ms / 1000
@@ -362,7 +359,7 @@ class MicroBatcher:
         """
         if job.tokens is None:
             texts = job.a if job.kind == TEXTS else [_plain(p) + _plain(c) for p, c in zip(job.a, job.b, strict=True)]
-            cap = _first_model(self.reward_model).max_length
+            cap = self.max_length
             job.tokens = sum(min(len(t) // 4 + 1, cap) if cap else len(t) // 4 + 1 for t in texts)
         return job.tokens
 
@@ -452,6 +449,7 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
 
     Use it with uvicorn (`rewardlab serve` does), or in-process with `fastapi.testclient.TestClient` / httpx.
     """
+    from rewardlab.deep_ensemble import members_of
     from rewardlab.rl import shape_rewards
 
     settings = settings or ServerSettings()
@@ -493,18 +491,16 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
     app.add_exception_handler(RequestValidationError, _validation_error)
     # The middleware enforces the key on every path; this only declares the scheme in the OpenAPI spec.
     secured = [Depends(HTTPBearer(auto_error=False))] if settings.api_key else []
-    described = _first_model(reward_model)
+    # An ensemble's members were trained alike: the first one's tokenizer, device and max_length stand for all.
+    described = members_of(reward_model)[0]
     pad_token = getattr(described.tokenizer, "pad_token", None)
     normalization = reward_model.normalization if settings.normalize else None
-    scale = (normalization["std"] or 1.0) if normalization else 1.0
 
     def finish(scored: Scored) -> tuple[list[float | None], list[float | None] | None]:
-        """Rewards as served (normalized, minus the uncertainty penalty), and the stds in the same units; JSON has
-        no NaN, so a dropped item's values are null."""
+        """Rewards as served (normalized, minus the uncertainty penalty), and the stds in the same units."""
         rewards, stds = scored
-        shaped = shape_rewards(rewards, stds, normalization=normalization,
-                               uncertainty_penalty=settings.uncertainty_penalty)  # fmt: skip
-        return shaped, None if stds is None else [None if math.isnan(s) else s / scale for s in stds]
+        return shape_rewards(rewards, stds, normalization=normalization,
+                             uncertainty_penalty=settings.uncertainty_penalty)  # fmt: skip
 
     @app.get("/health", response_model=HealthResponse, tags=["server"])
     async def health() -> HealthResponse:
