@@ -38,8 +38,9 @@ def one_run(args) -> dict:
     import torch
 
     from rewardlab import RewardConfig, RewardTrainer
-    from rewardlab.data.label_mapping import apply_mapping, get_preset
     from rewardlab.data.loading import load_preference_data
+    from rewardlab.eval.apply_mapping import apply_mapping
+    from rewardlab.eval.mapping import get_preset
 
     torch.set_num_threads(2)
     # RMB nests its answers; map it to the trainer's conversational layout once, into a JSON-lines file.
@@ -55,10 +56,19 @@ def one_run(args) -> dict:
     baseline = rss_mb()
     data = load_preference_data(str(source), split="train", streaming=args.streaming)
     config = RewardConfig(
-        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-        max_length=512, learning_rate=1e-5, use_cpu=True, report_to=[], save_strategy="no", logging_steps=5,
-        disable_tqdm=True, seed=0, skip_invalid_rows=True,
-    )  # fmt: skip
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps,
+        max_length=512,
+        learning_rate=1e-5,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=5,
+        disable_tqdm=True,
+        seed=0,
+        skip_invalid_rows=True,
+    )
     start = time.perf_counter()
     trainer = RewardTrainer(model, args=config, train_dataset=data, processing_class=tok)
     prepared = time.perf_counter() - start
@@ -85,12 +95,30 @@ def main() -> None:
         return
     print(f"data={args.data} steps={args.steps} batch={args.batch_size} model=qwen3-small max_length=512")
     print(f"{'data set':28}{'pairs':>8}{'baseline MB':>13}{'peak MB':>10}{'prepare s':>11}")
-    for label, extra in (("first 200 rows", ["--rows", "200"]), ("all rows", []), ("all rows, streamed",
-                                                                                         ["--streaming"])):  # fmt: skip
-        r = run_child([__file__, "--child", "--data", args.data, "--steps", str(args.steps), "--batch_size",
-                       str(args.batch_size), *extra], label)  # fmt: skip
-        print(f"{label:28}{r['rows']!s:>8}{r['baseline_rss_mb']:13.0f}{r['peak_rss_mb']:10.0f}"
-              f"{r['prepare_seconds']:11.1f}", flush=True)  # fmt: skip
+    for label, extra in (
+        ("first 200 rows", ["--rows", "200"]),
+        ("all rows", []),
+        ("all rows, streamed", ["--streaming"]),
+    ):
+        r = run_child(
+            [
+                __file__,
+                "--child",
+                "--data",
+                args.data,
+                "--steps",
+                str(args.steps),
+                "--batch_size",
+                str(args.batch_size),
+                *extra,
+            ],
+            label,
+        )
+        print(
+            f"{label:28}{r['rows']!s:>8}{r['baseline_rss_mb']:13.0f}{r['peak_rss_mb']:10.0f}"
+            f"{r['prepare_seconds']:11.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -43,21 +43,56 @@ def write_jsonl(path: Path, rows: list[dict]) -> str:
 
 
 def train_member(data_dir: str, output_dir: Path, seed: int) -> None:
-    from rewardlab.demo import minilm_path
+    from rewardlab.cli.demo import minilm_path
 
     if (output_dir / "rewardlab_run.json").exists():
         print(f"reusing {output_dir}", flush=True)
         return
     subprocess.run(
-        [*REWARDLAB, "train", "--model_name_or_path", minilm_path(), "--dataset_name", data_dir,
-         "--output_dir", str(output_dir), "--seed", str(seed), "--ensemble_bootstrap", "true",
-         "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "64", "--num_train_epochs", "1",
-         "--learning_rate", "1e-4", "--lr_scheduler_type", "linear", "--warmup_steps", "0.05",
-         "--max_length", "256", "--eos_token", "[SEP]", "--skip_invalid_rows", "true",
-         "--activation_checkpointing", "false", "--logging_steps", "20", "--eval_strategy", "no",
-         "--save_strategy", "no", "--report_to", "none"],
+        [
+            *REWARDLAB,
+            "train",
+            "--model_name_or_path",
+            minilm_path(),
+            "--dataset_name",
+            data_dir,
+            "--output_dir",
+            str(output_dir),
+            "--seed",
+            str(seed),
+            "--ensemble_bootstrap",
+            "true",
+            "--per_device_train_batch_size",
+            "16",
+            "--per_device_eval_batch_size",
+            "64",
+            "--num_train_epochs",
+            "1",
+            "--learning_rate",
+            "1e-4",
+            "--lr_scheduler_type",
+            "linear",
+            "--warmup_steps",
+            "0.05",
+            "--max_length",
+            "256",
+            "--eos_token",
+            "[SEP]",
+            "--skip_invalid_rows",
+            "true",
+            "--activation_checkpointing",
+            "false",
+            "--logging_steps",
+            "20",
+            "--eval_strategy",
+            "no",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+        ],
         check=True,
-    )  # fmt: skip
+    )
 
 
 def main() -> None:
@@ -86,21 +121,30 @@ def main() -> None:
 
     report_dir = out / "report"
     datasets = [flag for path in eval_files for flag in ("--dataset", path)]
-    subprocess.run([*REWARDLAB, "eval", "--ensemble", *map(str, members), *datasets, "--output_dir", str(report_dir)],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [*REWARDLAB, "eval", "--ensemble", *map(str, members), *datasets, "--output_dir", str(report_dir)], check=True
+    )
     report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
     for results in report["results"].values():
         for set_name, metrics in results.items():
-            print(json.dumps({"set": set_name, "pairs": metrics["n_evaluated"],
-                              "accuracy": round(metrics["accuracy"]["value"], 3), **metrics["ensemble"]}))  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "set": set_name,
+                        "pairs": metrics["n_evaluated"],
+                        "accuracy": round(metrics["accuracy"]["value"], 3),
+                        **metrics["ensemble"],
+                    }
+                )
+            )
     other_measures(members, eval_files)
 
 
 def other_measures(members: list[Path], eval_files: list[str]) -> None:
     """AUROC and wrong - right gap of other disagreement measures, from each member's margins."""
     from rewardlab import RewardEnsemble
-    from rewardlab.ensemble import auroc
-    from rewardlab.eval_metrics import uncertainty_gap
+    from rewardlab.metrics.bootstrap import uncertainty_gap
+    from rewardlab.metrics.uncertainty import auroc
 
     ensemble = RewardEnsemble.from_pretrained([str(m) for m in members], device="cpu")
     for path in eval_files:
@@ -118,8 +162,17 @@ def other_measures(members: list[Path], eval_files: list[str]) -> None:
         }
         for name, value in measures.items():
             gap = uncertainty_gap(value, wrong, n_bootstrap=1000)
-            print(json.dumps({"set": Path(path).name, "measure": name, "accuracy": round(float(1 - wrong.mean()), 3),
-                              "auroc": round(auroc(value, wrong), 3), "wrong_minus_right": gap}))  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "set": Path(path).name,
+                        "measure": name,
+                        "accuracy": round(float(1 - wrong.mean()), 3),
+                        "auroc": round(auroc(value, wrong), 3),
+                        "wrong_minus_right": gap,
+                    }
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -54,14 +54,19 @@ def ultrafeedback_rows(split: str) -> list[dict]:
 
 
 def report(name: str, std: np.ndarray, wrong: np.ndarray, margin: np.ndarray) -> dict:
-    from rewardlab.ensemble import auroc, uncertainty_metrics
-    from rewardlab.eval_metrics import uncertainty_gap
+    from rewardlab.metrics.bootstrap import uncertainty_gap
+    from rewardlab.metrics.uncertainty import auroc, uncertainty_metrics
 
     keep = np.isfinite(std)
     std, wrong, margin = std[keep], wrong[keep], margin[keep]
-    out = {"set": name, "pairs": int(len(std)), "accuracy": round(float(1 - wrong.mean()), 3),
-           **uncertainty_metrics(std, wrong), "difference": uncertainty_gap(std, wrong, n_bootstrap=2000),
-           "confidence_auroc": auroc(-np.abs(margin), wrong)}  # fmt: skip
+    out = {
+        "set": name,
+        "pairs": int(len(std)),
+        "accuracy": round(float(1 - wrong.mean()), 3),
+        **uncertainty_metrics(std, wrong),
+        "difference": uncertainty_gap(std, wrong, n_bootstrap=2000),
+        "confidence_auroc": auroc(-np.abs(margin), wrong),
+    }
     print(json.dumps(out), flush=True)
     return out
 
@@ -79,13 +84,22 @@ def main() -> None:
 
     from datasets import Dataset
 
-    from rewardlab.demo import build_parser, demo_config, demo_splits, load_demo_files, minilm_path
-    from rewardlab.scoring import RewardModel
-    from rewardlab.trainer import RewardTrainer
+    from rewardlab.cli.demo import build_parser, demo_config, demo_splits, load_demo_files, minilm_path
+    from rewardlab.score.reward_model import RewardModel
+    from rewardlab.train.trainer import RewardTrainer
 
-    demo_args = build_parser().parse_args(["--output_dir", args.output_dir, "--max_train_pairs",
-                                           str(args.max_train_pairs if args.train == "hh" else 0), "--epochs",
-                                           str(args.epochs), "--max_length", str(args.max_length)])  # fmt: skip
+    demo_args = build_parser().parse_args(
+        [
+            "--output_dir",
+            args.output_dir,
+            "--max_train_pairs",
+            str(args.max_train_pairs if args.train == "hh" else 0),
+            "--epochs",
+            str(args.epochs),
+            "--max_length",
+            str(args.max_length),
+        ]
+    )
     hh_train, hh_held_out = demo_splits(load_demo_files(), demo_args.eval_pairs)
     rmb_help = rmb_rows("helpfulness")
     rmb_held_out = rmb_help[:1000]

@@ -86,13 +86,24 @@ def one_run(args) -> dict:
             step_times.append(time.perf_counter())
 
     config = RewardConfig(
-        output_dir="/tmp/rewardlab-ranking-bench", per_device_train_batch_size=batch,
-        per_device_eval_batch_size=batch, num_train_epochs=1,
-        max_steps=args.steps if args.task == "throughput" else -1, max_length=args.max_length,
-        learning_rate=args.learning_rate, bf16=False, use_cpu=True, report_to=[], save_strategy="no",
-        logging_steps=1, gradient_checkpointing=False, disable_tqdm=True, seed=0, max_tokens_per_batch=8192,
+        output_dir="/tmp/rewardlab-ranking-bench",
+        per_device_train_batch_size=batch,
+        per_device_eval_batch_size=batch,
+        num_train_epochs=1,
+        max_steps=args.steps if args.task == "throughput" else -1,
+        max_length=args.max_length,
+        learning_rate=args.learning_rate,
+        bf16=False,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+        seed=0,
+        max_tokens_per_batch=8192,
         lr_scheduler_type="constant",
-    )  # fmt: skip
+    )
     trainer = RewardTrainer(
         model, args=config, train_dataset=train, eval_dataset=evaluation, processing_class=tok, callbacks=[Clock()]
     )

@@ -60,8 +60,10 @@ def main() -> None:
         if len(texts) >= 2 * args.pairs:
             break
     tokens = sum(len(tok(as_scored(t))["input_ids"]) for t in texts)
-    print(f"model={args.model} texts={len(texts)} tokens={tokens} threads={args.threads} "
-          f"pipeline_batch_size={args.pipeline_batch_size} rewardlab layout={scorer.layout}")  # fmt: skip
+    print(
+        f"model={args.model} texts={len(texts)} tokens={tokens} threads={args.threads} "
+        f"pipeline_batch_size={args.pipeline_batch_size} rewardlab layout={scorer.layout}"
+    )
 
     def run_rewardlab():
         return scorer.score_texts(texts)

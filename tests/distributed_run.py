@@ -17,17 +17,41 @@ from rewardlab import RewardConfig, RewardTrainer
 
 def main(out_path: str) -> None:
     tok = make_tokenizer("qwen3")
-    rows = [{"prompt": f"q {i} " + "word " * (i % 5), "chosen": f" blue {i}", "rejected": f" green {i % 3} no",
-             "margin": i % 2} for i in range(12)]  # fmt: skip
+    rows = [
+        {
+            "prompt": f"q {i} " + "word " * (i % 5),
+            "chosen": f" blue {i}",
+            "rejected": f" green {i % 3} no",
+            "margin": i % 2,
+        }
+        for i in range(12)
+    ]
     probe = RewardConfig(output_dir="/tmp/rewardlab-dist", use_cpu=True, report_to=[])
     world = probe.world_size
-    args = RewardConfig(output_dir="/tmp/rewardlab-dist", per_device_train_batch_size=4 // world,
-                        per_device_eval_batch_size=2, max_steps=3, learning_rate=1e-3, logging_steps=1,
-                        center_rewards_coefficient=0.01, max_tokens_per_batch=10 if world > 1 else None,
-                        save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True, seed=7)  # fmt: skip
-    trainer = RewardTrainer(make_model("qwen3", tok), args=args, train_dataset=Dataset.from_list(rows),
-                            eval_dataset=Dataset.from_list(rows[:7]), processing_class=tok)  # fmt: skip
-    micro_batched = "micro_batches" in trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    args = RewardConfig(
+        output_dir="/tmp/rewardlab-dist",
+        per_device_train_batch_size=4 // world,
+        per_device_eval_batch_size=2,
+        max_steps=3,
+        learning_rate=1e-3,
+        logging_steps=1,
+        center_rewards_coefficient=0.01,
+        max_tokens_per_batch=10 if world > 1 else None,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=7,
+    )
+    trainer = RewardTrainer(
+        make_model("qwen3", tok),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        eval_dataset=Dataset.from_list(rows[:7]),
+        processing_class=tok,
+    )
+    first = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    micro_batched = first["layout"] == "micro_batches"
     trainer.train()
     metrics = trainer.evaluate()
     predictions = trainer.predict(trainer.eval_dataset).predictions
@@ -38,7 +62,7 @@ def main(out_path: str) -> None:
             "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
             "world": trainer.accelerator.num_processes,
             "collator": type(trainer.data_collator).__name__,
-            "share_prompt": getattr(trainer.data_collator, "share_prompt", False),
+            "layout": str(getattr(trainer.data_collator, "layout", "")),
             "micro_batched": micro_batched,
         }
         with open(out_path, "w") as f:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rewardlab.data.formats import reason_code
 from rewardlab.errors import InvalidRowError
 
 
@@ -11,7 +10,7 @@ def check_row_error(error: InvalidRowError, field: str, code: str, words: list[s
     message = str(error)
     assert error.index == 17 and "row 17" in message
     assert error.field == field and f"'{field}'" in message
-    assert reason_code(error) == code
+    assert error.code == code
     for word in words:
         assert word in message, (word, message)
     assert len(error.reason) < max_reason  # short enough for one log line

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rewardlab.cli import lora_config, main, parse_train_args, quantization_config
+from rewardlab.cli import main
+from rewardlab.cli.train import lora_config, parse_train_args, quantization_config
 from rewardlab.errors import RewardlabError
 
 REQUIRED = ["--model_name_or_path", "org/model", "--dataset_name", "pairs.jsonl"]
@@ -268,7 +269,7 @@ def test_train_end_to_end_with_lora(tiny_dirs, tmp_path, capsys):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from rewardlab.model import is_adapter_dir, load_trained_model
+    from rewardlab.model.load import is_adapter_dir, load_trained_model
 
     data = write_pairs(tmp_path / "pairs.jsonl")
     out = str(tmp_path / "lora")
@@ -302,13 +303,16 @@ def test_train_with_yaml_config(tiny_dirs, tmp_path, capsys):
 def test_train_rankings_with_an_ensemble_end_to_end(tiny_dirs, tmp_path, capsys):
     """RM-Bench's own layout (lists of chosen and of rejected responses) trains through the CLI as rankings; the
     report and `rewardlab eval` read the same file as all its comparisons, with the ensemble's uncertainty."""
-    from rewardlab.scoring import RewardModel
+    from rewardlab.score.reward_model import RewardModel
 
     data = tmp_path / "tiers.jsonl"
     with open(data, "w", encoding="utf-8") as f:
         for i in range(16):
-            row = {"prompt": f"what color is the sky {i}?", "chosen": [" blue", " blue sky", " it is blue"],
-                   "rejected": [" green", " green sky", " it is green"]}  # fmt: skip
+            row = {
+                "prompt": f"what color is the sky {i}?",
+                "chosen": [" blue", " blue sky", " it is blue"],
+                "rejected": [" green", " green sky", " it is green"],
+            }
             f.write(json.dumps(row) + "\n")
     out = str(tmp_path / "out")
     argv = tiny_train_argv(tiny_dirs["llama"], str(data), out)
@@ -325,8 +329,10 @@ def test_train_rankings_with_an_ensemble_end_to_end(tiny_dirs, tmp_path, capsys)
     assert results["n_evaluated"] == 36 and set(results["ensemble"]) >= {"ensemble_std_auroc"}
     assert "ensemble: AUROC" in Path(out, "report.html").read_text()
 
-    code, _, err = run_main(capsys, ["eval", "--model", out, "--dataset", str(data), "--output_dir",
-                                     str(tmp_path / "eval"), "--n_bootstrap", "50"])  # fmt: skip
+    code, _, err = run_main(
+        capsys,
+        ["eval", "--model", out, "--dataset", str(data), "--output_dir", str(tmp_path / "eval"), "--n_bootstrap", "50"],
+    )
     assert code == 0, err
     evaluated = json.loads(Path(tmp_path, "eval", "report.json").read_text())
     first = next(iter(evaluated["results"][out].values()))

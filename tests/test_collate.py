@@ -1,6 +1,6 @@
 import torch
 
-from rewardlab.data.collate import DataCollatorForPreference, pad_right
+from rewardlab.layout.collate import DataCollatorForPreference, pad_right
 
 
 def test_layout_matches_trl_chosen_rows_then_rejected_rows():

@@ -11,9 +11,10 @@ from tiny import make_model, make_tokenizer
 
 from rewardlab import RewardEnsemble, RewardFunction, RewardModel
 from rewardlab.cli import main
-from rewardlab.ensemble import auroc
 from rewardlab.errors import RewardlabError
-from rewardlab.eval_metrics import json_safe, uncertainty_gap
+from rewardlab.metrics.bootstrap import uncertainty_gap
+from rewardlab.metrics.report import json_safe
+from rewardlab.metrics.uncertainty import auroc
 
 TEXTS = ["the sky is blue", "what color is the sky ? green", "paris rome cold"]
 
@@ -46,9 +47,10 @@ def test_rewards_are_the_mean_and_std_of_the_centred_members(members):
 
 def test_pairs_margins_and_probabilities(members):
     ensemble = RewardEnsemble.from_pretrained(members, device="cpu")
-    singles = [RewardModel.from_pretrained(path, device="cpu").score_pairs(["a sky blue", "rome"], ["a sky green",
-                                                                                                   "paris"])
-               for path in members]  # fmt: skip
+    singles = [
+        RewardModel.from_pretrained(path, device="cpu").score_pairs(["a sky blue", "rome"], ["a sky green", "paris"])
+        for path in members
+    ]
     scores = ensemble.score_pairs(["a sky blue", "rome"], ["a sky green", "paris"])
     margins = np.array([np.subtract(s.rewards_chosen, s.rewards_rejected) for s in singles]).T
     # Centring moves both rewards of a pair alike: margins, and so their spread, are the members' own.
@@ -67,8 +69,12 @@ def test_an_offset_between_members_is_not_uncertainty():
     shifted.load_state_dict(model.state_dict())
     with torch.no_grad():
         shifted.classifier.bias += 5.0
-    ensemble = RewardEnsemble([RewardModel(model, tok, normalization={"mean": 0.0, "std": 1.0}),
-                               RewardModel(shifted, tok, normalization={"mean": 5.0, "std": 1.0})])  # fmt: skip
+    ensemble = RewardEnsemble(
+        [
+            RewardModel(model, tok, normalization={"mean": 0.0, "std": 1.0}),
+            RewardModel(shifted, tok, normalization={"mean": 5.0, "std": 1.0}),
+        ]
+    )
     mean, std = ensemble.score_texts(TEXTS, return_std=True)
     np.testing.assert_allclose(std, 0.0, atol=1e-5)
     np.testing.assert_allclose(mean, RewardModel(model, tok).score_texts(TEXTS), atol=1e-5)
@@ -106,12 +112,25 @@ def test_reward_function_over_saved_members_is_conservative(members):
 
 def test_eval_command_reports_the_ensembles_uncertainty(members, tmp_path, capsys):
     data = tmp_path / "pairs.jsonl"
-    rows = [{"prompt": f"the sky {w} ?", "chosen": " it is blue", "rejected": f" green {w}"}
-            for w in ["is", "city", "rome", "cold", "warm", "paris"]]  # fmt: skip
+    rows = [
+        {"prompt": f"the sky {w} ?", "chosen": " it is blue", "rejected": f" green {w}"}
+        for w in ["is", "city", "rome", "cold", "warm", "paris"]
+    ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "report"
-    argv = ["eval", "--ensemble", *members, "--dataset", str(data), "--output_dir", str(out), "--n_bootstrap", "50",
-            "--device", "cpu"]  # fmt: skip
+    argv = [
+        "eval",
+        "--ensemble",
+        *members,
+        "--dataset",
+        str(data),
+        "--output_dir",
+        str(out),
+        "--n_bootstrap",
+        "50",
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "ensemble std of the margin: right" in printed
@@ -145,13 +164,24 @@ def test_uncertainty_gap_by_hand():
 
 
 def test_score_command_writes_the_ensembles_std_columns(members, tmp_path, capsys):
-    pairs = [{"prompt": "the sky ?", "chosen": " blue", "rejected": " green"},
-             {"prompt": "city ?", "chosen": " rome", "rejected": " paris"}]  # fmt: skip
+    pairs = [
+        {"prompt": "the sky ?", "chosen": " blue", "rejected": " green"},
+        {"prompt": "city ?", "chosen": " rome", "rejected": " paris"},
+    ]
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
     (tmp_path / "texts.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
     for name in ("pairs", "texts"):
-        argv = ["score", "--model", *members, "--input", str(tmp_path / f"{name}.jsonl"), "--output",
-                str(tmp_path / f"{name}-scored.jsonl"), "--device", "cpu"]  # fmt: skip
+        argv = [
+            "score",
+            "--model",
+            *members,
+            "--input",
+            str(tmp_path / f"{name}.jsonl"),
+            "--output",
+            str(tmp_path / f"{name}-scored.jsonl"),
+            "--device",
+            "cpu",
+        ]
         assert main(argv) == 0
     assert capsys.readouterr().out.count("; ") >= 2  # the inputs report of each member
     ensemble = RewardEnsemble.from_pretrained(members, device="cpu")
@@ -169,11 +199,12 @@ def test_server_serves_the_conservative_reward_and_the_stds(members):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from rewardlab.server import ServerSettings, build_parser, create_app, settings_from_args
+    from rewardlab.cli.serve import parse_serve_args
+    from rewardlab.serve import ServerSettings, create_app
 
     ensemble = RewardEnsemble.from_pretrained(members, device="cpu")
     mean, std = ensemble.score_texts(TEXTS, return_std=True)
-    settings = settings_from_args(build_parser().parse_args(["--model", *members, "--uncertainty_penalty", "2"]), {})
+    settings, _ = parse_serve_args(["--model", *members, "--uncertainty_penalty", "2"], {})
     assert settings.uncertainty_penalty == 2.0 and settings.model_name == ", ".join(members)
     with TestClient(create_app(ensemble, settings)) as client:
         body = client.post("/score", json={"texts": TEXTS}).json()

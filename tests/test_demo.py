@@ -12,8 +12,7 @@ import sys
 
 import pytest
 
-from rewardlab import demo
-from rewardlab.cli import main
+from rewardlab.cli import demo, main
 from rewardlab.errors import RewardlabError
 
 

@@ -21,8 +21,15 @@ def free_port() -> int:
 
 def run(nproc: int, out: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}",
-           str(HERE / "distributed_run.py"), str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        f"--master_port={free_port()}",
+        str(HERE / "distributed_run.py"),
+        str(out),
+    ]
     if nproc == 1:
         cmd = [sys.executable, str(HERE / "distributed_run.py"), str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -44,7 +51,7 @@ def test_two_processes_train_like_one_and_count_every_pair_once(tmp_path):
     double = run(2, tmp_path / "two.json")
     assert double["world"] == 2, double["log"]
     # The fast path (prompt shared, pairs packed) runs under DDP too, with micro-batches under a token budget.
-    assert double["collator"] == "DataCollatorForFastPreference" and double["share_prompt"], double["log"]
+    assert double["collator"] == "DataCollatorForPreference" and double["layout"] == "shared_prefix", double["log"]
     assert double["micro_batched"] and not single["micro_batched"]
     assert len(double["losses"]) == 3
     np.testing.assert_allclose(double["losses"], single["losses"], atol=1e-5)
@@ -79,12 +86,43 @@ builtins.open, os.replace = open, replace
 
 
 def cli_train(nproc: int, base: Path, data: Path, out: Path, hooks: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(hooks), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
-           "WATCH_DIR": str(out), "WRITE_LOG": str(hooks / f"writes-{nproc}")}  # fmt: skip
-    args = ["-m", "rewardlab", "train", "--model_name_or_path", str(base), "--dataset_name", str(data),
-            "--output_dir", str(out), "--per_device_train_batch_size", str(4 // nproc), "--max_steps", "3",
-            "--learning_rate", "1e-3", "--logging_steps", "1", "--report_to", "none", "--use_cpu", "--seed", "7",
-            "--save_strategy", "no", "--skip_invalid_rows", "--center_rewards_coefficient", "0.01"]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(hooks),
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "WATCH_DIR": str(out),
+        "WRITE_LOG": str(hooks / f"writes-{nproc}"),
+    }
+    args = [
+        "-m",
+        "rewardlab",
+        "train",
+        "--model_name_or_path",
+        str(base),
+        "--dataset_name",
+        str(data),
+        "--output_dir",
+        str(out),
+        "--per_device_train_batch_size",
+        str(4 // nproc),
+        "--max_steps",
+        "3",
+        "--learning_rate",
+        "1e-3",
+        "--logging_steps",
+        "1",
+        "--report_to",
+        "none",
+        "--use_cpu",
+        "--seed",
+        "7",
+        "--save_strategy",
+        "no",
+        "--skip_invalid_rows",
+        "--center_rewards_coefficient",
+        "0.01",
+    ]
     launcher = [sys.executable]
     if nproc > 1:
         launcher += ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}"]
@@ -100,8 +138,10 @@ def test_rewardlab_train_under_torchrun_matches_one_process_and_only_rank_0_writ
     base = save_tiny("qwen3", tmp_path / "base")
     data = tmp_path / "data"
     data.mkdir()
-    rows = [{"prompt": f"q {i} " + "word " * (i % 4), "chosen": f" blue {i}", "rejected": f" green {i % 3} no"}
-            for i in range(14)]  # fmt: skip
+    rows = [
+        {"prompt": f"q {i} " + "word " * (i % 4), "chosen": f" blue {i}", "rejected": f" green {i % 3} no"}
+        for i in range(14)
+    ]
     rows[5]["rejected"] = rows[5]["chosen"]  # one invalid row, skipped and recorded
     (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[7:]))  # 7 pairs: ragged over 2

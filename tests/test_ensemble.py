@@ -12,23 +12,15 @@ from tiny import make_model, make_tokenizer
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardlab import RewardConfig, RewardTrainer
-from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
-from rewardlab.ensemble import (
-    BootstrapCollator,
-    EnsembleHead,
-    auroc,
-    bootstrap_weights,
-    example_key,
-    install_ensemble_head,
-    num_heads,
-    pair_uncertainty,
-    uncertainty_metrics,
-)
 from rewardlab.errors import RewardlabError
-from rewardlab.loss import bradley_terry_loss
-from rewardlab.rewards import pair_rewards
-from rewardlab.rl import RewardFunction
-from rewardlab.scoring import RewardModel
+from rewardlab.layout import DataCollatorForPreference, Layout
+from rewardlab.layout.forward import pair_rewards
+from rewardlab.losses import bradley_terry_loss
+from rewardlab.metrics.uncertainty import auroc, pair_uncertainty, uncertainty_metrics
+from rewardlab.model.heads import EnsembleHead, install_ensemble_head, num_heads
+from rewardlab.score.reward_model import RewardModel
+from rewardlab.score.rl import RewardFunction
+from rewardlab.train.bootstrap import BootstrapCollator, bootstrap_weights, example_key
 
 
 def test_ensemble_head_state_dict_holds_the_mean_head():
@@ -56,8 +48,7 @@ def test_heads_start_different_and_an_ordinary_model_has_one(arch):
         install_ensemble_head(make_model(arch, tok), 1)
 
 
-@pytest.mark.parametrize("arch,layout", [("llama", {"share_prompt": True}), ("bert", {"pack_sequences": True}),
-                                         ("qwen3", None)])  # fmt: skip
+@pytest.mark.parametrize("arch,layout", [("llama", Layout.SHARED_PREFIX), ("bert", Layout.PACKED), ("qwen3", None)])
 def test_every_layout_gives_each_heads_rewards(arch, layout):
     from test_fast_path import setup
 
@@ -66,7 +57,7 @@ def test_every_layout_gives_each_heads_rewards(arch, layout):
     examples = [{"chosen_ids": [5, 6, 7, 8], "rejected_ids": [5, 6, 9]}, {"chosen_ids": [10, 11], "rejected_ids": [12]}]
     padded = pair_rewards(model, DataCollatorForPreference(tok.pad_token_id)(examples))
     if layout is not None:
-        fast = pair_rewards(model, DataCollatorForFastPreference(tok.pad_token_id, **layout)(examples))
+        fast = pair_rewards(model, DataCollatorForPreference(tok.pad_token_id, layout=layout)(examples))
         for a, b in zip(padded, fast, strict=True):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     assert padded[0].shape == (2, 3)
@@ -182,8 +173,9 @@ def test_one_head_with_bootstrap_trains_on_a_seeded_resample(tmp_path):
     """`ensemble_bootstrap` with one head: a member of a deep ensemble, its loss weighted by Poisson(1) draws."""
     tok = make_tokenizer("llama")
     model = make_model("llama", tok)
-    trainer = RewardTrainer(model, args=config(tmp_path, ensemble_bootstrap=True, seed=3), train_dataset=pairs(12),
-                            processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        model, args=config(tmp_path, ensemble_bootstrap=True, seed=3), train_dataset=pairs(12), processing_class=tok
+    )
     examples = [trainer.train_dataset[i] for i in range(8)]
     batch = trainer.data_collator(examples)
     weights = batch["bootstrap_weights"]
@@ -235,11 +227,12 @@ def test_lora_ensemble_adapter_reloads_every_head_and_plain_peft_gets_the_mean(t
 
 def test_shape_rewards_keeps_the_stds_in_the_units_of_the_rewards():
     """The shaping that RewardFunction and the server share: normalize, subtract k * std, NaN (dropped) -> None."""
-    from rewardlab.rl import shape_rewards
+    from rewardlab.score.rl import shape_rewards
 
     nan = float("nan")
-    rewards, stds = shape_rewards([3.0, nan], [2.0, nan], normalization={"mean": 1.0, "std": 2.0},
-                                  uncertainty_penalty=0.5)  # fmt: skip
+    rewards, stds = shape_rewards(
+        [3.0, nan], [2.0, nan], normalization={"mean": 1.0, "std": 2.0}, uncertainty_penalty=0.5
+    )
     assert rewards == [pytest.approx((3.0 - 1.0) / 2.0 - 0.5 * 1.0), None]
     assert stds == [pytest.approx(1.0), None]
     zero_std = {"mean": 1.0, "std": 0.0}  # a constant reward: divided by 1, not 0

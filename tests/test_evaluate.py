@@ -41,9 +41,28 @@ def test_metrics_are_exact_per_set_and_together_with_the_mapping(two_models, tmp
     pairs_file, judged_file = datasets(tmp_path)
     ab = "layout=ab,prompt=question,response_a=answer_1,response_b=answer_2,label=winner"
     out = tmp_path / "report"
-    assert main(["eval", "--model", model, "--dataset", pairs_file, "--dataset", judged_file, "--mapping",
-                 "layout=pairs,prompt=prompt,category=topic", "--mapping", ab, "--output_dir", str(out),
-                 "--n_bootstrap", "200"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                model,
+                "--dataset",
+                pairs_file,
+                "--dataset",
+                judged_file,
+                "--mapping",
+                "layout=pairs,prompt=prompt,category=topic",
+                "--mapping",
+                ab,
+                "--output_dir",
+                str(out),
+                "--n_bootstrap",
+                "200",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     results = report["results"][model]
     assert list(results) == [d["name"] for d in report["datasets"]] + ["all data sets"]
@@ -72,8 +91,23 @@ def test_compare_puts_two_models_side_by_side_with_training_curves(two_models, t
     first, second = two_models
     pairs_file, _ = datasets(tmp_path)
     out = tmp_path / "compare"
-    assert main(["eval", "--compare", first, second, "--dataset", pairs_file, "--output_dir", str(out),
-                 "--n_bootstrap", "50"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "--compare",
+                first,
+                second,
+                "--dataset",
+                pairs_file,
+                "--output_dir",
+                str(out),
+                "--n_bootstrap",
+                "50",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert len(report["results"]) == 2
     html = (out / "report.html").read_text()
@@ -83,8 +117,26 @@ def test_compare_puts_two_models_side_by_side_with_training_curves(two_models, t
 def test_user_errors(two_models, tmp_path, capsys):
     model, _ = two_models
     pairs_file, judged_file = datasets(tmp_path)
-    assert main(["eval", "--model", model, "--dataset", pairs_file, "--dataset", judged_file, "--mapping", "a=b",
-                 "--mapping", "c=d", "--mapping", "e=f"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                model,
+                "--dataset",
+                pairs_file,
+                "--dataset",
+                judged_file,
+                "--mapping",
+                "a=b",
+                "--mapping",
+                "c=d",
+                "--mapping",
+                "e=f",
+            ]
+        )
+        == 2
+    )
     assert "3 --mapping for 2 --dataset" in capsys.readouterr().err
     assert main(["eval", "--model", model, "--dataset", str(tmp_path / "missing.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
@@ -101,9 +153,33 @@ def test_train_writes_the_report_for_its_eval_split(tmp_path):
     write_jsonl(data / "train.jsonl", rows(8))
     write_jsonl(data / "test.jsonl", rows(5, seed=9))
     out = tmp_path / "run"
-    assert main(["train", "--model_name_or_path", str(base), "--dataset_name", str(data), "--output_dir", str(out),
-                 "--max_steps", "2", "--per_device_train_batch_size", "4", "--report_to", "none", "--use_cpu",
-                 "--save_strategy", "no", "--eval_strategy", "steps", "--eval_steps", "1"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--model_name_or_path",
+                str(base),
+                "--dataset_name",
+                str(data),
+                "--output_dir",
+                str(out),
+                "--max_steps",
+                "2",
+                "--per_device_train_batch_size",
+                "4",
+                "--report_to",
+                "none",
+                "--use_cpu",
+                "--save_strategy",
+                "no",
+                "--eval_strategy",
+                "steps",
+                "--eval_steps",
+                "1",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["results"]["trained model"]["evaluation split"]["n_evaluated"] == 5
     assert "training curves" in (out / "report.html").read_text()
@@ -118,10 +194,29 @@ def test_report_renders_in_a_real_browser(two_models, tmp_path):
     first, second = two_models
     pairs_file, judged_file = datasets(tmp_path)
     out = tmp_path / "browser"
-    assert main(["eval", "--compare", first, second, "--dataset", pairs_file, "--dataset", judged_file, "--mapping",
-                 "layout=pairs,prompt=prompt,category=topic", "--mapping",
-                 "layout=ab,prompt=question,response_a=answer_1,response_b=answer_2,label=winner",
-                 "--output_dir", str(out), "--n_bootstrap", "50"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "--compare",
+                first,
+                second,
+                "--dataset",
+                pairs_file,
+                "--dataset",
+                judged_file,
+                "--mapping",
+                "layout=pairs,prompt=prompt,category=topic",
+                "--mapping",
+                "layout=ab,prompt=question,response_a=answer_1,response_b=answer_2,label=winner",
+                "--output_dir",
+                str(out),
+                "--n_bootstrap",
+                "50",
+            ]
+        )
+        == 0
+    )
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):

@@ -7,11 +7,11 @@ import torch
 from tiny import make_model, make_tokenizer
 
 import rewardlab
-from rewardlab.attention import register_pair_attention
-from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
-from rewardlab.loss import bradley_terry_loss
-from rewardlab.model import disable_dropout, set_pad_token
-from rewardlab.rewards import pair_rewards
+from rewardlab.layout import DataCollatorForPreference, Layout
+from rewardlab.layout.attention import register_pair_attention
+from rewardlab.layout.forward import pair_rewards
+from rewardlab.losses import bradley_terry_loss
+from rewardlab.model.load import disable_dropout, set_pad_token
 
 TOL = 1e-5
 
@@ -58,7 +58,7 @@ def loss_and_grads(model, batch):
     return rc.detach(), rr.detach(), loss.detach(), grads
 
 
-SHARED, PACKED, GROUPED = {"share_prompt": True}, {"pack_sequences": True}, {}
+SHARED, PACKED, GROUPED = Layout.SHARED_PREFIX, Layout.PACKED, Layout.SUB_BATCHES
 LAYOUTS = [
     ("llama", SHARED),
     ("llama", GROUPED),
@@ -76,8 +76,8 @@ def test_fast_layout_equals_padded(arch, layout):
     padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
     ref_c, ref_r, ref_loss, ref_grads = loss_and_grads(model, padded)
     for budget in (None, 150):  # whole batch, then micro-batches under a token budget
-        fast = DataCollatorForFastPreference(tok.pad_token_id, max_tokens_per_batch=budget, **layout)(pairs)
-        assert ("micro_batches" in fast) == (budget is not None)
+        fast = DataCollatorForPreference(tok.pad_token_id, max_tokens_per_batch=budget, layout=layout)(pairs)
+        assert (fast["layout"] is Layout.MICRO_BATCHES) == (budget is not None)
         c, r, loss, grads = loss_and_grads(model, fast)
         torch.testing.assert_close(c, ref_c, atol=TOL, rtol=0)
         torch.testing.assert_close(r, ref_r, atol=TOL, rtol=0)
@@ -91,9 +91,9 @@ def test_pairs_laid_out_apart_where_sharing_costs_more_still_equal_padded():
     tok, model = setup("llama")
     pairs = random_pairs(tok, 6)
     padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
-    shared = DataCollatorForFastPreference(tok.pad_token_id, share_prompt=True)(pairs)
+    shared = DataCollatorForPreference(tok.pad_token_id, layout=Layout.SHARED_PREFIX)(pairs)
     # hidden_size=1 prices attention so high that no pair shares its prompt: every sequence is computed whole.
-    apart = DataCollatorForFastPreference(tok.pad_token_id, share_prompt=True, hidden_size=1)(pairs)
+    apart = DataCollatorForPreference(tok.pad_token_id, layout=Layout.SHARED_PREFIX, hidden_size=1)(pairs)
     assert apart["input_ids"].numel() == int(apart["num_real_tokens"]) > shared["input_ids"].numel()
     assert all(mask is None for _, _, mask in apart["segments"])  # plain causal attention, no dense mask
     for a, b in zip(pair_rewards(model, apart), pair_rewards(model, padded), strict=True):
@@ -122,7 +122,7 @@ def test_shared_prompt_with_lora_and_gradient_checkpointing(arch):
     model.train()
     pairs = random_pairs(tok, 6, seed=1)
     padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
-    fast = DataCollatorForFastPreference(pad_token_id=tok.pad_token_id, share_prompt=True)(pairs)
+    fast = DataCollatorForPreference(pad_token_id=tok.pad_token_id, layout=Layout.SHARED_PREFIX)(pairs)
     ref_c, ref_r, _, ref_grads = loss_and_grads(model, padded)
     c, r, _, grads = loss_and_grads(model, fast)
     torch.testing.assert_close(torch.cat([c, r]), torch.cat([ref_c, ref_r]), atol=TOL, rtol=0)
@@ -135,7 +135,7 @@ def test_shared_prompt_computes_fewer_tokens():
     tok, _ = setup("qwen3")
     pairs = random_pairs(tok, 8)
     padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
-    fast = DataCollatorForFastPreference(pad_token_id=tok.pad_token_id, share_prompt=True)(pairs)
+    fast = DataCollatorForPreference(pad_token_id=tok.pad_token_id, layout=Layout.SHARED_PREFIX)(pairs)
     computed = fast["input_ids"].numel()
     real = int(fast["num_real_tokens"])
     assert real == int(padded["attention_mask"].sum())
@@ -162,7 +162,7 @@ def test_fast_layout_equals_padded_on_real_hh_rlhf(arch, layout):
     data, _ = prepare_preference_dataset(Dataset.from_list(rows), tok, args, "hh")
     pairs = data.to_list()
     padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
-    fast = DataCollatorForFastPreference(tok.pad_token_id, **layout)(pairs)
+    fast = DataCollatorForPreference(tok.pad_token_id, layout=layout)(pairs)
     assert fast["input_ids"].numel() < int(fast["num_real_tokens"]) or layout is PACKED
     ref_c, ref_r, _, ref_grads = loss_and_grads(model, padded)
     c, r, _, grads = loss_and_grads(model, fast)

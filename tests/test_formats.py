@@ -11,7 +11,8 @@ from datasets import Dataset
 from row_error import check_row_error
 
 import rewardlab
-from rewardlab.data.formats import (
+from rewardlab.data.formats import PreferenceFormat, detect_format
+from rewardlab.data.validate import (
     BAD_KWARGS,
     BAD_MARGIN,
     BAD_MESSAGE,
@@ -22,9 +23,6 @@ from rewardlab.data.formats import (
     MISSING,
     NULL,
     WRONG_TYPE,
-    PreferenceFormat,
-    detect_format,
-    reason_code,
     validate_dataset,
     validate_example,
 )
@@ -209,7 +207,7 @@ def test_validate_dataset_raises_first_error_with_dataset_name():
     error = info.value
     assert error.index == 1 and error.field == "rejected" and error.dataset == "eval"
     assert str(error).startswith("eval dataset, row 1, field 'rejected': identical to 'chosen'")
-    assert reason_code(error) == IDENTICAL
+    assert error.code == IDENTICAL
 
 
 def test_validate_dataset_conversational_with_tools_and_arrow_nulls():

@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 from tiny import make_tokenizer, save_tiny
 
 from rewardlab.cli import main
-from rewardlab.data.formats import detect_format, validate_example
+from rewardlab.data.formats import detect_format
 from rewardlab.data.tokenize import tokenize_pair
 from rewardlab.data.truncation import truncate_pair
+from rewardlab.data.validate import validate_example
 from rewardlab.errors import InvalidRowError, RewardlabError
 
 FIELDS = ["prompt", "chosen", "rejected", "margin", "tools", "chat_template_kwargs", "other"]
@@ -28,7 +29,7 @@ messages = st.fixed_dictionaries(
     {
         "role": st.sampled_from(["user", "assistant", "system", "tool", "robot", ""]),
         "content": st.one_of(texts, st.none(), st.integers()),
-    }  # fmt: skip
+    }
 )
 values = st.one_of(
     texts,
@@ -90,10 +91,29 @@ def train_on(lines: list[bytes], model_dir: str, directory) -> tuple[int, str]:
     data.write_bytes(b"\n".join(lines) + b"\n")
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-        code = main(["train", "--model_name_or_path", model_dir, "--dataset_name", str(data), "--output_dir",
-                     str(directory / "out"), "--max_steps", "1", "--per_device_train_batch_size", "2",
-                     "--report_to", "none", "--use_cpu", "--skip_invalid_rows", "--max_length", "64",
-                     "--save_strategy", "no"])  # fmt: skip
+        code = main(
+            [
+                "train",
+                "--model_name_or_path",
+                model_dir,
+                "--dataset_name",
+                str(data),
+                "--output_dir",
+                str(directory / "out"),
+                "--max_steps",
+                "1",
+                "--per_device_train_batch_size",
+                "2",
+                "--report_to",
+                "none",
+                "--use_cpu",
+                "--skip_invalid_rows",
+                "--max_length",
+                "64",
+                "--save_strategy",
+                "no",
+            ]
+        )
     log = stderr.getvalue()
     assert "Traceback" not in log
     assert code in (0, 2), log[-2000:]
@@ -103,8 +123,11 @@ def train_on(lines: list[bytes], model_dir: str, directory) -> tuple[int, str]:
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
-@given(good=st.lists(pair_rows.map(lambda r: json.dumps(r).encode()), max_size=4), bad=broken_lines,
-       where=st.integers(0, 4))  # fmt: skip
+@given(
+    good=st.lists(pair_rows.map(lambda r: json.dumps(r).encode()), max_size=4),
+    bad=broken_lines,
+    where=st.integers(0, 4),
+)
 def test_a_line_that_is_not_a_row_stops_with_its_line_number(good, bad, where, model_dir, tmp_path_factory):
     lines = [GOOD, *good]
     lines.insert(min(where, len(lines)), bad)

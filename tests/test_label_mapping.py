@@ -7,20 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from rewardlab.data.formats import detect_dataset_format, validate_example
-from rewardlab.data.label_mapping import (
-    PRESETS,
-    LabelMapping,
-    apply_mapping,
-    describe_mapping,
-    get_path,
-    get_preset,
-    parse_mapping,
-    rm_bench_difficulty,
-    split_hh_dialogue,
-    split_hh_pair,
-)
+from rewardlab.data.formats import detect_dataset_format
+from rewardlab.data.validate import validate_example
 from rewardlab.errors import InvalidRowError, RewardlabError
+from rewardlab.eval.apply_mapping import apply_mapping, get_path, rm_bench_difficulty, split_hh_dialogue, split_hh_pair
+from rewardlab.eval.mapping import PRESETS, LabelMapping, describe_mapping, get_preset, parse_mapping
 
 
 def _data_dir() -> Path | None:

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from rewardlab.loss import bradley_terry_loss, pairwise_losses
+from rewardlab.losses import bradley_terry_loss, pair_losses
 
 
 def _hand_loss(rc, rr, margin=None, coef=None):
@@ -39,7 +39,7 @@ def test_centering_term_matches_hand_computation():
 
 
 def test_loss_is_finite_for_extreme_differences():
-    losses = pairwise_losses(torch.tensor([-1e4, 1e4]), torch.tensor([1e4, -1e4]))
+    losses = pair_losses(torch.tensor([-1e4, 1e4]), torch.tensor([1e4, -1e4]))
     assert torch.isfinite(losses).all()
     assert math.isclose(losses[0].item(), 2e4, rel_tol=1e-6)
     assert losses[1].item() == 0.0

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from rewardlab.metrics import (
+from rewardlab.metrics.running import (
     batch_statistics,
     empty_statistics,
     merge_statistics,

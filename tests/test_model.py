@@ -3,7 +3,7 @@ import torch
 from tiny import make_model, make_tokenizer
 
 from rewardlab.errors import RewardlabError
-from rewardlab.model import (
+from rewardlab.model.load import (
     disable_dropout,
     fix_peft_config,
     load_model,

@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from rewardlab.packing import (
+from rewardlab.layout.plan import (
     plan_sub_batches,
     readout_index,
     shared_prefix_group,
@@ -119,7 +119,7 @@ def test_token_budget_keeps_an_oversized_item_alone_and_a_small_batch_whole():
 
 
 def test_group_by_shared_prefix_groups_neighbours_and_respects_limits():
-    from rewardlab.packing import group_by_shared_prefix
+    from rewardlab.layout.plan import group_by_shared_prefix
 
     prompt_a, prompt_b = list(range(100, 120)), list(range(200, 220))
     sequences = [prompt_a + [1], prompt_b + [2, 3], prompt_a + [4, 5], [7, 8], prompt_b + [9], prompt_a + [6]]

@@ -11,10 +11,10 @@ from tiny import make_tokenizer
 
 import rewardlab
 from rewardlab.config import RewardConfig
-from rewardlab.data.formats import BAD_MARGIN, EMPTY, IDENTICAL
 from rewardlab.data.prepare import PreparationStats, prepare_preference_dataset
 from rewardlab.data.tokenize import CHAT_TEMPLATE_ERROR, tokenize_pair
 from rewardlab.data.truncation import common_prefix_length
+from rewardlab.data.validate import BAD_MARGIN, EMPTY, IDENTICAL
 from rewardlab.errors import InvalidRowError, RewardlabError
 
 HH_HARMLESS = Path(rewardlab.__file__).parent / "demo_data" / "hh-rlhf-harmless-base-test.jsonl.gz"
@@ -295,8 +295,16 @@ def test_iterable_dataset_conversational_with_tools():
 
 
 def test_stats_summary_wording():
-    stats = PreparationStats("train", rows_in=2312, pairs_out=2250, prompt_truncated=40, response_truncated=1,
-                             dropped_overlength=0, max_length=512, policy="truncate_prompt")  # fmt: skip
+    stats = PreparationStats(
+        "train",
+        rows_in=2312,
+        pairs_out=2250,
+        prompt_truncated=40,
+        response_truncated=1,
+        dropped_overlength=0,
+        max_length=512,
+        policy="truncate_prompt",
+    )
     assert stats.summary() == (
         "train: 2312 rows → 2250 pairs; 40 prompts truncated from the left, 1 response cut, 0 dropped "
         "(max_length=512, policy=truncate_prompt)"

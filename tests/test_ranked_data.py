@@ -11,6 +11,16 @@ from tiny import make_tokenizer
 
 from rewardlab.config import RewardConfig
 from rewardlab.data.formats import (
+    PreferenceFormat,
+    detect_dataset_format,
+    detect_format,
+    is_ranked_dataset,
+    is_ranked_example,
+)
+from rewardlab.data.prepare import OUT_OF_VOCAB, count_comparisons, prepare_preference_dataset
+from rewardlab.data.tokenize import CHAT_TEMPLATE_ERROR, tokenize_pair, tokenize_ranking, tokenize_text
+from rewardlab.data.truncation import common_prefix_length
+from rewardlab.data.validate import (
     BAD_KWARGS,
     BAD_MARGIN,
     BAD_MESSAGE,
@@ -24,18 +34,9 @@ from rewardlab.data.formats import (
     NULL,
     TOO_FEW,
     WRONG_TYPE,
-    PreferenceFormat,
-    detect_dataset_format,
-    detect_format,
-    is_ranked_dataset,
-    is_ranked_example,
-    reason_code,
     validate_example,
     validate_ranked_example,
 )
-from rewardlab.data.prepare import OUT_OF_VOCAB, count_comparisons, prepare_preference_dataset
-from rewardlab.data.tokenize import CHAT_TEMPLATE_ERROR, tokenize_pair, tokenize_ranking, tokenize_text
-from rewardlab.data.truncation import common_prefix_length, group_prefix_length
 from rewardlab.errors import InvalidRowError, RewardlabError
 
 RM_BENCH_CHAT = Path("/work/shared/data/rm-bench/chat_filtered.jsonl.gz")
@@ -163,8 +164,10 @@ def test_a_ranking_of_two_gives_the_ids_of_the_pair(fmt, tokenizer, tmp_path):
     rankings = [
         {k: v for k, v in p.items() if k == "prompt"} | {"responses": [p["chosen"], p["rejected"]]} for p in pairs
     ]
-    tiered = [{k: v for k, v in p.items() if k == "prompt"} | {"chosen": [p["chosen"]], "rejected": [p["rejected"]]}
-              for p in pairs]  # fmt: skip
+    tiered = [
+        {k: v for k, v in p.items() if k == "prompt"} | {"chosen": [p["chosen"]], "rejected": [p["rejected"]]}
+        for p in pairs
+    ]
     pair_out, pair_stats = prepare(pairs, tokenizer, tmp_path)
     for rows in (rankings, tiered):
         out, stats = prepare(rows, tokenizer, tmp_path)
@@ -316,7 +319,7 @@ INVALID = [
         "responses",
         MISMATCH,
         ["either"],
-    ),  # fmt: skip
+    ),
     # Rows that do not fit the dataset's format.
     ({"prompt": "p", "chosen": " a", "rejected": " b"}, RSE, "chosen", MISMATCH, ["pair", "do not mix"]),
     ({"chosen": [USER, BLUE], "rejected": [USER, GREEN]}, RCI, "chosen", MISMATCH, ["pair"]),
@@ -335,7 +338,7 @@ INVALID = [
         "chat_template_kwargs",
         BAD_KWARGS,
         ["dict"],
-    ),  # fmt: skip
+    ),
     # Pre-tokenized rankings.
     ({"response_ids": None}, RTOK, "response_ids", NULL, ["None"]),
     ({"response_ids": "1 2"}, RTOK, "response_ids", WRONG_TYPE, ["str"]),
@@ -363,7 +366,7 @@ def test_invalid_rankings(example, fmt, field, code, words):
 def test_a_ranked_row_in_a_pair_dataset_is_a_mismatch(example, field):
     with pytest.raises(InvalidRowError) as info:
         validate_example(example, 4, PAIR_SE)
-    assert info.value.index == 4 and info.value.field == field and reason_code(info.value) == MISMATCH
+    assert info.value.index == 4 and info.value.field == field and info.value.code == MISMATCH
     assert "ranking" in str(info.value)
 
 
@@ -386,8 +389,10 @@ def test_mixed_pair_and_ranked_rows_name_the_row(tmp_path):
 
 def test_pair_datasets_are_unaffected(tmp_path):
     tokenizer = make_tokenizer("llama")
-    rows = [{**PAIR_ROWS["standard explicit"][0], "margin": 0.5}, {"prompt": "a", "chosen": " b", "rejected": " c",
-                                                                      "margin": 1.0}]  # fmt: skip
+    rows = [
+        {**PAIR_ROWS["standard explicit"][0], "margin": 0.5},
+        {"prompt": "a", "chosen": " b", "rejected": " c", "margin": 1.0},
+    ]
     plain, stats = prepare(rows, tokenizer, tmp_path)
     # Extra `responses`/`scores` columns (metadata in some datasets) do not turn pairs into rankings.
     extra = [{**r, "responses": ["x", "y"], "scores": [1.0, 0.0]} for r in rows]
@@ -441,11 +446,15 @@ def test_out_of_vocabulary_and_chat_template_errors(tmp_path):
     _, stats = prepare(rows, tokenizer, tmp_path, skip_invalid_rows=True)
     assert stats.invalid_skipped == {OUT_OF_VOCAB: 1}
 
-    tokenizer.chat_template = "{% for m in messages %}{% if m['content'] == 'boom' %}{{ raise_exception('no boom') }}" \
-                              "{% endif %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"  # fmt: skip
+    tokenizer.chat_template = (
+        "{% for m in messages %}{% if m['content'] == 'boom' %}{{ raise_exception('no boom') }}"
+        "{% endif %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    )
     boom = [{"role": "assistant", "content": "boom"}]
-    rows = [{"prompt": [USER], "responses": [[BLUE], [GREEN]]}, {"prompt": [USER], "chosen": [[BLUE]],
-                                                                 "rejected": [[GREEN], boom]}]  # fmt: skip
+    rows = [
+        {"prompt": [USER], "responses": [[BLUE], [GREEN]]},
+        {"prompt": [USER], "chosen": [[BLUE]], "rejected": [[GREEN], boom]},
+    ]
     with pytest.raises(InvalidRowError, match=r"row 1, field 'rejected\[1\]': chat template failed.*no boom"):
         prepare(rows, tokenizer, tmp_path)
     _, stats = prepare(rows, tokenizer, tmp_path, skip_invalid_rows=True)
@@ -478,11 +487,11 @@ def test_overlength_policies_on_rankings(tmp_path):
     assert max(map(len, got)) == 32
     removed = {len(f) - len(g) for f, g in zip(full[0], got, strict=True)}
     assert len(removed) == 1 and removed.pop() > 0  # the same number of prompt tokens left out of every response
-    shared = group_prefix_length(full[0])
+    shared = common_prefix_length(*full[0])
     for f, g in zip(full[0], got, strict=True):
         assert g[0] == tokenizer.bos_token_id  # BOS kept first
         assert g[-(len(f) - shared) :] == f[shared:]  # every response whole
-    assert group_prefix_length(got) == shared - (len(full[0][0]) - len(got[0]))  # cut identically in all K
+    assert common_prefix_length(*got) == shared - (len(full[0][0]) - len(got[0]))  # cut identically in all K
 
     cut = out[1]["response_ids"]
     assert all(len(ids) <= 32 for ids in cut) and cut[0][-1] == tokenizer.eos_token_id
@@ -518,14 +527,17 @@ def test_responses_equal_once_cut_are_dropped_for_length(tmp_path):
 
 def test_iterable_dataset_matches_dataset(tmp_path):
     tokenizer = make_tokenizer("llama")
-    rows = [{**r, "scores": [float(len(r["responses"]) - j) for j in range(len(r["responses"]))], "source": "x"}
-            for r in _long_rows()]  # fmt: skip
+    rows = [
+        {**r, "scores": [float(len(r["responses"]) - j) for j in range(len(r["responses"]))], "source": "x"}
+        for r in _long_rows()
+    ]
     rows.insert(1, {"prompt": "a", "responses": [" b", " b"], "scores": [1.0, 0.0], "source": "x"})
     expected, expected_stats = prepare(rows, tokenizer, tmp_path, max_length=32, skip_invalid_rows=True)
     assert expected_stats.invalid_skipped == {IDENTICAL: 1}
     streamed = Dataset.from_list(rows).to_iterable_dataset()
-    out, stats = prepare_preference_dataset(streamed, tokenizer, cfg(tmp_path, max_length=32, skip_invalid_rows=True),
-                                            "train")  # fmt: skip
+    out, stats = prepare_preference_dataset(
+        streamed, tokenizer, cfg(tmp_path, max_length=32, skip_invalid_rows=True), "train"
+    )
     assert isinstance(out, IterableDataset)
     got = list(out)
     assert got == list(expected) and all(set(r) == {"response_ids", "scores"} for r in got)

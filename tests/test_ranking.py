@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from rewardlab.loss import bradley_terry_loss
-from rewardlab.ranking import pairwise_ranking_loss, plackett_luce_loss, ranking_accuracy
+from rewardlab.layout import Layout
+from rewardlab.losses import bradley_terry_loss, pairwise_ranking_loss, plackett_luce_loss
+from rewardlab.metrics.running import ranking_accuracy
 
 
 def log_sigmoid(x: float) -> float:
@@ -67,14 +68,24 @@ def test_ranking_accuracy_counts_pairs_and_top1_exactly():
     assert stats == {"pairs_correct": 2, "pairs": 5, "top1_correct": 1, "prompts": 3}
 
 
-@pytest.mark.parametrize("arch,layout", [("llama", {"share_prompt": True}), ("qwen3", {"share_prompt": True}),
-                                         ("bert", {"pack_sequences": True}), ("qwen3", {}),
-                                         ("llama", {"share_prompt": True, "hidden_size": 1})])  # fmt: skip
+SHARED = {"layout": Layout.SHARED_PREFIX}
+
+
+@pytest.mark.parametrize(
+    "arch,layout",
+    [
+        ("llama", SHARED),
+        ("qwen3", SHARED),
+        ("bert", {"layout": Layout.PACKED}),
+        ("qwen3", {"layout": Layout.PADDED}),
+        ("llama", {**SHARED, "hidden_size": 1}),
+    ],
+)
 def test_one_pass_per_prompt_equals_scoring_each_response_alone(arch, layout):
     from test_fast_path import setup
 
-    from rewardlab.data.collate import DataCollatorForRanking
-    from rewardlab.rewards import sequence_rewards
+    from rewardlab.layout.collate import DataCollatorForRanking
+    from rewardlab.layout.forward import sequence_rewards
 
     tok, model = setup(arch)
     g = torch.Generator().manual_seed(3)
@@ -104,9 +115,11 @@ def test_one_pass_per_prompt_equals_scoring_each_response_alone(arch, layout):
         batch.get("input_ids", torch.zeros(0)).numel(),
         sum(len(r) for e in examples for r in e["response_ids"]),
     )
-    if layout.get("share_prompt") and "hidden_size" not in layout:  # each prompt computed once
+    if layout is SHARED:  # each prompt computed once
         assert computed < total
-    elif layout.get("share_prompt"):  # sharing would not pay for so small a model: K sequences apart, same row
+    elif (
+        layout["layout"] is Layout.SHARED_PREFIX
+    ):  # sharing would not pay for so small a model: K sequences apart, same row
         assert computed == total
 
 
@@ -131,16 +144,25 @@ def manual_ranking_metrics(model, dataset):
     """Pairwise and top-1 accuracy from each response scored alone with a plain forward pass."""
     model.eval()
     with torch.no_grad():
-        rewards = [[model(input_ids=torch.tensor([ids])).logits[0].mean().item() for ids in row["response_ids"]]
-                   for row in dataset]  # fmt: skip
+        rewards = [
+            [model(input_ids=torch.tensor([ids])).logits[0].mean().item() for ids in row["response_ids"]]
+            for row in dataset
+        ]
     flat = torch.tensor([r for row in rewards for r in row])
     scores = torch.tensor([s for row in dataset for s in row["scores"]])
     counts = ranking_accuracy(flat, scores, [len(r) for r in rewards])
     return counts["pairs_correct"] / counts["pairs"], counts["top1_correct"] / counts["prompts"], counts["pairs"]
 
 
-@pytest.mark.parametrize("arch,kw", [("llama", {}), ("bert", {}), ("qwen3", {"padding_free": False}),
-                                     ("qwen3", {"ranking_loss": "plackett_luce", "ensemble_heads": 2})])  # fmt: skip
+@pytest.mark.parametrize(
+    "arch,kw",
+    [
+        ("llama", {}),
+        ("bert", {}),
+        ("qwen3", {"padding_free": False}),
+        ("qwen3", {"ranking_loss": "plackett_luce", "ensemble_heads": 2}),
+    ],
+)
 def test_trainer_trains_on_rankings_with_exact_metrics(arch, kw, tmp_path):
     from test_trainer import config
     from tiny import make_model, make_tokenizer
@@ -149,8 +171,9 @@ def test_trainer_trains_on_rankings_with_exact_metrics(arch, kw, tmp_path):
 
     tok = make_tokenizer(arch)
     args = config(tmp_path, per_device_eval_batch_size=3, **kw)  # 7 rankings in batches of 3: a ragged last batch
-    trainer = RewardTrainer(make_model(arch, tok), args=args, train_dataset=rankings(12), eval_dataset=rankings(7, 1),
-                            processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        make_model(arch, tok), args=args, train_dataset=rankings(12), eval_dataset=rankings(7, 1), processing_class=tok
+    )
     assert trainer.ranking and trainer.data_stats["train"].kind == "rankings"
     trainer.train()
     logged = [e for e in trainer.state.log_history if "top1_accuracy" in e]
@@ -171,13 +194,23 @@ def test_ranking_run_evaluates_pairs_as_rankings_of_two_and_pair_run_refuses_ran
     from rewardlab.errors import RewardlabError
 
     tok = make_tokenizer("llama")
-    trainer = RewardTrainer(make_model("llama", tok), args=config(tmp_path), train_dataset=rankings(8),
-                            eval_dataset={"pairs": pairs(5, margin=True)}, processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        make_model("llama", tok),
+        args=config(tmp_path),
+        train_dataset=rankings(8),
+        eval_dataset={"pairs": pairs(5, margin=True)},
+        processing_class=tok,
+    )
     metrics = trainer.evaluate()
     assert metrics["eval_pairs_num_pairs"] == 5 and metrics["eval_pairs_num_prompts"] == 5
     with pytest.raises(RewardlabError, match="holds rankings"):
-        RewardTrainer(make_model("llama", tok), args=config(tmp_path), train_dataset=pairs(8),
-                      eval_dataset=rankings(3), processing_class=tok)  # fmt: skip
+        RewardTrainer(
+            make_model("llama", tok),
+            args=config(tmp_path),
+            train_dataset=pairs(8),
+            eval_dataset=rankings(3),
+            processing_class=tok,
+        )
 
 
 def test_ranking_token_budget_trains_exactly_like_whole_batches(tmp_path):
@@ -189,8 +222,15 @@ def test_ranking_token_budget_trains_exactly_like_whole_batches(tmp_path):
     runs = []
     for budget in (None, 40):
         tok = make_tokenizer("llama")  # a fresh one: the trainer sets its pad token, which changes make_model
-        args = config(tmp_path, max_tokens_per_batch=budget, optim="sgd", ranking_margin_scale=0.5,
-                      center_rewards_coefficient=0.01, ensemble_heads=2, ensemble_bootstrap=True)  # fmt: skip
+        args = config(
+            tmp_path,
+            max_tokens_per_batch=budget,
+            optim="sgd",
+            ranking_margin_scale=0.5,
+            center_rewards_coefficient=0.01,
+            ensemble_heads=2,
+            ensemble_bootstrap=True,
+        )
         trainer = RewardTrainer(make_model("llama", tok), args=args, train_dataset=rankings(12), processing_class=tok)
         if budget:
             batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
@@ -204,7 +244,7 @@ def test_ranking_token_budget_trains_exactly_like_whole_batches(tmp_path):
 
 
 def test_sharing_pays_only_when_the_prompt_saves_more_than_the_group_attention_costs():
-    from rewardlab.packing import sharing_pays
+    from rewardlab.layout.plan import sharing_pays
 
     # Long prompt, short responses: the prefix computed once saves far more than the dense group attention costs.
     assert sharing_pays([510, 505, 512], 500, hidden_size=256)

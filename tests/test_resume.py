@@ -14,8 +14,8 @@ from tiny import make_model, make_tokenizer
 from transformers import PreTrainedModel, TrainerCallback
 
 from rewardlab import RewardModel, RewardTrainer
-from rewardlab.checkpoints import SAVING_MARKER, last_complete_checkpoint
 from rewardlab.errors import RewardlabError
+from rewardlab.files import SAVING_MARKER, last_complete_checkpoint
 
 HERE = Path(__file__).parent
 
@@ -31,13 +31,26 @@ class StopAt(TrainerCallback):
 
 def run(output_dir, resume=False, stop_at=None, **overrides):
     tok = make_tokenizer("llama")  # fresh: the trainer sets a pad token on it
-    kw = dict(max_steps=6, per_device_train_batch_size=2, gradient_accumulation_steps=2, save_strategy="steps",
-              save_steps=3, logging_steps=1, seed=1, center_rewards_coefficient=0.01)  # fmt: skip
+    kw = dict(
+        max_steps=6,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        save_strategy="steps",
+        save_steps=3,
+        logging_steps=1,
+        seed=1,
+        center_rewards_coefficient=0.01,
+    )
     kw.update(overrides)
     args = config(output_dir.parent, **kw)
     args.output_dir = str(output_dir)
-    trainer = RewardTrainer(make_model("llama", tok), args=args, train_dataset=pairs(40, margin=True),
-                            processing_class=tok, callbacks=[StopAt(stop_at)] if stop_at else None)  # fmt: skip
+    trainer = RewardTrainer(
+        make_model("llama", tok),
+        args=args,
+        train_dataset=pairs(40, margin=True),
+        processing_class=tok,
+        callbacks=[StopAt(stop_at)] if stop_at else None,
+    )
     trainer.train(resume_from_checkpoint=True if resume else None)
     logs = {e["step"]: e for e in trainer.state.log_history if "loss" in e and "step" in e}
     return trainer, logs
@@ -47,7 +60,7 @@ def test_a_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, cap
     _, whole = run(tmp_path / "whole")
     first, _ = run(tmp_path / "split", stop_at=3)
     assert first.state.global_step == 3
-    with caplog.at_level("WARNING", logger="rewardlab.trainer"):
+    with caplog.at_level("WARNING", logger="rewardlab.train.trainer"):
         trainer, resumed = run(tmp_path / "split", resume=True)
     assert "resuming from " + str(tmp_path / "split" / "checkpoint-3") in caplog.text
     assert sorted(resumed) == [1, 2, 3, 4, 5, 6]  # steps 1-3 come from the checkpoint's log history
@@ -120,8 +133,9 @@ def test_a_save_killed_midway_is_never_used(tmp_path, caplog):
 
 def test_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
     tok = make_tokenizer("qwen3")
-    trainer = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path), train_dataset=pairs(4),
-                            processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        make_model("qwen3", tok), args=config(tmp_path), train_dataset=pairs(4), processing_class=tok
+    )
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -17,9 +17,17 @@ def tiny_policy(tmp_path):
     tok = make_tokenizer("llama")
     tok.pad_token = tok.eos_token
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     path = str(tmp_path / "policy")
     LlamaForCausalLM(config).save_pretrained(path)
     tok.save_pretrained(path)
@@ -40,14 +48,26 @@ def test_grpo_trains_with_a_rewardlab_reward_function(conversational, tmp_path):
         return rewards
 
     recording.__name__ = "rewardlab"
-    args = trl.GRPOConfig(output_dir=str(tmp_path / "grpo"), per_device_train_batch_size=4, num_generations=2,
-                          max_completion_length=6, max_steps=2, learning_rate=1e-4, logging_steps=1, report_to=[],
-                          use_cpu=True, save_strategy="no", disable_tqdm=True, seed=0)  # fmt: skip
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path / "grpo"),
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=6,
+        max_steps=2,
+        learning_rate=1e-4,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+    )
     policy_tok = AutoTokenizer.from_pretrained(policy)
     if conversational:
         policy_tok.chat_template = make_tokenizer("qwen3").chat_template
-    trainer = trl.GRPOTrainer(model=policy, reward_funcs=recording, args=args, train_dataset=prompts,
-                              processing_class=policy_tok)  # fmt: skip
+    trainer = trl.GRPOTrainer(
+        model=policy, reward_funcs=recording, args=args, train_dataset=prompts, processing_class=policy_tok
+    )
     trainer.train()
     assert len(calls) >= 2
     logged = [e["rewards/rewardlab/mean"] for e in trainer.state.log_history if "rewards/rewardlab/mean" in e]
@@ -63,10 +83,23 @@ def test_grpo_loads_a_saved_reward_model_by_path(tmp_path):
     """The saved model works unchanged as TRL's `reward_funcs="<path>"` (a plain sequence-classification model)."""
     reward_dir, _, data = train_and_save("qwen3", tmp_path / "rm")
     policy = tiny_policy(tmp_path)
-    args = trl.GRPOConfig(output_dir=str(tmp_path / "grpo"), per_device_train_batch_size=4, num_generations=2,
-                          max_completion_length=6, max_steps=1, report_to=[], use_cpu=True, save_strategy="no",
-                          disable_tqdm=True, logging_steps=1)  # fmt: skip
-    trainer = trl.GRPOTrainer(model=policy, reward_funcs=reward_dir, args=args,
-                              train_dataset=Dataset.from_dict({"prompt": [r["prompt"] for r in data[:4]]}))  # fmt: skip
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path / "grpo"),
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=6,
+        max_steps=1,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        logging_steps=1,
+    )
+    trainer = trl.GRPOTrainer(
+        model=policy,
+        reward_funcs=reward_dir,
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": [r["prompt"] for r in data[:4]]}),
+    )
     trainer.train()
     assert any(k.startswith("rewards/") for e in trainer.state.log_history for k in e)

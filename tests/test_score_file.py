@@ -7,8 +7,9 @@ import pytest
 from datasets import Dataset
 from test_scoring import rows, train_and_save
 
-from rewardlab import RewardModel, score_file
+from rewardlab import RewardModel
 from rewardlab.cli import main
+from rewardlab.score import rows as score_file
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,22 @@ def read_jsonl(path):
 def test_pairs_get_both_rewards_and_the_probability(model_dir, tmp_path, capsys):
     data = rows(7)
     out = tmp_path / "scored.jsonl"
-    assert main(["score", "--model", model_dir, "--input", write_jsonl(tmp_path / "in.jsonl", data),
-                 "--output", str(out), "--chunk_rows", "3"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                model_dir,
+                "--input",
+                write_jsonl(tmp_path / "in.jsonl", data),
+                "--output",
+                str(out),
+                "--chunk_rows",
+                "3",
+            ]
+        )
+        == 0
+    )
     scored = read_jsonl(out)
     expected = RewardModel.from_pretrained(model_dir).score_pair_rows(data)
     assert [r["prompt"] for r in scored] == [r["prompt"] for r in data]  # rows kept, in order
@@ -43,22 +58,48 @@ def test_texts_and_completions_in_other_formats(model_dir, tmp_path):
     texts = [r["prompt"] + r["chosen"] for r in rows(5)]
     Dataset.from_dict({"body": texts}).to_csv(str(tmp_path / "t.csv"), index=False)
     out = tmp_path / "t.parquet"
-    assert main(["score", "--model", model_dir, "--input", str(tmp_path / "t.csv"), "--output", str(out),
-                 "--text_column", "body"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                model_dir,
+                "--input",
+                str(tmp_path / "t.csv"),
+                "--output",
+                str(out),
+                "--text_column",
+                "body",
+            ]
+        )
+        == 0
+    )
     scored = Dataset.from_parquet(str(out))
     np.testing.assert_allclose(scored["reward"], RewardModel.from_pretrained(model_dir).score_texts(texts), atol=1e-6)
 
     completions = [{"prompt": r["prompt"], "completion": r["chosen"], "id": i} for i, r in enumerate(rows(4))]
     out = tmp_path / "c.jsonl"
-    assert main(["score", "--model", model_dir, "--input", write_jsonl(tmp_path / "c_in.jsonl", completions),
-                 "--output", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                model_dir,
+                "--input",
+                write_jsonl(tmp_path / "c_in.jsonl", completions),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     scored = read_jsonl(out)
     assert [r["id"] for r in scored] == [0, 1, 2, 3]
     np.testing.assert_allclose(
         [r["reward"] for r in scored],
         RewardModel.from_pretrained(model_dir).score(
             [c["prompt"] for c in completions], [c["completion"] for c in completions]
-        ),  # fmt: skip
+        ),
         atol=1e-6,
     )
 
@@ -97,18 +138,49 @@ def test_user_errors_are_one_line(model_dir, tmp_path, capsys):
     assert "cannot tell what to score: the columns are question" in capsys.readouterr().err
     assert main(["score", "--model", model_dir, "--input", source, "--output", str(tmp_path / "o.txt")]) == 2
     assert "--output must end in one of" in capsys.readouterr().err
-    assert main(["score", "--model", model_dir, "--input", str(tmp_path / "nope.jsonl"), "--output",
-                 str(tmp_path / "o.jsonl")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                model_dir,
+                "--input",
+                str(tmp_path / "nope.jsonl"),
+                "--output",
+                str(tmp_path / "o.jsonl"),
+            ]
+        )
+        == 2
+    )
     assert "no such file" in capsys.readouterr().err
     pairs = write_jsonl(tmp_path / "pairs.jsonl", rows(2))
-    assert main(["score", "--model", model_dir, "--input", pairs, "--output", str(tmp_path / "o.jsonl"), "--device",
-                 "gpu0"]) == 2  # fmt: skip
+    assert (
+        main(
+            ["score", "--model", model_dir, "--input", pairs, "--output", str(tmp_path / "o.jsonl"), "--device", "gpu0"]
+        )
+        == 2
+    )
     assert "unknown device 'gpu0'" in capsys.readouterr().err
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"chosen": "a", "rejected": "b"}, {"chosen": "a", "rejected": 5}])
     assert main(["score", "--model", model_dir, "--input", bad, "--output", str(tmp_path / "o.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "row 1" in err and "rejected" in err
     (tmp_path / "o.jsonl.partial.jsonl").write_text('{"input": "other"}\n')
-    assert main(["score", "--model", model_dir, "--input", source, "--output",
-                 str(tmp_path / "o.jsonl"), "--text_column", "question", "--resume"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                model_dir,
+                "--input",
+                source,
+                "--output",
+                str(tmp_path / "o.jsonl"),
+                "--text_column",
+                "question",
+                "--resume",
+            ]
+        )
+        == 2
+    )
     assert "belongs to another scoring job" in capsys.readouterr().err

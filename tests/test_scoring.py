@@ -22,9 +22,13 @@ def rows(n: int, seed: int = 0, conversational: bool = False) -> list[dict]:
         prompt = " ".join(rng.choice(WORDS, size=int(rng.integers(2, 12)))) + " ?"
         chosen, rejected = f" it is blue {i % 7}", f" it is green {i % 5} sorry" + " no" * int(rng.integers(0, 6))
         if conversational:
-            out.append({"prompt": [{"role": "user", "content": prompt}],
-                        "chosen": [{"role": "assistant", "content": chosen}],
-                        "rejected": [{"role": "assistant", "content": rejected}]})  # fmt: skip
+            out.append(
+                {
+                    "prompt": [{"role": "user", "content": prompt}],
+                    "chosen": [{"role": "assistant", "content": chosen}],
+                    "rejected": [{"role": "assistant", "content": rejected}],
+                }
+            )
         else:
             out.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
     return out
@@ -33,11 +37,24 @@ def rows(n: int, seed: int = 0, conversational: bool = False) -> list[dict]:
 def train_and_save(arch: str, directory, conversational: bool = False, **config) -> tuple[str, np.ndarray, list]:
     tok = make_tokenizer(arch)
     data = rows(10, conversational=conversational)
-    args = RewardConfig(output_dir=str(directory / "run"), per_device_train_batch_size=4, max_steps=2,
-                        learning_rate=1e-3, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True,
-                        **config)  # fmt: skip
-    trainer = RewardTrainer(make_model(arch, tok), args=args, train_dataset=Dataset.from_list(data),
-                            eval_dataset=Dataset.from_list(data), processing_class=tok)  # fmt: skip
+    args = RewardConfig(
+        output_dir=str(directory / "run"),
+        per_device_train_batch_size=4,
+        max_steps=2,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        **config,
+    )
+    trainer = RewardTrainer(
+        make_model(arch, tok),
+        args=args,
+        train_dataset=Dataset.from_list(data),
+        eval_dataset=Dataset.from_list(data),
+        processing_class=tok,
+    )
     trainer.train()
     trainer.evaluate()  # records the reward statistics used for normalisation
     trained = trainer.predict(trainer.eval_dataset).predictions
@@ -136,7 +153,7 @@ def test_over_length_inputs_follow_the_training_policy_and_are_reported(tmp_path
     long_prompt = " ".join(WORDS * 4)
     full = RewardModel(model, tok)
     cut = RewardModel(model, tok, max_length=12)
-    with caplog.at_level("WARNING", logger="rewardlab.scoring"):
+    with caplog.at_level("WARNING", logger="rewardlab.score.reward_model"):
         rewards = cut.score([long_prompt, "hi"], [" blue", " green"])
     assert cut.report["prompt_truncated"] == 1 and cut.report["ok"] == 1
     assert "1 prompt_truncated" in caplog.text
@@ -189,12 +206,20 @@ def test_lora_adapter_directory_scores_as_training_and_merges_into_a_plain_check
     make_model("llama", tok).save_pretrained(base)
     tok.save_pretrained(base)
     data = rows(8)
-    args = RewardConfig(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, max_steps=2,
-                        learning_rate=1e-2, report_to=[], save_strategy="no", use_cpu=True,
-                        disable_tqdm=True)  # fmt: skip
+    args = RewardConfig(
+        output_dir=str(tmp_path / "run"),
+        per_device_train_batch_size=4,
+        max_steps=2,
+        learning_rate=1e-2,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     dataset = Dataset.from_list(data)
-    trainer = RewardTrainer(base, args=args, train_dataset=dataset, eval_dataset=dataset,
-                            peft_config=LoraConfig(r=4, lora_alpha=8))  # fmt: skip
+    trainer = RewardTrainer(
+        base, args=args, train_dataset=dataset, eval_dataset=dataset, peft_config=LoraConfig(r=4, lora_alpha=8)
+    )
     trainer.train()
     trained = trainer.predict(trainer.eval_dataset).predictions
     adapter = str(tmp_path / "adapter")

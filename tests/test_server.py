@@ -21,9 +21,10 @@ from fastapi.testclient import TestClient  # noqa: E402
 from tiny import make_model, make_tokenizer, save_tiny  # noqa: E402
 
 from rewardlab.cli import main as cli_main  # noqa: E402
+from rewardlab.cli.serve import parse_serve_args  # noqa: E402
 from rewardlab.errors import RewardlabError  # noqa: E402
-from rewardlab.scoring import RewardModel  # noqa: E402
-from rewardlab.server import ServerSettings, build_parser, create_app, settings_from_args  # noqa: E402
+from rewardlab.score.reward_model import RewardModel  # noqa: E402
+from rewardlab.serve import ServerSettings, create_app  # noqa: E402
 
 TEXTS = ["the sky is blue", "what color is the city today ?", "paris", "sorry I can not help with that . " * 3]
 PROMPTS = ["what is the weather in paris ?", "what is the weather in paris ?", "hello"]
@@ -298,14 +299,13 @@ def test_api_key(client_for):
 
 
 def test_flags_and_environment():
-    parser = build_parser()
-    args = parser.parse_args(["--model", "m"])
-    assert settings_from_args(args, {"REWARDLAB_API_KEY": "from-env"}).api_key == "from-env"
-    assert settings_from_args(args, {}).api_key is None
-    args = parser.parse_args(["--model", "m", "--api_key", "flag", "--max_wait_ms", "0", "--max_batch_items", "1"])
-    settings = settings_from_args(args, {"REWARDLAB_API_KEY": "from-env"})
+    settings, args = parse_serve_args(["--model", "m"], {"REWARDLAB_API_KEY": "from-env"})
+    assert settings.api_key == "from-env" and settings.model_name == "m" and args.model == ["m"]
+    assert parse_serve_args(["--model", "m"], {})[0].api_key is None
+    argv = ["--model", "m", "--api_key", "flag", "--max_wait_ms", "0", "--max_batch_items", "1", "--normalize"]
+    settings, _ = parse_serve_args(argv, {"REWARDLAB_API_KEY": "from-env"})
     assert (settings.api_key, settings.max_wait_ms, settings.max_batch_items) == ("flag", 0, 1)
-    assert "flag" not in repr(settings)
+    assert settings.normalize is True and "flag" not in repr(settings)
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):
@@ -323,7 +323,7 @@ def test_user_errors_are_one_line(tmp_path, capsys):
 # arrives; the marker file says scoring has started.
 SLOW_SERVER = """
 import pathlib, sys, time
-from rewardlab.scoring import RewardModel
+from rewardlab.score.reward_model import RewardModel
 marker, original = pathlib.Path(sys.argv[1]), RewardModel.score_texts
 def slow(self, texts, return_std=False):
     marker.write_text("scoring")

@@ -13,11 +13,22 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 
 from rewardlab import RewardConfig, RewardTrainer
 from rewardlab.errors import RewardlabError
-from rewardlab.metrics import preference_metrics
-from rewardlab.model import load_trained_model
+from rewardlab.layout import Layout
+from rewardlab.metrics.running import preference_metrics
+from rewardlab.model.load import load_trained_model
 
-TRL_METRICS = {"loss", "accuracy", "margin", "min_reward", "mean_reward", "max_reward", "num_tokens", "grad_norm",
-               "learning_rate", "epoch"}  # fmt: skip
+TRL_METRICS = {
+    "loss",
+    "accuracy",
+    "margin",
+    "min_reward",
+    "mean_reward",
+    "max_reward",
+    "num_tokens",
+    "grad_norm",
+    "learning_rate",
+    "epoch",
+}
 
 
 def pairs(n: int, margin: bool = False, seed: int = 0) -> Dataset:
@@ -78,8 +89,13 @@ def test_eval_metrics_are_exact_over_a_ragged_last_batch(arch, tmp_path):
     tok = make_tokenizer(arch)
     model = make_model(arch, tok)
     data = pairs(5, margin=True)
-    trainer = RewardTrainer(model, args=config(tmp_path, per_device_eval_batch_size=2), train_dataset=data,
-                            eval_dataset=data, processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        model,
+        args=config(tmp_path, per_device_eval_batch_size=2),
+        train_dataset=data,
+        eval_dataset=data,
+        processing_class=tok,
+    )
     metrics = trainer.evaluate()
     rewards = manual_rewards(trainer.model, tok, trainer.eval_dataset)
     expected = preference_metrics(rewards[:, 0], rewards[:, 1], np.array(data["margin"]))
@@ -92,8 +108,9 @@ def test_ties_are_reported(tmp_path):
     tok = make_tokenizer("qwen3")
     model = make_model("qwen3", tok)
     torch.nn.init.zeros_(model.score.weight)  # every reward is exactly 0
-    trainer = RewardTrainer(model, args=config(tmp_path), train_dataset=pairs(4), eval_dataset=pairs(3),
-                            processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        model, args=config(tmp_path), train_dataset=pairs(4), eval_dataset=pairs(3), processing_class=tok
+    )
     metrics = trainer.evaluate()
     assert metrics["eval_ties"] == 1.0 and metrics["eval_accuracy"] == 0.0
 
@@ -101,8 +118,13 @@ def test_ties_are_reported(tmp_path):
 def test_centring_and_margin_enter_the_loss(tmp_path):
     tok = make_tokenizer("llama")
     data = pairs(6, margin=True)
-    trainer = RewardTrainer(make_model("llama", tok), args=config(tmp_path, center_rewards_coefficient=0.5),
-                            train_dataset=data, eval_dataset=data, processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        make_model("llama", tok),
+        args=config(tmp_path, center_rewards_coefficient=0.5),
+        train_dataset=data,
+        eval_dataset=data,
+        processing_class=tok,
+    )
     metrics = trainer.evaluate()
     r = manual_rewards(trainer.model, tok, trainer.eval_dataset)
     diff = r[:, 0] - r[:, 1] - np.array(data["margin"])
@@ -112,8 +134,13 @@ def test_centring_and_margin_enter_the_loss(tmp_path):
 
 def test_several_eval_sets_are_reported_separately(tmp_path):
     tok = make_tokenizer("qwen3")
-    trainer = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path), train_dataset=pairs(4),
-                            eval_dataset={"a": pairs(3), "b": pairs(5, seed=1)}, processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        make_model("qwen3", tok),
+        args=config(tmp_path),
+        train_dataset=pairs(4),
+        eval_dataset={"a": pairs(3), "b": pairs(5, seed=1)},
+        processing_class=tok,
+    )
     metrics = trainer.evaluate()
     assert metrics["eval_a_num_pairs"] == 3 and metrics["eval_b_num_pairs"] == 5
 
@@ -122,8 +149,9 @@ def test_saved_model_scores_the_same_in_plain_transformers_and_pipeline(tmp_path
     # Llama tokenizer without pad token: pad falls back to eos, the case that breaks reward read-out elsewhere.
     tok = make_tokenizer("llama")
     data = pairs(6)
-    trainer = RewardTrainer(make_model("llama", tok), args=config(tmp_path), train_dataset=data, eval_dataset=data,
-                            processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        make_model("llama", tok), args=config(tmp_path), train_dataset=data, eval_dataset=data, processing_class=tok
+    )
     assert tok.pad_token == tok.eos_token
     trainer.train()
     trained = trainer.predict(trainer.eval_dataset).predictions
@@ -158,8 +186,13 @@ def test_lora_trains_the_head_and_reloads_with_the_same_scores(arch, tmp_path):
     initial_head = getattr(make_model(arch, tok), head).weight.detach().clone()
 
     # The user forgets task_type and modules_to_save: rewardlab fixes both.
-    trainer = RewardTrainer(base_dir, args=config(tmp_path), train_dataset=pairs(8), eval_dataset=pairs(4),
-                            peft_config=LoraConfig(r=4, lora_alpha=8))  # fmt: skip
+    trainer = RewardTrainer(
+        base_dir,
+        args=config(tmp_path),
+        train_dataset=pairs(8),
+        eval_dataset=pairs(4),
+        peft_config=LoraConfig(r=4, lora_alpha=8),
+    )
     assert isinstance(trainer.model, PeftModel)
     trainer.train()
     trained = trainer.predict(trainer.eval_dataset).predictions
@@ -175,8 +208,12 @@ def test_lora_trains_the_head_and_reloads_with_the_same_scores(arch, tmp_path):
 
 def test_gradient_checkpointing_trains(tmp_path):
     tok = make_tokenizer("qwen3")
-    trainer = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path, gradient_checkpointing=True),
-                            train_dataset=pairs(8), processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        make_model("qwen3", tok),
+        args=config(tmp_path, gradient_checkpointing=True),
+        train_dataset=pairs(8),
+        processing_class=tok,
+    )
     trainer.train()
     assert trainer.model.is_gradient_checkpointing
     assert np.isfinite(trainer.state.log_history[-1]["train_loss"])
@@ -184,8 +221,12 @@ def test_gradient_checkpointing_trains(tmp_path):
 
 def test_dropout_disabled_by_default(tmp_path):
     tok = make_tokenizer("bert")
-    trainer = RewardTrainer(make_model("bert", tok, hidden_dropout_prob=0.3), args=config(tmp_path),
-                            train_dataset=pairs(4), processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        make_model("bert", tok, hidden_dropout_prob=0.3),
+        args=config(tmp_path),
+        train_dataset=pairs(4),
+        processing_class=tok,
+    )
     assert all(m.p == 0 for m in trainer.model.modules() if isinstance(m, torch.nn.Dropout))
 
 
@@ -193,10 +234,12 @@ def test_streaming_dataset_needs_max_steps_and_trains(tmp_path):
     tok = make_tokenizer("llama")
     stream = IterableDataset.from_generator(lambda: iter(pairs(16).to_list()))
     with pytest.raises(RewardlabError, match="max_steps"):
-        RewardTrainer(make_model("llama", tok), args=config(tmp_path, max_steps=-1), train_dataset=stream,
-                      processing_class=tok)  # fmt: skip
-    trainer = RewardTrainer(make_model("llama", tok), args=config(tmp_path, max_steps=2), train_dataset=stream,
-                            processing_class=tok)  # fmt: skip
+        RewardTrainer(
+            make_model("llama", tok), args=config(tmp_path, max_steps=-1), train_dataset=stream, processing_class=tok
+        )
+    trainer = RewardTrainer(
+        make_model("llama", tok), args=config(tmp_path, max_steps=2), train_dataset=stream, processing_class=tok
+    )
     trainer.train()
     assert trainer.state.global_step == 2
 
@@ -206,8 +249,9 @@ def test_model_by_path_and_wrong_num_labels(tiny_dirs, tmp_path):
     assert trainer.model.config.num_labels == 1
     tok = make_tokenizer("bert")
     with pytest.raises(RewardlabError, match="num_labels"):
-        RewardTrainer(make_model("bert", tok, num_labels=2), args=config(tmp_path), train_dataset=pairs(4),
-                      processing_class=tok)  # fmt: skip
+        RewardTrainer(
+            make_model("bert", tok, num_labels=2), args=config(tmp_path), train_dataset=pairs(4), processing_class=tok
+        )
 
 
 def test_chat_template_from_jinja_file(tmp_path):
@@ -222,10 +266,14 @@ def test_chat_template_from_jinja_file(tmp_path):
                 "rejected": [{"role": "assistant", "content": "green"}],
             }
         ]
-        * 2  # fmt: skip
+        * 2
     )
-    trainer = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path, chat_template_path=str(template)),
-                            train_dataset=conv, processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        make_model("qwen3", tok),
+        args=config(tmp_path, chat_template_path=str(template)),
+        train_dataset=conv,
+        processing_class=tok,
+    )
     first = trainer.train_dataset[0]["chosen_ids"]
     assert tok.decode(first).startswith("[user] sky ?")
 
@@ -239,8 +287,9 @@ def test_a_peft_model_can_be_passed_directly_but_not_with_a_second_config(tmp_pa
     trainer.train()
     assert trainer.state.global_step == 3
     with pytest.raises(RewardlabError, match="already a PeftModel"):
-        RewardTrainer(peft_model, args=config(tmp_path), train_dataset=pairs(8), processing_class=tok,
-                      peft_config=LoraConfig(r=4))  # fmt: skip
+        RewardTrainer(
+            peft_model, args=config(tmp_path), train_dataset=pairs(8), processing_class=tok, peft_config=LoraConfig(r=4)
+        )
 
 
 def test_over_length_pairs_are_counted_in_the_saved_run(tmp_path):
@@ -248,28 +297,37 @@ def test_over_length_pairs_are_counted_in_the_saved_run(tmp_path):
     long_prompt = " ".join(["the sky is blue"] * 30)
     over = [{"prompt": long_prompt, "chosen": " yes", "rejected": " no sorry"}] * 3
     data = Dataset.from_list(over + pairs(3).to_list())
-    trainer = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path, max_length=32), train_dataset=data,
-                            processing_class=tok)  # fmt: skip
+    trainer = RewardTrainer(
+        make_model("qwen3", tok), args=config(tmp_path, max_length=32), train_dataset=data, processing_class=tok
+    )
     assert all(len(ids) <= 32 for ids in trainer.train_dataset["chosen_ids"])
     trainer.save_model(str(tmp_path / "m"))
     stats = json.loads(Path(tmp_path, "m", "rewardlab_run.json").read_text())["data"]["train"]
     assert stats["prompt_truncated"] == 3 and stats["pairs_out"] == 6 and stats["dropped_overlength"] == 0
-    dropping = RewardTrainer(make_model("qwen3", tok), args=config(tmp_path, max_length=32, overlength_policy="drop"),
-                             train_dataset=data, processing_class=tok)  # fmt: skip
+    dropping = RewardTrainer(
+        make_model("qwen3", tok),
+        args=config(tmp_path, max_length=32, overlength_policy="drop"),
+        train_dataset=data,
+        processing_class=tok,
+    )
     assert dropping.data_stats["train"].dropped_overlength == 3 and len(dropping.train_dataset) == 3
 
 
 @pytest.mark.parametrize("arch,shared", [("llama", True), ("qwen3", True), ("bert", False)])
 def test_fast_path_is_the_default_and_shares_prompts_on_causal_models(arch, shared, tmp_path, caplog):
-    from rewardlab.data.collate import DataCollatorForFastPreference, DataCollatorForPreference
+    from rewardlab.layout import DataCollatorForPreference
 
     tok = make_tokenizer(arch)
-    with caplog.at_level("INFO", logger="rewardlab.trainer"):
-        trainer = RewardTrainer(make_model(arch, tok), args=config(tmp_path, max_steps=-1, num_train_epochs=1),
-                                train_dataset=pairs(12), processing_class=tok)  # fmt: skip
-    assert isinstance(trainer.data_collator, DataCollatorForFastPreference)
-    assert trainer.data_collator.share_prompt is shared
-    assert trainer.data_collator.pack_sequences is not shared  # encoders: whole sequences packed instead
+    with caplog.at_level("INFO", logger="rewardlab.layout.choose"):
+        trainer = RewardTrainer(
+            make_model(arch, tok),
+            args=config(tmp_path, max_steps=-1, num_train_epochs=1),
+            train_dataset=pairs(12),
+            processing_class=tok,
+        )
+    assert isinstance(trainer.data_collator, DataCollatorForPreference)
+    # Causal models share the prompt; encoders pack whole sequences instead.
+    assert trainer.data_collator.layout is (Layout.SHARED_PREFIX if shared else Layout.PACKED)
     if not shared:
         assert "share_prompt is off" in caplog.text and "score head" in caplog.text
     trainer.train()
@@ -279,9 +337,10 @@ def test_fast_path_is_the_default_and_shares_prompts_on_causal_models(arch, shar
         for c, r in zip(trainer.train_dataset["chosen_ids"], trainer.train_dataset["rejected_ids"], strict=True)
     )
     assert [e for e in trainer.state.log_history if "num_tokens" in e][-1]["num_tokens"] == real
-    plain = RewardTrainer(make_model(arch, tok), args=config(tmp_path, padding_free=False), train_dataset=pairs(4),
-                          processing_class=tok)  # fmt: skip
-    assert isinstance(plain.data_collator, DataCollatorForPreference)
+    plain = RewardTrainer(
+        make_model(arch, tok), args=config(tmp_path, padding_free=False), train_dataset=pairs(4), processing_class=tok
+    )
+    assert plain.data_collator.layout is Layout.PADDED
 
 
 def test_a_model_that_cannot_pack_pairs_falls_back_with_a_reason(tmp_path, caplog):
@@ -294,11 +353,11 @@ def test_a_model_that_cannot_pack_pairs_falls_back_with_a_reason(tmp_path, caplo
         return original(*args, **kwargs)
 
     model.model.forward = drop_pair_spans
-    with caplog.at_level("WARNING", logger="rewardlab.trainer"):
+    with caplog.at_level("WARNING", logger="rewardlab.layout.choose"):
         trainer = RewardTrainer(
             model, args=config(tmp_path, share_prompt=True), train_dataset=pairs(4), processing_class=tok
         )
-    assert trainer.data_collator.share_prompt is False
+    assert trainer.data_collator.layout is Layout.SUB_BATCHES
     assert "do not reproduce its rewards" in caplog.text
     assert trainer.model.config._attn_implementation != "rewardlab_pairs"
 
@@ -313,10 +372,18 @@ def test_token_budget_trains_exactly_like_whole_batches(arch, padding_free, tmp_
     runs = {}
     for budget in (None, 40):
         tok = make_tokenizer(arch)  # fresh: the trainer sets a pad token on it, which would change the next model
-        kw = dict(max_tokens_per_batch=budget, padding_free=padding_free, center_rewards_coefficient=0.01,
-                  gradient_accumulation_steps=2, max_steps=2, seed=3, optim="sgd")  # fmt: skip
-        trainer = RewardTrainer(make_model(arch, tok), args=config(tmp_path, **kw), train_dataset=data,
-                                processing_class=tok)  # fmt: skip
+        kw = dict(
+            max_tokens_per_batch=budget,
+            padding_free=padding_free,
+            center_rewards_coefficient=0.01,
+            gradient_accumulation_steps=2,
+            max_steps=2,
+            seed=3,
+            optim="sgd",
+        )
+        trainer = RewardTrainer(
+            make_model(arch, tok), args=config(tmp_path, **kw), train_dataset=data, processing_class=tok
+        )
         if budget:
             batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
             assert len(batch["micro_batches"]) >= 2

@@ -10,7 +10,6 @@ from rewardlab.data.truncation import (
     PROMPT_TRUNCATED,
     RESPONSE_TRUNCATED,
     common_prefix_length,
-    group_prefix_length,
     truncate_group,
     truncate_pair,
 )
@@ -149,10 +148,10 @@ def test_truncate_sequence_cuts_the_prompt_first_then_the_response_end():
 
 
 def test_group_prefix_length():
-    assert group_prefix_length([[1, 2, 3], [1, 2, 4], [1, 5]]) == 1
-    assert group_prefix_length([[1, 2, 3], [1, 2, 3, 4]]) == 3
-    assert group_prefix_length([[7, 8]]) == 2
-    assert group_prefix_length([]) == 0
+    assert common_prefix_length(*[[1, 2, 3], [1, 2, 4], [1, 5]]) == 1
+    assert common_prefix_length(*[[1, 2, 3], [1, 2, 3, 4]]) == 3
+    assert common_prefix_length(*[[7, 8]]) == 2
+    assert common_prefix_length(*[]) == 0
 
 
 def test_group_fits_or_no_limit_is_ok():
@@ -236,8 +235,8 @@ def test_random_groups_stay_within_max_length_and_pairs_agree_with_groups_of_two
         if result.status == PROMPT_TRUNCATED:
             removed = {len(b) - len(a) for b, a in zip(group, result.sequences, strict=True)}
             assert len(removed) == 1
-            n, k = removed.pop(), min(keep, group_prefix_length(group))
-            assert k + n <= group_prefix_length(group)
+            n, k = removed.pop(), min(keep, common_prefix_length(*group))
+            assert k + n <= common_prefix_length(*group)
             assert result.sequences == [s[:k] + s[k + n :] for s in group]
         if result.status == OK:
             assert result.sequences == group

@@ -10,14 +10,14 @@ __version__ = "0.1.0"
 # Imported on first use: `import rewardlab` (and `rewardlab --help`) should not pay for importing torch/transformers.
 _EXPORTS = {
     "RewardConfig": "rewardlab.config",
-    "RewardTrainer": "rewardlab.trainer",
-    "DataCollatorForPreference": "rewardlab.data.collate",
+    "RewardTrainer": "rewardlab.train.trainer",
+    "DataCollatorForPreference": "rewardlab.layout.collate",
     "RewardlabError": "rewardlab.errors",
     "InvalidRowError": "rewardlab.errors",
-    "RewardModel": "rewardlab.scoring",
-    "PairScores": "rewardlab.scoring",
-    "RewardFunction": "rewardlab.rl",
-    "RewardEnsemble": "rewardlab.deep_ensemble",
+    "RewardModel": "rewardlab.score.reward_model",
+    "PairScores": "rewardlab.score.reward_model",
+    "RewardFunction": "rewardlab.score.rl",
+    "RewardEnsemble": "rewardlab.score.ensemble",
 }
 __all__ = [
     "DataCollatorForPreference",
@@ -33,12 +33,12 @@ __all__ = [
 
 if TYPE_CHECKING:
     from rewardlab.config import RewardConfig
-    from rewardlab.data.collate import DataCollatorForPreference
-    from rewardlab.deep_ensemble import RewardEnsemble
     from rewardlab.errors import InvalidRowError, RewardlabError
-    from rewardlab.rl import RewardFunction
-    from rewardlab.scoring import PairScores, RewardModel
-    from rewardlab.trainer import RewardTrainer
+    from rewardlab.layout.collate import DataCollatorForPreference
+    from rewardlab.score.ensemble import RewardEnsemble
+    from rewardlab.score.reward_model import PairScores, RewardModel
+    from rewardlab.score.rl import RewardFunction
+    from rewardlab.train.trainer import RewardTrainer
 
 
 def __getattr__(name: str):

@@ -1,4 +1,5 @@
-"""RewardConfig: every field of TRL 1.16's RewardConfig, plus rewardlab's own data-policy options."""
+"""RewardConfig: every field of TRL 1.16's RewardConfig, plus rewardlab's own data-policy, layout, ranking and
+ensemble options."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from typing import Any
 import torch
 from transformers import TrainingArguments
 
-OVERLENGTH_POLICIES = ("truncate_prompt", "drop", "error")
+from rewardlab._compat import dict_fields_of
+from rewardlab.choices import OVERLENGTH_POLICIES, PAIRWISE, RANKING_LOSSES, TRUNCATE_PROMPT, check_choice
+
+# One extra forward call costs about this many padded tokens on a CPU; the scorer uses it too.
+DEFAULT_SUB_BATCH_OVERHEAD_TOKENS = 32
 
 
 @dataclass
@@ -20,10 +25,33 @@ class RewardConfig(TrainingArguments):
     that differ from `TrainingArguments` are TRL's (`learning_rate=1e-4`, `logging_steps=10`, activation/gradient
     checkpointing on), except `bf16`: it defaults to `True` only on a CUDA device that supports it, since bf16
     autocast on a CPU without bf16 units is slower than fp32 and changes the results.
+
+    > Parameters that control the model
+
+    model_init_kwargs, trust_remote_code, chat_template_path, disable_dropout.
+
+    > Parameters that control the data preprocessing (`rewardlab.data`)
+
+    dataset_num_proc, eos_token, max_length, overlength_policy, skip_invalid_rows, pad_to_multiple_of.
+
+    > Parameters that control the batch layout (`rewardlab.layout`)
+
+    padding_free, share_prompt, sub_batch_overhead_tokens, max_tokens_per_batch.
+
+    > Parameters that control the training
+
+    center_rewards_coefficient, activation_offloading; for ranked data ranking_loss, ranking_margin_scale; for
+    ensembles ensemble_heads, ensemble_bootstrap.
+
+    > Deprecated parameters
+
+    pad_token (as in TRL).
+
+    Every field's `help` says what it does; `rewardlab train --help` prints them all.
     """
 
     # Lets `--model_init_kwargs '{"dtype": "bfloat16"}'` arrive as a dict, as TrainingArguments does for its own.
-    _VALID_DICT_FIELDS = TrainingArguments._VALID_DICT_FIELDS + ["model_init_kwargs"]
+    _VALID_DICT_FIELDS = dict_fields_of(TrainingArguments) + ["model_init_kwargs"]
 
     # Defaults that differ from TrainingArguments (TRL's choices).
     learning_rate: float = field(default=1e-4, metadata={"help": "The initial learning rate for AdamW."})
@@ -101,7 +129,7 @@ class RewardConfig(TrainingArguments):
         },
     )
     overlength_policy: str = field(
-        default="truncate_prompt",
+        default=TRUNCATE_PROMPT,
         metadata={
             "help": "What to do with a pair longer than max_length. 'truncate_prompt' (default): drop tokens from the "
             "left of the prompt shared by chosen and rejected (the oldest turns), keeping the responses whole; a "
@@ -137,7 +165,7 @@ class RewardConfig(TrainingArguments):
         },
     )
     sub_batch_overhead_tokens: int = field(
-        default=32,
+        default=DEFAULT_SUB_BATCH_OVERHEAD_TOKENS,
         metadata={
             "help": "Cost of one extra forward call, in padded tokens, used to choose the sub-batches: larger values "
             "give fewer, more padded sub-batches (raise it on GPUs, where small kernels are inefficient)."
@@ -172,16 +200,16 @@ class RewardConfig(TrainingArguments):
         default=False, metadata={"help": "Offload activations to the CPU during training (GPU only)."}
     )
 
-    # Rankings (K responses per prompt, see rewardlab.data.ranked) and ensembles (see rewardlab.ensemble).
+    # Rankings (K responses per prompt, see rewardlab.data.formats) and ensembles of heads (rewardlab.model.heads).
     ranking_loss: str = field(
-        default="pairwise",
+        default=PAIRWISE,
         metadata={
             "help": "Loss for ranked data (rows with K >= 2 responses). 'pairwise' (InstructGPT): for each prompt, "
             "the mean over its ordered pairs (i, j) with s_i > s_j of -log sigmoid(r_i - r_j - m_ij), then the mean "
             "over prompts. 'plackett_luce': the negative log-likelihood of the whole ranking, "
             "sum over ranks of -(r_best - logsumexp(r_remaining)), tied responses sharing a step (Breslow), divided "
             "by the steps, then the mean over prompts. Both equal the Bradley-Terry loss when K = 2.",
-            "choices": ["pairwise", "plackett_luce"],
+            "choices": list(RANKING_LOSSES),
         },
     )
     ranking_margin_scale: float = field(
@@ -223,16 +251,12 @@ class RewardConfig(TrainingArguments):
             self.bf16 = (
                 not self.fp16 and not self.use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
             )
-        if self.overlength_policy not in OVERLENGTH_POLICIES:
-            raise ValueError(
-                f"overlength_policy={self.overlength_policy!r} is not one of {', '.join(OVERLENGTH_POLICIES)}"
-            )
+        check_choice("overlength_policy", self.overlength_policy, OVERLENGTH_POLICIES)
         if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < 1:
             raise ValueError(
                 f"max_tokens_per_batch must be a positive number of tokens, got {self.max_tokens_per_batch}"
             )
-        if self.ranking_loss not in ("pairwise", "plackett_luce"):
-            raise ValueError(f"ranking_loss={self.ranking_loss!r} is not one of pairwise, plackett_luce")
+        check_choice("ranking_loss", self.ranking_loss, RANKING_LOSSES)
         if self.ensemble_heads < 1:
             raise ValueError(f"ensemble_heads must be at least 1, got {self.ensemble_heads}")
         if self.max_length is not None and self.max_length < 2:

@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+# The reason code of an `InvalidRowError` made without one.
+INVALID_ROW = "invalid row"
+
 
 class RewardlabError(Exception):
     """A problem with the user's input (data, path, flag, model) that they can fix."""
 
 
-class InvalidRowError(RewardlabError):
-    """A data row that cannot be used, with the row index and the field at fault."""
+class UsageError(RewardlabError):
+    """A bad command line or config file."""
 
-    def __init__(self, index: int | None, field: str | None, reason: str, dataset: str | None = None):
+
+class InvalidRowError(RewardlabError):
+    """A data row that cannot be used, with the row index and the field at fault.
+
+    `code` is a short reason (e.g. "empty value"): the key under which skipped rows are counted.
+    """
+
+    def __init__(
+        self,
+        index: int | None,
+        field: str | None,
+        reason: str,
+        code: str = INVALID_ROW,
+        dataset: str | None = None,
+    ):
         self.index = index
         self.field = field
         self.reason = reason
         self.dataset = dataset
+        self.code = code
         where = []
         if dataset:
             where.append(f"{dataset} dataset")
@@ -24,7 +44,22 @@ class InvalidRowError(RewardlabError):
             where.append(f"field '{field}'")
         super().__init__(f"{', '.join(where) or 'row'}: {reason}")
 
+    def at(self, index: int | None = None, dataset: str | None = None) -> InvalidRowError:
+        """The same error for row `index` (when given) of the `dataset` (when given)."""
+        return InvalidRowError(
+            self.index if index is None else index,
+            self.field,
+            self.reason,
+            self.code,
+            self.dataset if dataset is None else dataset,
+        )
+
 
 def first_line(error: BaseException) -> str:
     """The first line of a library's error message (or its type), to quote inside a one-line RewardlabError."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def type_name(value: Any) -> str:
+    """The type of `value` as an error message names it: `None` for None, else the class name."""
+    return "None" if value is None else type(value).__name__

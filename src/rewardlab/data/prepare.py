@@ -17,22 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict, List, Value
 
-from rewardlab.data.formats import (
-    IDENTICAL,
-    PreferenceFormat,
-    contradiction,
-    detect_dataset_format,
-    invalid_row,
-    ranked_items,
-    reason_code,
-    validate_dataset,
-    validate_row,
-    with_dataset_name,
-)
+from rewardlab.data.formats import PreferenceFormat, detect_dataset_format, ranked_items
 from rewardlab.data.tokenize import (
     has_chat_template,
     leading_special_count,
     no_chat_template_error,
+    resolve_eos_token_id,
     tokenize_pair,
     tokenize_ranking,
 )
@@ -44,6 +34,7 @@ from rewardlab.data.truncation import (
     truncate_group,
     truncate_pair,
 )
+from rewardlab.data.validate import IDENTICAL, contradiction, validate_dataset, validate_row
 from rewardlab.errors import InvalidRowError, RewardlabError
 
 if TYPE_CHECKING:
@@ -108,7 +99,7 @@ class PreparationStats:
         return {k: v for k, v in asdict(self).items() if k != "skipped_rows"}
 
     def record_skip(self, error: InvalidRowError) -> None:
-        code = reason_code(error)
+        code = error.code
         self.invalid_skipped[code] = self.invalid_skipped.get(code, 0) + 1
         self.skipped_rows.append({"row": error.index, "field": error.field, "reason": error.reason, "code": code})
 
@@ -144,20 +135,6 @@ class PreparationStats:
         self.dropped_overlength = self.comparisons_out = 0
         self.invalid_skipped = {}
         self.skipped_rows = []
-
-
-def resolve_eos_token_id(tokenizer: Any, eos_token: str | None) -> int | None:
-    """The id of the eos appended to plain-text rows: `eos_token` if given (it must be in the vocabulary), else the
-    tokenizer's; None (nothing appended) when the tokenizer has none, as BERT-style tokenizers."""
-    if eos_token is None:
-        return getattr(tokenizer, "eos_token_id", None)
-    vocab = tokenizer.get_vocab()
-    if eos_token not in vocab:
-        raise RewardlabError(
-            f"eos_token {eos_token!r} is not in the tokenizer's vocabulary; use a token it has "
-            f"(its eos is {getattr(tokenizer, 'eos_token', None)!r}) or leave eos_token unset"
-        )
-    return vocab[eos_token]
 
 
 def _failure(field: str | None, reason: str, code: str, has_margin: bool, ranked: bool = False) -> dict[str, Any]:
@@ -197,7 +174,7 @@ def _process_row(
     try:
         pair = tokenize_pair(example, tokenizer, eos_token_id)
     except InvalidRowError as e:
-        return _failure(e.field, e.reason, reason_code(e), has_margin)
+        return _failure(e.field, e.reason, e.code, has_margin)
     chosen, rejected = pair["chosen_ids"], pair["rejected_ids"]
     if chosen == rejected:
         return _failure(
@@ -242,7 +219,7 @@ def _process_ranking(
     try:
         ranking = tokenize_ranking(example, tokenizer, eos_token_id)
     except InvalidRowError as e:
-        return _failure(e.field, e.reason, reason_code(e), False, ranked=True)
+        return _failure(e.field, e.reason, e.code, False, ranked=True)
     sequences, scores = ranking["response_ids"], ranking["scores"]
     clash = contradiction(sequences, scores)
     if clash is not None:
@@ -359,9 +336,9 @@ def _prepare_map_style(
     failed = [i for i, s in enumerate(statuses) if s == _INVALID]
     for i in failed:
         code = rows[_ERR_CODE][i]
-        error = invalid_row(rows[_INDEX][i], rows[_ERR_FIELD][i] or None, rows[_ERR_REASON][i], code)
+        error = InvalidRowError(rows[_INDEX][i], rows[_ERR_FIELD][i] or None, rows[_ERR_REASON][i], code)
         if code == OVERLENGTH or not args.skip_invalid_rows:
-            raise with_dataset_name(error, dataset_name)
+            raise error.at(dataset=dataset_name)
         stats.record_skip(error)
     status_counts = Counter(statuses)
     stats.prompt_truncated = status_counts[PROMPT_TRUNCATED]
@@ -391,9 +368,9 @@ class _StreamingProcessor:
         self.row_kwargs = row_kwargs
 
     def _skip(self, index: int, error: InvalidRowError) -> dict[str, Any]:
-        code = reason_code(error)
+        code = error.code
         if code == OVERLENGTH or not self.skip_invalid:
-            raise with_dataset_name(error, self.stats.dataset_name)
+            raise error.at(dataset=self.stats.dataset_name)
         self.stats.record_skip(error)
         failure = _failure(None, "", code, self.row_kwargs.get("has_margin", False), self.fmt.ranked)
         return {k: v for k, v in failure.items() if k in _STREAM_COLUMNS}
@@ -409,7 +386,7 @@ class _StreamingProcessor:
             return self._skip(index, e)
         out = self.process(example, **self.row_kwargs)
         if out[_STATUS] == _INVALID:
-            error = invalid_row(index, out[_ERR_FIELD] or None, out[_ERR_REASON], out[_ERR_CODE])
+            error = InvalidRowError(index, out[_ERR_FIELD] or None, out[_ERR_REASON], out[_ERR_CODE])
             return self._skip(index, error)
         for name in (_ERR_FIELD, _ERR_REASON, _ERR_CODE):
             del out[name]

@@ -79,14 +79,27 @@ def render_messages(
         )
     except Exception as e:  # jinja2.TemplateError, TypeError/ValueError raised inside templates, ...
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        error = InvalidRowError(None, field, f"chat template failed: {type(e).__name__}: {message}"[:300])
-        error.code = CHAT_TEMPLATE_ERROR  # type: ignore[attr-defined]
-        raise error from e
+        reason = f"chat template failed: {type(e).__name__}: {message}"[:300]
+        raise InvalidRowError(None, field, reason, CHAT_TEMPLATE_ERROR) from e
     ids = result["input_ids"]
     # Some processors return a batch of one.
     if ids and isinstance(ids[0], list):
         ids = ids[0]
     return list(ids)
+
+
+def resolve_eos_token_id(tokenizer: Any, eos_token: str | None) -> int | None:
+    """The id of the eos appended to plain-text rows: `eos_token` if given (it must be in the vocabulary), else the
+    tokenizer's; None (nothing appended) when the tokenizer has none, as BERT-style tokenizers."""
+    if eos_token is None:
+        return getattr(tokenizer, "eos_token_id", None)
+    vocab = tokenizer.get_vocab()
+    if eos_token not in vocab:
+        raise RewardlabError(
+            f"eos_token {eos_token!r} is not in the tokenizer's vocabulary; use a token it has "
+            f"(its eos is {getattr(tokenizer, 'eos_token', None)!r}) or leave eos_token unset"
+        )
+    return vocab[eos_token]
 
 
 def tokenize_text(tokenizer: Any, text: str, eos_token_id: int | None) -> list[int]:

@@ -9,8 +9,11 @@ written once, for K sequences (`truncate_group`); `truncate_pair` is its K=2 cas
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from rewardlab.choices import DROP, ERROR, OVERLENGTH_POLICIES, TRUNCATE_PROMPT
 
 OK = "ok"
 PROMPT_TRUNCATED = "prompt_truncated"
@@ -36,27 +39,27 @@ class GroupTruncationResult:
     status: str
 
 
-def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
-    """Number of leading tokens `a` and `b` have in common."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+def common_prefix_length(*sequences: Sequence[int]) -> int:
+    """Number of leading tokens all `sequences` have in common (a single sequence: its length; none: 0).
+
+    The one prefix helper of rewardlab: truncation, the shared-prefix layouts and scoring all find the prompt that
+    sequences share with it.
+    """
+    # os.path.commonprefix compares any sequences item by item; lists, so that lists and tuples mix.
+    return len(os.path.commonprefix([s if isinstance(s, list) else list(s) for s in sequences]))
 
 
 def _drops(policy: str, size: str, max_length: int) -> bool:
     """For an over-length input: True to drop it, False to truncate it; raises for "error" and unknown policies."""
-    if policy == "drop":
+    if policy == DROP:
         return True
-    if policy == "error":
+    if policy == ERROR:
         raise ValueError(
             f"{size}, more than max_length={max_length}; raise max_length, or set overlength_policy to "
-            "'truncate_prompt' or 'drop'"
+            f"'{TRUNCATE_PROMPT}' or '{DROP}'"
         )
-    if policy != "truncate_prompt":
-        raise ValueError(f"unknown overlength policy {policy!r}; use 'truncate_prompt', 'drop' or 'error'")
+    if policy != TRUNCATE_PROMPT:
+        raise ValueError(f"unknown overlength policy {policy!r}; use one of {', '.join(OVERLENGTH_POLICIES)}")
     return False
 
 
@@ -65,14 +68,6 @@ def _cut_end(ids: list[int], max_length: int) -> list[int]:
     if len(ids) <= max_length:
         return ids
     return ids[: max_length - 1] + ids[-1:]
-
-
-def group_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
-    """Number of leading tokens all of `sequences` have in common."""
-    if not sequences:
-        return 0
-    first = sequences[0]
-    return min((common_prefix_length(first, other) for other in sequences[1:]), default=len(first))
 
 
 def _sizes(lengths: list[int], names: Sequence[str] | None) -> str:
@@ -116,7 +111,7 @@ def truncate_group(
         raise ValueError(f"max_length must be at least 2, got {max_length}")
 
     # The shared prefix, less each sequence's final token (so none is emptied when one is a prefix of another).
-    prefix = max(0, min(group_prefix_length(group), min(lengths) - 1))
+    prefix = max(0, min(common_prefix_length(*group), min(lengths) - 1))
     keep = max(0, min(keep_leading, prefix))
     excess = max(lengths) - max_length
     if excess <= prefix - keep:

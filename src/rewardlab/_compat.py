@@ -1,0 +1,80 @@
+"""Every touch of another library's private API, in one place, each with the condition that makes it removable.
+
+rewardlab builds on `transformers` and `torch` rather than forking them; where a public API does not (yet) say what
+is needed, the private one is used here and only here, so that an upgrade starts by reading this file.
+`tests/test_compat.py` checks that each of these still exists in the installed versions, so one that goes away
+fails a test instead of a user's run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+# `transformers.Trainer` methods that `rewardlab.train.RewardTrainer` overrides or calls. They are private in
+# transformers, but overriding them is how every Trainer subclass (TRL's included) adds per-step behaviour:
+# - `_set_signature_columns_if_needed`: keep the prepared columns (`chosen_ids`, ...) that `forward` does not name;
+# - `_prepare_inputs`: move a batch to the device in `prediction_step`, as `Trainer` itself does;
+# - `_save_checkpoint`, `_get_output_dir`: mark a checkpoint directory as incomplete while it is written;
+# - `_load_callback_state`: restore the counts of pairs and tokens seen when resuming.
+# Removable when transformers offers public hooks for these (none is planned as of 5.24).
+TRAINER_HOOKS = (
+    "_set_signature_columns_if_needed",
+    "_prepare_inputs",
+    "_save_checkpoint",
+    "_get_output_dir",
+    "_load_callback_state",
+)
+
+
+def dict_fields_of(arguments_class: type) -> list[str]:
+    """The `TrainingArguments` fields that accept a JSON string on the command line (TRL extends the same list).
+
+    Removable when transformers makes `_VALID_DICT_FIELDS` public or accepts dicts for every `dict`-typed field.
+    """
+    return list(arguments_class._VALID_DICT_FIELDS)
+
+
+def attention_implementation(model: torch.nn.Module) -> str | None:
+    """The `attn_implementation` a loaded model runs (there is a public setter, `set_attn_implementation`, but no
+    getter). Removable when `PreTrainedConfig` gets a public `attn_implementation` property."""
+    return model.config._attn_implementation
+
+
+def checkpoint_file(name_or_path: str, filename: str) -> str | None:
+    """A file of a local model directory or a hub model (from the cache, downloading it if needed), or None when the
+    model has no such file.
+
+    `transformers.utils.cached_file` resolves revisions, tokens and offline mode as `from_pretrained` does; only its
+    private `_raise_exceptions_for_missing_entries` turns "no such file" into None instead of an exception.
+    Removable when `cached_file` has a public equivalent.
+    """
+    from transformers.utils import cached_file
+
+    return cached_file(name_or_path, filename, _raise_exceptions_for_missing_entries=False)
+
+
+def ignoring_unexpected_keys(model_class: type, patterns: list[str]) -> type:
+    """A subclass of `model_class` whose `from_pretrained` does not warn about weights matching `patterns`.
+
+    `_keys_to_ignore_on_load_unexpected` is the class attribute transformers' own models use for this. Removable
+    when `from_pretrained` accepts the patterns as an argument.
+    """
+    return type(model_class.__name__, (model_class,), {"_keys_to_ignore_on_load_unexpected": patterns})
+
+
+def check_installed_versions() -> list[str]:
+    """What of the above is missing from the installed libraries (empty when everything is there)."""
+    from transformers import PreTrainedModel, Trainer, TrainingArguments
+    from transformers.configuration_utils import PretrainedConfig
+
+    missing = [f"transformers.Trainer.{name}" for name in TRAINER_HOOKS if not hasattr(Trainer, name)]
+    if not hasattr(TrainingArguments, "_VALID_DICT_FIELDS"):
+        missing.append("transformers.TrainingArguments._VALID_DICT_FIELDS")
+    if not hasattr(PretrainedConfig, "_attn_implementation"):
+        missing.append("transformers.PretrainedConfig._attn_implementation")
+    if not hasattr(PreTrainedModel, "_keys_to_ignore_on_load_unexpected"):
+        missing.append("transformers.PreTrainedModel._keys_to_ignore_on_load_unexpected")
+    return missing

@@ -1,0 +1,19 @@
+"""The closed sets of option values that several layers check: the configuration, the data pipeline, the scorer
+and the commands all take their choices from here, so a new value is added in one place."""
+
+from __future__ import annotations
+
+# What to do with a pair (or a ranking) longer than `max_length`; see `rewardlab.data.truncation`.
+TRUNCATE_PROMPT, DROP, ERROR = "truncate_prompt", "drop", "error"
+OVERLENGTH_POLICIES = (TRUNCATE_PROMPT, DROP, ERROR)
+
+# The loss of ranked data (K responses per prompt); see `rewardlab.losses`.
+PAIRWISE, PLACKETT_LUCE = "pairwise", "plackett_luce"
+RANKING_LOSSES = (PAIRWISE, PLACKETT_LUCE)
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """`value` if it is one of `choices`, else a ValueError naming the option and every choice."""
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value

@@ -1,0 +1,97 @@
+"""What every `rewardlab` command shares: argument parsers that raise one-line errors, the flags that load a saved
+reward model, and rewardlab's log lines on stderr while a command runs."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from rewardlab.errors import UsageError
+
+
+class _RaisingParserMixin:
+    """argparse prints usage and calls sys.exit on a bad flag; raise instead, so `main` reports it as one line."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+class ArgumentParser(_RaisingParserMixin, argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("allow_abbrev", False)  # a typo must not silently match a longer flag
+        super().__init__(*args, **kwargs)
+
+
+def dataclass_parser(dataclass_types: tuple[type, ...], **kwargs: Any) -> argparse.ArgumentParser:
+    """`transformers.HfArgumentParser` over `dataclass_types` (a flag per field, help from its metadata), raising
+    one-line errors like `ArgumentParser`."""
+    from transformers import HfArgumentParser
+
+    kwargs.setdefault("allow_abbrev", False)
+    parser_class = type("DataclassArgumentParser", (_RaisingParserMixin, HfArgumentParser), {})
+    return parser_class(dataclass_types, **kwargs)
+
+
+def add_reward_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that say how `rewardlab eval`, `score` and `serve` load a saved reward model."""
+    parser.add_argument(
+        "--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"], help="Weights dtype (float32)."
+    )
+    parser.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: cuda when available).")
+    parser.add_argument("--base_model", default=None, help="Base model of a LoRA adapter, if not the one it names.")
+    parser.add_argument(
+        "--max_length", type=int, default=None, help="Longest sequence in tokens (default: the training run's)."
+    )
+
+
+def load_reward_model(source: str | list[str], args: argparse.Namespace, **kwargs: Any) -> Any:
+    """`RewardModel.from_pretrained(source)` with the flags of `add_reward_model_arguments`; for a list of several
+    sources (a `--model` flag taking many), `RewardEnsemble.from_pretrained` (a deep ensemble)."""
+    from rewardlab.score.ensemble import RewardEnsemble
+    from rewardlab.score.reward_model import RewardModel
+
+    if not isinstance(source, str) and len(source) == 1:
+        source = source[0]
+    if args.max_length is not None:
+        kwargs["max_length"] = args.max_length
+    load = RewardModel.from_pretrained if isinstance(source, str) else RewardEnsemble.from_pretrained
+    return load(source, dtype=args.dtype, device=args.device, base_model=args.base_model, **kwargs)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (so a replaced stderr, e.g. under pytest, still works)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+@contextlib.contextmanager
+def rewardlab_logging() -> Iterator[None]:
+    """Show rewardlab's own INFO messages (data policy counts, ...) on stderr while a command runs; other libraries
+    keep their levels. Undone afterwards, so calling `main` from Python leaves logging as it was."""
+    root = logging.getLogger("rewardlab")
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("rewardlab: %(message)s"))
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def one_line(error: BaseException) -> str:
+    """An error message on one line, for `rewardlab: error: ...`."""
+    text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    return text or type(error).__name__

@@ -1,0 +1,144 @@
+"""`rewardlab eval`: score preference sets with one or two reward models (or an ensemble) and write `report.json` +
+`report.html` (`rewardlab.eval.report`), printing each set's accuracy with its interval."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rewardlab.cli.common import ArgumentParser, add_reward_model_arguments, load_reward_model
+from rewardlab.errors import RewardlabError
+from rewardlab.eval.report import evaluate, load_eval_set, training_log, write_report
+from rewardlab.files import read_settings_file
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(
+        prog="rewardlab eval",
+        description="Evaluate reward models on preference data: exact accuracy (ties apart), margin, log-loss, "
+        "calibration, length bias, per-category accuracy, the worst pairs, with bootstrap 95%% intervals; writes "
+        "report.json and report.html.",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="reward model directory (full or LoRA adapter) or hub id")
+    which.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two models, side by side on the same data")
+    which.add_argument(
+        "--ensemble",
+        nargs="+",
+        metavar="MODEL",
+        help="two or more separately trained models scored as one deep ensemble (rewardlab.RewardEnsemble): the "
+        "mean of their centred rewards, and how their disagreement relates to the ensemble's mistakes",
+    )
+    p.add_argument("--dataset", action="append", required=True, help="data file, directory or hub id (repeatable)")
+    p.add_argument(
+        "--mapping",
+        action="append",
+        default=None,
+        help="how rows become pairs: a preset (hh-rlhf, rmb, alpaca-eval, ultrafeedback, rm-bench), a "
+        "'key=value,...' string or a JSON/YAML file; once for all data sets or once per --dataset",
+    )
+    p.add_argument("--split", default=None, help="split to evaluate (default: the only one, else 'test')")
+    p.add_argument("--category_column", default=None, help="column (dotted path) with a category per row")
+    p.add_argument("--sections", default=None, help="JSON/YAML file {section: [categories]} for section scores")
+    p.add_argument("--section_weighting", choices=["examples", "uniform"], default="examples")
+    p.add_argument("--max_pairs", type=int, default=None, help="evaluate at most this many pairs per data set")
+    p.add_argument("--n_bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--worst_k", type=int, default=20, help="worst-scored pairs to list")
+    p.add_argument("--output_dir", default="eval_report")
+    p.add_argument("--max_tokens_per_batch", type=int, default=8192, help="token budget of one forward pass")
+    add_reward_model_arguments(p)
+    return p
+
+
+def _mappings(args: argparse.Namespace) -> list[str | None]:
+    given = args.mapping or []
+    if len(given) in (0, 1):
+        return [given[0] if given else None] * len(args.dataset)
+    if len(given) != len(args.dataset):
+        raise RewardlabError(
+            f"{len(given)} --mapping for {len(args.dataset)} --dataset: give one mapping for all, or one per data set"
+        )
+    return given
+
+
+def _read_sections(path: str | None) -> dict[str, list[str]] | None:
+    if path is None:
+        return None
+    sections = read_settings_file(path, "--sections file")
+    if not sections or not all(isinstance(v, list) for v in sections.values()):
+        raise RewardlabError(f"--sections {path} must map each section name to a list of categories")
+    return sections
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    for name in ("max_pairs", "n_bootstrap", "max_tokens_per_batch"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "n_bootstrap" else 1):
+            raise RewardlabError(f"--{name} must be positive, got {value}")
+    if args.ensemble is not None and len(args.ensemble) < 2:
+        raise RewardlabError(f"--ensemble needs at least 2 models, got {len(args.ensemble)}")
+    sources = [args.ensemble] if args.ensemble else args.compare or [args.model]
+    names = [f"A: {sources[0]}", f"B: {sources[1]}"] if args.compare else [_model_name(sources[0])]
+    sections = _read_sections(args.sections)
+    eval_sets = [
+        load_eval_set(source, mapping, split=args.split, category_column=args.category_column, max_pairs=args.max_pairs)
+        for source, mapping in zip(args.dataset, _mappings(args), strict=True)
+    ]
+    if len({s.name for s in eval_sets}) < len(eval_sets):
+        for k, s in enumerate(eval_sets):
+            s.name = f"{k + 1}. {s.name}"
+    models = {
+        name: load_reward_model(source, args, max_tokens_per_batch=args.max_tokens_per_batch)
+        for name, source in zip(names, sources, strict=True)
+    }
+    named_sources = list(zip(names, sources, strict=True))
+    report, figures = evaluate(
+        models,
+        eval_sets,
+        model_sources={name: _model_name(source) for name, source in named_sources},
+        training_logs={name: training_log(source) for name, source in named_sources if isinstance(source, str)},
+        n_bootstrap=args.n_bootstrap,
+        seed=args.seed,
+        sections=sections,
+        section_weighting=args.section_weighting,
+        worst_k=args.worst_k,
+    )
+    html = write_report(report, figures, args.output_dir)
+    for name in names:
+        for set_name, metrics in report["results"][name].items():
+            print(_summary_lines(name, set_name, metrics))
+    print(f"report: {html}")
+    return 0
+
+
+def _summary_lines(name: str, set_name: str, metrics: Mapping[str, Any]) -> str:
+    accuracy = metrics["accuracy"]
+    lines = [f"{name} | {set_name}: accuracy {_ci(accuracy)}, ties {accuracy['ties']}, pairs {metrics['n_evaluated']}"]
+    if "ensemble" in metrics:
+        ensemble = metrics["ensemble"]
+        lines.append(
+            f"  ensemble std of the margin: right {_num(ensemble['ensemble_std_right'])}, "
+            f"wrong {_num(ensemble['ensemble_std_wrong'])}, "
+            f"wrong - right {_ci(ensemble['std_wrong_minus_right'])}, "
+            f"AUROC {_num(ensemble['ensemble_std_auroc'], 3)} "
+            f"(small |margin|: {_num(ensemble['margin_auroc'], 3)})"
+        )
+    return "\n".join(lines)
+
+
+def _model_name(source: str | list[str]) -> str:
+    return source if isinstance(source, str) else f"ensemble of {len(source)}: {', '.join(source)}"
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"  # None: NaN in the report, e.g. no pair ranked wrong
+
+
+def _ci(metric: Mapping[str, Any]) -> str:
+    low, high = metric.get("ci95") or (None, None)
+    if low is None or high is None:
+        return _num(metric["value"])
+    return f"{_num(metric['value'])} [95% CI {low:.4f}, {high:.4f}]"

@@ -1,0 +1,77 @@
+"""`rewardlab score`: a data file in, the same rows plus reward columns out (`rewardlab.score.rows`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from datasets import Dataset
+
+from rewardlab.choices import OVERLENGTH_POLICIES
+from rewardlab.cli.common import ArgumentParser, add_reward_model_arguments, load_reward_model
+from rewardlab.data.loading import load_preference_data
+from rewardlab.errors import RewardlabError
+from rewardlab.score.ensemble import members_of
+from rewardlab.score.rows import OUTPUT_FORMATS, RowColumns, detect_mode, score_dataset
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(
+        prog="rewardlab score",
+        description="Score every row of a data set with a reward model and write the rows back with rewards. "
+        "Pairs (chosen/rejected, any training format) get reward_chosen, reward_rejected and prob_chosen; "
+        "prompt/completion rows and plain texts get reward. An ensemble also gives the standard deviations: "
+        "std_chosen, std_rejected and std_margin, or reward_std.",
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        nargs="+",
+        help="reward model directory (full or LoRA adapter) or hub id; several: one deep ensemble (RewardEnsemble)",
+    )
+    p.add_argument("--input", required=True, help="data file (.jsonl, .json, .parquet, .csv, ...), directory or hub id")
+    p.add_argument(
+        "--output", required=True, help="output file; its extension picks the format (.jsonl, .parquet, .csv)"
+    )
+    p.add_argument("--split", default="train", help="split to score (a single file is the split 'train')")
+    p.add_argument("--text_column", default="text", help="column of plain texts (when the rows are not pairs)")
+    p.add_argument("--prompt_column", default="prompt", help="prompt column of prompt/completion rows")
+    p.add_argument("--completion_column", default="completion", help="completion column of prompt/completion rows")
+    p.add_argument("--chunk_rows", type=int, default=512, help="rows scored between two progress saves")
+    p.add_argument("--max_tokens_per_batch", type=int, default=8192, help="token budget of one forward pass")
+    p.add_argument(
+        "--overlength_policy",
+        choices=OVERLENGTH_POLICIES,
+        default=None,
+        help="default: the training run's policy; 'drop' gives NaN rewards",
+    )
+    add_reward_model_arguments(p)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from <output>.partial.jsonl")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    output = Path(args.output)
+    if output.suffix not in OUTPUT_FORMATS:
+        raise RewardlabError(f"--output must end in one of {', '.join(OUTPUT_FORMATS)}, got {output.name!r}")
+    if args.chunk_rows < 1:
+        raise RewardlabError(f"--chunk_rows must be positive, got {args.chunk_rows}")
+    if not output.parent.is_dir():
+        raise RewardlabError(f"the output directory {output.parent} does not exist")
+    data = load_preference_data(args.input, split=args.split)
+    if not isinstance(data, Dataset):
+        raise RewardlabError("streamed data cannot be scored into one file; give a file, directory or hub dataset")
+    names = RowColumns(args.text_column, args.prompt_column, args.completion_column)
+    mode = detect_mode(data.column_names, names)
+    options = {"overlength_policy": args.overlength_policy} if args.overlength_policy else {}
+    scorer = load_reward_model(args.model, args, max_tokens_per_batch=args.max_tokens_per_batch, **options)
+    header = {"input": str(args.input), "split": args.split, "rows": len(data), "model": args.model, "mode": mode}
+    scored = score_dataset(
+        scorer, data, output, mode=mode, names=names, header=header, chunk_rows=args.chunk_rows, resume=args.resume
+    )
+    inputs = "; ".join(json.dumps({k: v for k, v in m.report.items() if v}) for m in members_of(scorer))
+    print(f"scored {len(scored)} rows ({mode}) into {output}; inputs: {inputs}")
+    return 0

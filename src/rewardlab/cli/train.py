@@ -1,0 +1,383 @@
+"""`rewardlab train`: every RewardConfig / TrainingArguments field as a flag, plus the data and model flags of TRL's
+reward script, optionally from a YAML file (`--config`, as `trl reward` takes one)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+
+from rewardlab.cli.common import ArgumentParser, dataclass_parser
+from rewardlab.config import RewardConfig
+from rewardlab.data.loading import describe, load_preference_data, looks_like_local_path, split_train_eval
+from rewardlab.errors import RewardlabError, UsageError
+from rewardlab.eval.report import eval_set_from_rows, evaluate, write_report
+from rewardlab.files import read_settings_file
+from rewardlab.model.load import load_tokenizer
+from rewardlab.score.reward_model import RewardModel
+from rewardlab.train.trainer import RewardTrainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScriptArguments:
+    """Where the preference data comes from, and which part of it trains and which evaluates."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "The preference data: a file (.jsonl, .jsonl.gz, .json, .json.gz, .parquet, .csv), a directory "
+            "(written by save_to_disk, or holding data files named after their splits, e.g. train.jsonl and "
+            "test.jsonl), or a Hugging Face Hub dataset id. Required."
+        },
+    )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "Configuration name of a Hub dataset (the `name` of datasets.load_dataset)."}
+    )
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    dataset_test_split: str = field(
+        default="test", metadata={"help": "Split to evaluate on, used when the data has it."}
+    )
+    eval_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "When the data has no test split, hold out this fraction of the training rows (chosen at random "
+            "with --seed) for evaluation. 0: use the test split if there is one, else do not evaluate."
+        },
+    )
+    resume: bool = field(
+        default=False,
+        metadata={
+            "help": "Continue from the newest completely written checkpoint in --output_dir (same data order, random "
+            "state, optimizer and scheduler). --resume_from_checkpoint DIR names one instead."
+        },
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Read the data as a stream instead of loading it into memory (needs --max_steps).",
+            "aliases": ["--dataset_streaming"],
+        },
+    )
+
+
+@dataclass
+class ModelArguments:
+    """Which model to start from and how to load it; LoRA and quantization."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "The model to train: a Hub id or a local directory. Loaded with "
+            "AutoModelForSequenceClassification and num_labels=1. Required."
+        },
+    )
+    model_revision: str = field(
+        default="main", metadata={"help": "Branch, tag or commit of the Hub model (and its tokenizer)."}
+    )
+    dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "dtype the model weights are loaded in ('auto': as stored in the checkpoint).",
+            "choices": ["auto", "float32", "bfloat16", "float16"],
+        },
+    )
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "Attention implementation, e.g. sdpa, eager or flash_attention_2."}
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "Tokenizer to use, if not the model's own (a Hub id or a directory)."}
+    )
+    use_peft: bool = field(
+        default=False, metadata={"help": "Train LoRA adapters (and the score head) instead of all weights."}
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (the update is scaled by alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA layers' input."})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Names of the modules that get LoRA adapters, e.g. q_proj v_proj, or all-linear. Default: PEFT's "
+            "choice for the architecture."
+        },
+    )
+    lora_modules_to_save: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Modules trained in full and saved with the adapter. The score head is always added to them."
+        },
+    )
+    lora_task_type: str = field(
+        default="SEQ_CLS",
+        metadata={
+            "help": "PEFT task type. Accepted for TRL configs; a reward model is always SEQ_CLS.",
+            "choices": ["SEQ_CLS"],
+        },
+    )
+    use_rslora: bool = field(
+        default=False, metadata={"help": "Rank-stabilised LoRA: scale the update by alpha / sqrt(r)."}
+    )
+    use_dora: bool = field(
+        default=False, metadata={"help": "DoRA: learn each weight's magnitude apart from its LoRA direction."}
+    )
+    load_in_4bit: bool = field(
+        default=False, metadata={"help": "Load the base model in 4 bits (bitsandbytes, CUDA). Needs --use_peft."}
+    )
+    load_in_8bit: bool = field(
+        default=False, metadata={"help": "Load the base model in 8 bits (bitsandbytes, CUDA). Needs --use_peft."}
+    )
+    bnb_4bit_quant_type: str = field(
+        default="nf4", metadata={"help": "4-bit quantization type.", "choices": ["nf4", "fp4"]}
+    )
+    use_bnb_nested_quant: bool = field(
+        default=False, metadata={"help": "Quantize the 4-bit quantization constants too (saves ~0.4 bit/weight)."}
+    )
+
+
+CONFIG_HELP = (
+    "A YAML file whose keys are any of these flags without the dashes (e.g. `learning_rate: 3.0e-5`). "
+    "Its values replace the defaults; flags given on the command line override them."
+)
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    """HfArgumentParser over (ScriptArguments, ModelArguments, RewardConfig): every TrainingArguments flag works."""
+    parser = dataclass_parser(
+        (ScriptArguments, ModelArguments, RewardConfig),
+        prog="rewardlab train",
+        description="Train a Bradley-Terry reward model on preference data. The flags follow TRL's reward script; "
+        "every RewardConfig / TrainingArguments field is a flag.",
+    )
+    parser.add_argument("--config", metavar="FILE.yaml", help=CONFIG_HELP)
+    # Unset means <model-name>-Reward (TRL's convention), decided once the model is known.
+    parser.set_defaults(output_dir=None)
+    return parser
+
+
+def apply_config_file(parser: argparse.ArgumentParser, path: str) -> None:
+    """Make the values of the YAML file at `path` the parser's defaults, so that flags on the command line override
+    them (TRL's `TrlParser` does the same). A key must be a flag's name; a value gets the flag's checks and type
+    conversion, and an error in it is blamed on the file."""
+    config = read_settings_file(path, "the config file", error=UsageError)
+    by_key = {}  # config key -> (dataclass field, whether the key is the field's `no_` flag)
+    for dataclass_type in parser.dataclass_types:
+        for f in fields(dataclass_type):
+            if f.init:
+                by_key[f.name] = (f, False)
+                by_key.update({alias.lstrip("-"): (f, False) for alias in f.metadata.get("aliases", ())})
+                if f.type in (bool, "bool") and f.default is True:
+                    by_key[f"no_{f.name}"] = (f, True)
+    defaults = {}
+    for key, value in config.items():
+        if key not in by_key:
+            raise UsageError(f"unknown key '{key}' in the config file {path} (see `rewardlab train --help`)")
+        f, negated = by_key[key]
+        choices = f.metadata.get("choices")
+        if choices is not None and value is not None and value not in choices:
+            raise UsageError(f"in the config file {path}: {key} is {value!r}, not one of {', '.join(choices)}")
+        defaults[f.name] = (not value) if negated else value
+    parser.set_defaults(**defaults)
+    try:  # string values are converted by the flags' types now, so that an error names the file
+        parser.parse_known_args([])
+    except UsageError as e:
+        raise UsageError(f"in the config file {path}: {e}") from e
+
+
+def parse_train_args(argv: Sequence[str]) -> tuple[ScriptArguments, ModelArguments, Any]:
+    """Parse `rewardlab train` flags (and the YAML file of --config) into the three dataclasses."""
+    parser = build_train_parser()
+    config_flag = ArgumentParser(add_help=False)
+    config_flag.add_argument("--config")
+    config, argv = config_flag.parse_known_args(list(argv))
+    if config.config:
+        apply_config_file(parser, config.config)
+    namespace, unknown = parser.parse_known_args(argv)
+    if unknown:
+        flag = next((u for u in unknown if u.startswith("-")), unknown[0])
+        what = "unknown flag" if flag.startswith("-") else "unexpected argument"
+        raise UsageError(f"{what} '{flag}' (see `rewardlab train --help`)")
+    if namespace.model_name_or_path is None:
+        raise UsageError("--model_name_or_path is required (a Hub model id or a local directory)")
+    if namespace.dataset_name is None:
+        raise UsageError("--dataset_name is required (a data file, a directory or a Hub dataset id)")
+    if namespace.output_dir is None:
+        namespace.output_dir = default_output_dir(namespace.model_name_or_path)
+    values = vars(namespace)
+    outputs = []
+    for dataclass_type in parser.dataclass_types:
+        kwargs = {f.name: values[f.name] for f in fields(dataclass_type) if f.init and f.name in values}
+        try:
+            outputs.append(dataclass_type(**kwargs))
+        except ValueError as e:  # __post_init__ checks, e.g. TrainingArguments' incompatible options
+            raise UsageError(str(e)) from e
+    return tuple(outputs)
+
+
+def default_output_dir(model_name_or_path: str) -> str:
+    """TRL's convention: `<model-name>-Reward` in the current directory."""
+    name = Path(model_name_or_path.rstrip("/\\")).name or "model"
+    return f"{name}-Reward"
+
+
+def model_init_kwargs(model_args: ModelArguments, training_args: Any) -> dict[str, Any]:
+    """from_pretrained arguments from the model flags; an explicit --model_init_kwargs wins over them."""
+    kwargs: dict[str, Any] = {"dtype": model_args.dtype, "revision": model_args.model_revision}
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    kwargs.update(training_args.model_init_kwargs or {})
+    return kwargs
+
+
+def lora_config(model_args: ModelArguments) -> Any:
+    """The LoraConfig of the LoRA flags, or None without --use_peft."""
+    if not model_args.use_peft:
+        return None
+    try:
+        from peft import LoraConfig
+    except ImportError as e:
+        raise RewardlabError("--use_peft needs the peft package: pip install 'rewardlab[peft]'") from e
+    targets = model_args.lora_target_modules
+    # PEFT reads a string as a regex over module names; only the special value all-linear must be passed as one.
+    if targets == ["all-linear"]:
+        targets = "all-linear"
+    return LoraConfig(
+        task_type=model_args.lora_task_type,
+        r=model_args.lora_r,
+        lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout,
+        target_modules=targets,
+        modules_to_save=model_args.lora_modules_to_save,
+        use_rslora=model_args.use_rslora,
+        use_dora=model_args.use_dora,
+    )
+
+
+def quantization_config(model_args: ModelArguments) -> Any:
+    """A BitsAndBytesConfig for --load_in_4bit / --load_in_8bit, or None."""
+    if not (model_args.load_in_4bit or model_args.load_in_8bit):
+        return None
+    if model_args.load_in_4bit and model_args.load_in_8bit:
+        raise UsageError("choose one of --load_in_4bit and --load_in_8bit")
+    if not model_args.use_peft:
+        raise UsageError("a quantized model cannot be trained in full: add --use_peft")
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    compute_dtype = torch.float32 if model_args.dtype in ("auto", "float32") else getattr(torch, model_args.dtype)
+    return BitsAndBytesConfig(
+        load_in_4bit=model_args.load_in_4bit,
+        load_in_8bit=model_args.load_in_8bit,
+        bnb_4bit_compute_dtype=compute_dtype,
+        bnb_4bit_quant_type=model_args.bnb_4bit_quant_type,
+        bnb_4bit_use_double_quant=model_args.use_bnb_nested_quant,
+    )
+
+
+def check_model_path(name_or_path: str) -> None:
+    """A path that does not exist is a typo, not a Hub id: say so before transformers tries the Hub."""
+    if not os.path.exists(os.path.expanduser(name_or_path)) and looks_like_local_path(name_or_path):
+        raise RewardlabError(f"no such model directory: {name_or_path}; check --model_name_or_path")
+
+
+def run_train(script_args: ScriptArguments, model_args: ModelArguments, training_args: RewardConfig) -> int:
+    # Check the cheap things (flags, paths, data, splits) before paying for the model.
+    check_model_path(model_args.model_name_or_path)
+    peft_config = lora_config(model_args)
+    quantization = quantization_config(model_args)
+    data = load_preference_data(
+        script_args.dataset_name, config_name=script_args.dataset_config, streaming=script_args.streaming
+    )
+    logger.info("Loaded %s (%s)", script_args.dataset_name, describe(data))
+    train_dataset, eval_dataset = split_train_eval(
+        data,
+        train_split=script_args.dataset_train_split,
+        eval_split=script_args.dataset_test_split,
+        eval_fraction=script_args.eval_fraction,
+        seed=training_args.seed,
+    )
+    if eval_dataset is None and training_args.eval_strategy != "no":
+        strategy = getattr(training_args.eval_strategy, "value", training_args.eval_strategy)
+        raise UsageError(
+            f"--eval_strategy {strategy} needs an eval set, and the data has no "
+            f"'{script_args.dataset_test_split}' split: set --eval_fraction or --dataset_test_split"
+        )
+    tokenizer = None
+    if model_args.tokenizer_name_or_path:
+        tokenizer = load_tokenizer(
+            model_args.tokenizer_name_or_path,
+            revision=model_args.model_revision,
+            trust_remote_code=training_args.trust_remote_code,
+        )
+    training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
+    trainer = RewardTrainer(
+        model=model_args.model_name_or_path,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        quantization_config=quantization,
+    )
+    trainer.train(resume_from_checkpoint=True if script_args.resume else training_args.resume_from_checkpoint)
+    metrics = trainer.evaluate() if eval_dataset is not None else {}
+    trainer.save_model(training_args.output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub()
+    if trainer.is_world_process_zero():
+        report = write_eval_report(trainer, eval_dataset, script_args.dataset_name) if metrics else None
+        print(train_summary(metrics, training_args.output_dir))
+        if report:
+            print(f"  evaluation report: {report}")
+    trainer.end()  # close trackers and the process group
+    return 0
+
+
+def write_eval_report(trainer: Any, eval_dataset: Any, source: str) -> str | None:
+    """The `rewardlab eval` report of the trained model on the evaluation split, written next to the model."""
+    if not isinstance(eval_dataset, Dataset):  # a streamed eval set cannot be read twice
+        return None
+    args = trainer.args
+    model = RewardModel(
+        trainer.model,
+        trainer.processing_class,
+        max_length=args.max_length,
+        overlength_policy=args.overlength_policy,
+        eos_token=args.eos_token,
+    )
+    eval_set = eval_set_from_rows(eval_dataset.to_list(), "evaluation split", source)
+    name = "trained model"
+    report, figures = evaluate(
+        {name: model},
+        [eval_set],
+        model_sources={name: args.output_dir},
+        training_logs={name: trainer.state.log_history},
+    )
+    return str(write_report(report, figures, args.output_dir))
+
+
+def train_summary(metrics: dict[str, Any], output_dir: str) -> str:
+    lines = ["Training finished."]
+    if "eval_accuracy" in metrics:
+        pairs = metrics.get("eval_num_pairs")
+        on = f" on {int(pairs)} held-out pairs" if pairs is not None else ""
+        loss = f" (eval loss {metrics['eval_loss']:.4f})" if "eval_loss" in metrics else ""
+        lines.append(f"  eval accuracy {metrics['eval_accuracy']:.4f}{on}{loss}")
+        if "eval_top1_accuracy" in metrics:  # rankings: comparisons above, prompts here
+            prompts = int(metrics["eval_num_prompts"])
+            lines.append(f"  eval top-1 accuracy {metrics['eval_top1_accuracy']:.4f} on {prompts} held-out rankings")
+    else:
+        lines.append("  no eval set (give the data a test split, or --eval_fraction)")
+    lines.append(f"  model saved to {output_dir}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> int:
+    script_args, model_args, training_args = parse_train_args(argv)
+    return run_train(script_args, model_args, training_args)

@@ -1,0 +1,297 @@
+"""Collate sequences into a batch of one layout (`rewardlab.layout.batch`), for training, evaluation and scoring.
+
+`lay_out` is the one function that builds every layout from token-id lists; the collators turn prepared examples
+(pairs or rankings) into its input, add what the losses need (margins, scores), and split a batch over the token
+budget into micro-batches of whole examples. `RewardModel` calls `lay_out` directly, so scoring sees exactly the
+training layouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers.data.data_collator import DataCollatorMixin
+
+from rewardlab.config import DEFAULT_SUB_BATCH_OVERHEAD_TOKENS
+from rewardlab.layout.batch import LAYOUT_KEY, Layout
+from rewardlab.layout.plan import (
+    SharedPrefixGroup,
+    plan_sub_batches,
+    prefix_groups,
+    shared_prefix_mask,
+    split_by_token_budget,
+)
+
+Groups = list[list[int]]  # positions of the sequences that answer one prompt, one list per example
+
+
+def pad_right(
+    sequences: Sequence[Sequence[int]], pad_value: int, pad_to_multiple_of: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack id lists into (S, T) `input_ids` padded on the right (T a multiple of `pad_to_multiple_of` if given),
+    and the (S, T) `attention_mask`."""
+    rows = [torch.as_tensor(list(s), dtype=torch.long) for s in sequences]
+    input_ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=pad_value)
+    attention_mask = torch.nn.utils.rnn.pad_sequence([torch.ones_like(r) for r in rows], batch_first=True)
+    if pad_to_multiple_of:
+        extra = -input_ids.shape[1] % pad_to_multiple_of
+        input_ids = F.pad(input_ids, (0, extra), value=pad_value)
+        attention_mask = F.pad(attention_mask, (0, extra), value=0)
+    return input_ids, attention_mask
+
+
+def lay_out(
+    sequences: Sequence[Sequence[int]],
+    layout: Layout,
+    pad_token_id: int,
+    *,
+    groups: Groups | None = None,
+    hidden_size: int | None = None,
+    overhead_tokens: int = DEFAULT_SUB_BATCH_OVERHEAD_TOKENS,
+    pad_to_multiple_of: int | None = None,
+) -> dict[str, Any]:
+    """One batch of `sequences` in `layout`; the model's rewards for it come back in the order of `sequences`.
+
+    `groups` lists the sequences that answer one prompt (positions in `sequences`, each exactly once): the
+    `SHARED_PREFIX` layout computes their shared prefix once, or lays them apart where that would cost more
+    attention than it saves (`prefix_groups`, priced with the model's `hidden_size`). Other layouts ignore it.
+    `overhead_tokens` prices one more forward call when planning `SUB_BATCHES`; `pad_to_multiple_of` pads `PADDED`.
+
+    >>> lay_out([[1, 2, 3], [1, 2, 4, 5]], Layout.SHARED_PREFIX, pad_token_id=0, groups=[[0, 1]])["input_ids"]
+    tensor([[1, 2, 3, 4, 5]])
+    """
+    if layout is Layout.SHARED_PREFIX:
+        batch = _shared_prefix_batch(
+            sequences, groups or [[i] for i in range(len(sequences))], pad_token_id, hidden_size
+        )
+    elif layout is Layout.PACKED:
+        batch = pack_sequences(sequences)
+    elif layout is Layout.SUB_BATCHES:
+        batch = length_grouped_sub_batches(sequences, pad_token_id, overhead_tokens)
+    elif layout is Layout.PADDED:  # exactly TRL's batch, which names no layout
+        input_ids, attention_mask = pad_right(sequences, pad_token_id, pad_to_multiple_of)
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+    else:
+        raise ValueError(f"lay_out builds one batch; {layout} is made by split_into_micro_batches")
+    batch[LAYOUT_KEY] = layout
+    return batch
+
+
+def example_cost(sequences: Sequence[Sequence[int]], layout: Layout, pad_token_id: int, hidden_size: int | None) -> int:
+    """The tokens that one example's sequences add to a forward pass in `layout`: their packed row (shared prefix
+    once) for `SHARED_PREFIX`, their padded rows (K x longest) for `PADDED`, their own tokens otherwise."""
+    if layout is Layout.SHARED_PREFIX:
+        return sum(len(part) for part in prefix_groups(sequences, pad_token_id, hidden_size))
+    if layout is Layout.PADDED:
+        return len(sequences) * max(len(s) for s in sequences)
+    return sum(len(s) for s in sequences)
+
+
+def length_grouped_sub_batches(
+    sequences: Sequence[Sequence[int]], pad_token_id: int, overhead_tokens: int
+) -> dict[str, Any]:
+    """`SUB_BATCHES`: sub-batches of sequences of similar length (`plan_sub_batches`), each padded to its own longest
+    sequence and carrying `sequence_index`, the positions of its sequences in `sequences`."""
+    sub_batches = []
+    for group in plan_sub_batches([len(s) for s in sequences], overhead_tokens):
+        input_ids, attention_mask = pad_right([sequences[i] for i in group], pad_token_id)
+        sub_batches.append(
+            {
+                "input_ids": input_ids,
+                "attention_mask": attention_mask,
+                "sequence_index": torch.tensor(group),
+            }
+        )
+    return {"sub_batches": sub_batches}
+
+
+def pack_shared_prefix_groups(groups: Sequence[SharedPrefixGroup]) -> dict[str, Any]:
+    """`SHARED_PREFIX` rows: `groups` concatenated into one row, each group's span with its own attention mask.
+
+    `input_ids`/`position_ids` (1, n); `segments`: (start, end, (1, 1, len, len) bool mask or None for plain causal
+    attention) per group; `readout_index` (S,): every sequence's read-out position, group after group.
+    """
+    input_ids, position_ids, segments, readout = [], [], [], []
+    for group in groups:
+        offset = len(input_ids)
+        input_ids += group.input_ids
+        position_ids += group.position_ids
+        mask = shared_prefix_mask(group)
+        segments.append((offset, offset + len(group), None if mask is None else mask[None, None]))
+        readout += [offset + j for j in group.readout_index]
+    return {
+        "input_ids": torch.tensor([input_ids]),
+        "position_ids": torch.tensor([position_ids]),
+        "segments": segments,
+        "readout_index": torch.tensor(readout),
+    }
+
+
+def _shared_prefix_batch(
+    sequences: Sequence[Sequence[int]], groups: Groups, pad_token_id: int, hidden_size: int | None
+) -> dict[str, Any]:
+    parts, order = [], []
+    for group in groups:
+        parts += prefix_groups([sequences[i] for i in group], pad_token_id, hidden_size)
+        order += group
+    if sorted(order) != list(range(len(sequences))):
+        raise ValueError("groups must name every sequence exactly once")
+    batch = pack_shared_prefix_groups(parts)
+    # The row's read-outs come group after group; the caller expects them in the order of `sequences`.
+    readout = torch.empty_like(batch["readout_index"])
+    readout[torch.tensor(order)] = batch["readout_index"]
+    batch["readout_index"] = readout
+    return batch
+
+
+def pack_sequences(sequences: Sequence[Sequence[int]]) -> dict[str, Any]:
+    """`PACKED`: whole sequences concatenated into one row, each attending to itself only, positions restarting.
+
+    `input_ids`/`position_ids` (1, n); `segments`: (start, end, None) per sequence; `first_index` (S,): where each
+    sequence starts (the [CLS] token the pooler reads).
+    """
+    input_ids, position_ids, segments = [], [], []
+    for sequence in sequences:
+        offset = len(input_ids)
+        input_ids += list(sequence)
+        position_ids += range(len(sequence))
+        segments.append((offset, len(input_ids), None))
+    return {
+        "input_ids": torch.tensor([input_ids]),
+        "position_ids": torch.tensor([position_ids]),
+        "segments": segments,
+        "first_index": torch.tensor([start for start, _, _ in segments]),
+    }
+
+
+@dataclass
+class LayoutCollator(DataCollatorMixin):
+    """The collator of one `layout`: examples to sequences (`sequences_of`), sequences to a batch (`lay_out`), and,
+    with `max_tokens_per_batch`, a batch that would compute more tokens than that split into `MICRO_BATCHES` of
+    whole examples (`split_by_token_budget`), so peak memory follows the budget while the loss and gradients stay
+    the whole batch's. Subclasses say how examples become sequences and what else a batch carries."""
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+    max_tokens_per_batch: int | None = None
+    return_tensors: str = "pt"
+    layout: Layout = Layout.PADDED
+    hidden_size: int | None = None
+    overhead_tokens: int = DEFAULT_SUB_BATCH_OVERHEAD_TOKENS
+
+    def sequences_of(self, examples: list[dict[str, Any]]) -> tuple[list[list[int]], Groups]:
+        """The sequences of `examples` in batch order, and each example's positions among them."""
+        raise NotImplementedError
+
+    def fields(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Per-example tensors the loss needs (margins, scores), for a batch of `examples`."""
+        raise NotImplementedError
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.max_tokens_per_batch is None:  # the common case: nothing to measure
+            return self.collate(examples)
+        costs = [
+            example_cost(self.sequences_of([e])[0], self.layout, self.pad_token_id, self.hidden_size) for e in examples
+        ]
+        groups = split_by_token_budget(costs, self.max_tokens_per_batch, padded=self.layout is Layout.PADDED)
+        if len(groups) == 1:
+            return self.collate(examples)
+        return split_into_micro_batches(examples, groups, self.collate, self.sequences_of, self.fields(examples))
+
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        """One batch of `examples` in the collator's layout, without a token budget."""
+        sequences, groups = self.sequences_of(examples)
+        batch = lay_out(
+            sequences,
+            self.layout,
+            self.pad_token_id,
+            groups=groups,
+            hidden_size=self.hidden_size,
+            overhead_tokens=self.overhead_tokens,
+            pad_to_multiple_of=self.pad_to_multiple_of,
+        )
+        batch.update(self.fields(examples))
+        if self.layout is not Layout.PADDED:  # a padded batch counts its real tokens in its attention mask
+            batch["num_real_tokens"] = torch.tensor(sum(len(s) for s in sequences))
+        return batch
+
+
+def split_into_micro_batches(
+    examples: list[dict[str, Any]],
+    groups: list[list[int]],
+    collate: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    sequences_of: Callable[[list[dict[str, Any]]], tuple[list[list[int]], Groups]],
+    whole_batch: dict[str, torch.Tensor],
+) -> dict[str, Any]:
+    """A `MICRO_BATCHES` batch: each group of example indices collated on its own, plus `example_index`,
+    `sequence_index` (its sequences' positions in the whole batch's sequence order) and `loss_weight` (its share of
+    the examples). `whole_batch` entries (every pair's `margin`, every ranking's `scores`) are kept whole for
+    evaluation, which scores the micro-batches and puts their rewards back in order."""
+    _, positions = sequences_of(examples)
+    micro_batches = []
+    for group in groups:
+        micro = collate([examples[i] for i in group])
+        _, local = sequences_of([examples[i] for i in group])
+        sequence_index = torch.empty(sum(len(p) for p in local), dtype=torch.long)
+        for example, own in zip(group, local, strict=True):
+            sequence_index[own] = torch.tensor(positions[example])
+        micro["example_index"] = torch.tensor(group)
+        micro["sequence_index"] = sequence_index
+        micro["loss_weight"] = torch.tensor(len(group) / len(examples))
+        micro_batches.append(micro)
+    return {"micro_batches": micro_batches, **whole_batch, LAYOUT_KEY: Layout.MICRO_BATCHES}
+
+
+@dataclass
+class DataCollatorForPreference(LayoutCollator):
+    """
+    Batch preference pairs: each example needs `chosen_ids` and `rejected_ids`; an optional `margin` becomes a float
+    tensor. The sequences are all chosen ones, then all rejected ones, in any `layout`: by default TRL's padded one,
+    rows `0..B-1` chosen and `B..2B-1` rejected, right-padded so that a sequence-classification head that reads the
+    rightmost non-pad token sees the token it would see for the unpadded sequence in plain `transformers`. The
+    padding-free layouts lay out each pair as one group (`SHARED_PREFIX`: the prompt computed once) and count
+    `num_real_tokens` (tokens of chosen and rejected as sequences, TRL's `num_tokens`).
+
+    >>> collator = DataCollatorForPreference(pad_token_id=0)
+    >>> examples = [{"chosen_ids": [1, 2, 3], "rejected_ids": [4, 5]}, {"chosen_ids": [6, 7], "rejected_ids": [8]}]
+    >>> batch = collator(examples)
+    >>> batch["input_ids"].tolist()
+    [[1, 2, 3], [6, 7, 0], [4, 5, 0], [8, 0, 0]]
+    """
+
+    def sequences_of(self, examples: list[dict[str, Any]]) -> tuple[list[list[int]], Groups]:
+        n = len(examples)
+        sequences = [e["chosen_ids"] for e in examples] + [e["rejected_ids"] for e in examples]
+        return sequences, [[i, n + i] for i in range(n)]
+
+    def fields(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if "margin" not in examples[0]:
+            return {}
+        return {"margin": torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)}
+
+
+@dataclass
+class DataCollatorForRanking(LayoutCollator):
+    """
+    Batch rankings: each example has `response_ids` (K >= 2 token-id lists, prompt included) and `scores` (K floats,
+    higher is better). The sequences are every response of every prompt, prompt after prompt, one group per prompt
+    (`SHARED_PREFIX`: the prompt computed once, each response attending to it and to itself). Plus `scores` (flat,
+    float) and `group_sizes` (K of each prompt), for the ranking losses of `rewardlab.losses`.
+    """
+
+    def sequences_of(self, examples: list[dict[str, Any]]) -> tuple[list[list[int]], Groups]:
+        sequences, groups = [], []
+        for e in examples:
+            groups.append(list(range(len(sequences), len(sequences) + len(e["response_ids"]))))
+            sequences += [list(r) for r in e["response_ids"]]
+        return sequences, groups
+
+    def fields(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return {
+            "scores": torch.tensor([float(s) for e in examples for s in e["scores"]], dtype=torch.float),
+            "group_sizes": torch.tensor([len(e["response_ids"]) for e in examples]),
+        }

@@ -1,0 +1,24 @@
+"""The Hugging Face reward model itself: a `*ForSequenceClassification` with one output, nothing rewardlab-only.
+
+- `load`: load a model and tokenizer (hub id, path or object; pad/eos token, chat template, dropout, PEFT) and load
+  a trained one back (full checkpoint or LoRA adapter);
+- `heads`: ensembles of score heads on one trunk, saved as a plain mean head plus the heads;
+- `parts`: find the `*ForSequenceClassification`, its score head and hidden size inside any wrapper.
+"""
+
+from rewardlab.model.heads import EnsembleHead, head_mean, install_ensemble_head, num_heads
+from rewardlab.model.load import load_model, load_tokenizer, load_trained_model
+from rewardlab.model.parts import hidden_size, score_head_name, unwrap_reward_model
+
+__all__ = [
+    "EnsembleHead",
+    "head_mean",
+    "hidden_size",
+    "install_ensemble_head",
+    "load_model",
+    "load_tokenizer",
+    "load_trained_model",
+    "num_heads",
+    "score_head_name",
+    "unwrap_reward_model",
+]

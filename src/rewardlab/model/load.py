@@ -1,0 +1,216 @@
+"""Build the sequence-classification reward model and its tokenizer: from an id/path/object, pad token, dropout, PEFT.
+
+Every function here returns something plain `transformers` can save and reload; nothing wraps the model in a
+rewardlab-only class, so a checkpoint never depends on rewardlab to be used.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from rewardlab.errors import RewardlabError, first_line
+from rewardlab.files import check_complete, read_run_record
+from rewardlab.model.heads import ensemble_loading_class, install_ensemble_head, restore_ensemble_head
+from rewardlab.model.parts import score_head_name
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_dtype(value: Any) -> Any:
+    """Accept torch dtypes, their names ('bfloat16', 'torch.float16') and 'auto'; default float32."""
+    if value is None:
+        return torch.float32
+    if isinstance(value, torch.dtype) or value == "auto":
+        return value
+    name = str(value).removeprefix("torch.")
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise RewardlabError(f"unknown dtype {value!r}: use float32, bfloat16, float16 or auto")
+    return dtype
+
+
+def load_model(
+    name_or_path: str,
+    model_init_kwargs: dict[str, Any] | None = None,
+    quantization_config: Any = None,
+    trust_remote_code: bool = False,
+) -> PreTrainedModel:
+    """Load `AutoModelForSequenceClassification` with one output; float32 unless `model_init_kwargs` names a dtype."""
+    if os.path.isdir(name_or_path):
+        check_complete(name_or_path)
+    kwargs = dict(model_init_kwargs or {})
+    if quantization_config is not None:
+        if "quantization_config" in kwargs:
+            raise RewardlabError(
+                "quantization_config was given both to the trainer and in model_init_kwargs: set it in one place"
+            )
+        kwargs["quantization_config"] = quantization_config
+    if "num_labels" in kwargs and kwargs["num_labels"] != 1:
+        raise RewardlabError(f"a reward model has num_labels=1; model_init_kwargs sets {kwargs['num_labels']}")
+    kwargs["num_labels"] = 1
+    kwargs["dtype"] = resolve_dtype(kwargs.pop("dtype", kwargs.pop("torch_dtype", None)))
+    kwargs.setdefault("trust_remote_code", trust_remote_code)
+    try:
+        config_kwargs = {k: kwargs[k] for k in ("revision", "trust_remote_code", "token") if k in kwargs}
+        model_class = ensemble_loading_class(name_or_path, **config_kwargs) or AutoModelForSequenceClassification
+        model = model_class.from_pretrained(name_or_path, **kwargs)
+    except OSError as e:
+        raise RewardlabError(f"cannot load model {name_or_path!r}: {first_line(e)}") from e
+    except ValueError as e:
+        if "Unrecognized configuration class" in str(e):
+            raise RewardlabError(
+                f"model {name_or_path!r} has no sequence-classification variant in transformers: {first_line(e)}"
+            ) from e
+        raise
+    # Plain transformers loaded the ensemble's mean head only; rewardlab also wants every head.
+    restore_ensemble_head(model, name_or_path)
+    return model
+
+
+def load_tokenizer(
+    name_or_path: str, revision: str | None = None, trust_remote_code: bool = False
+) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise RewardlabError(f"cannot load tokenizer {name_or_path!r}: {first_line(e)}") from e
+
+
+def check_num_labels(model: PreTrainedModel) -> None:
+    config = getattr(model, "config", None)
+    if getattr(config, "num_labels", None) != 1:
+        raise RewardlabError(
+            f"the model has num_labels={getattr(config, 'num_labels', None)}, but a reward model outputs one scalar: "
+            "load it with num_labels=1, or pass its name/path as a string and rewardlab will"
+        )
+
+
+def set_eos_token(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, eos_token: str) -> None:
+    if eos_token not in tokenizer.get_vocab():
+        raise RewardlabError(f"eos_token {eos_token!r} is not in the tokenizer's vocabulary")
+    tokenizer.eos_token = eos_token
+    model.config.get_text_config().eos_token_id = tokenizer.eos_token_id
+
+
+def set_pad_token(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, pad_token: str | None = None) -> None:
+    """Pad token: the given one, else the tokenizer's, else eos. The model config gets its id, because
+    `*ForSequenceClassification` reads the reward at the rightmost token that is not `pad_token_id`."""
+    pad = pad_token or tokenizer.pad_token or tokenizer.eos_token
+    if pad is None:
+        raise RewardlabError(
+            "the tokenizer has neither a pad token nor an eos token: set tokenizer.pad_token "
+            "(or RewardConfig.eos_token)"
+        )
+    if pad not in tokenizer.get_vocab():
+        raise RewardlabError(
+            f"pad token {pad!r} is not in the vocabulary of the tokenizer ({type(tokenizer).__name__}): "
+            "choose a token that exists, or add it and resize the model's embeddings"
+        )
+    tokenizer.pad_token = pad
+    model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def set_chat_template(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, chat_template_path: str) -> list[int]:
+    """Set the chat template from a Jinja file, or copy it (with its special tokens) from another tokenizer.
+
+    Returns the ids of tokens that had to be added; the embedding matrix grows to hold them.
+    """
+    if os.path.isfile(chat_template_path) and chat_template_path.endswith((".jinja", ".j2")):
+        tokenizer.chat_template = Path(chat_template_path).read_text(encoding="utf-8")
+        return []
+    source = load_tokenizer(chat_template_path)
+    if not source.chat_template:
+        raise RewardlabError(f"chat_template_path {chat_template_path!r} has no chat template")
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in source.all_special_tokens if t not in vocab]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+    tokenizer.chat_template = source.chat_template
+    if source.eos_token:
+        set_eos_token(tokenizer, model, source.eos_token)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
+    added = tokenizer.convert_tokens_to_ids(missing)
+    if added:
+        logger.info("Chat template from %s added %d special tokens: %s", chat_template_path, len(added), missing)
+    return added
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def fix_peft_config(peft_config: Any, model: torch.nn.Module, added_token_ids: list[int] = ()) -> Any:
+    """Return a copy of `peft_config` that trains (and saves) the score head.
+
+    With the default CAUSAL_LM task type PEFT wraps the model for generation, and without the head in
+    `modules_to_save` the randomly initialised head stays frozen and is not saved, so a reloaded model scores at
+    random. Both are fixed here and each change is logged.
+    """
+    from peft import PeftConfig, TaskType
+
+    if not isinstance(peft_config, PeftConfig):
+        raise RewardlabError(
+            f"peft_config must be a peft.PeftConfig (e.g. LoraConfig), got {type(peft_config).__name__}"
+        )
+    config = copy.deepcopy(peft_config)
+    if config.task_type != TaskType.SEQ_CLS:
+        logger.warning("peft_config.task_type was %s; set to SEQ_CLS for a reward model", config.task_type)
+        config.task_type = TaskType.SEQ_CLS
+    head = score_head_name(model)
+    if hasattr(config, "modules_to_save"):
+        modules = list(config.modules_to_save or [])
+        if head not in modules:
+            logger.warning("Added the score head '%s' to peft_config.modules_to_save so it is trained and saved", head)
+            modules.append(head)
+        config.modules_to_save = modules
+    if added_token_ids and hasattr(config, "trainable_token_indices"):
+        # New special tokens from a cloned chat template start untrained; make just those embedding rows trainable.
+        indices = config.trainable_token_indices
+        indices = dict(indices) if isinstance(indices, dict) else ({"embed_tokens": list(indices)} if indices else {})
+        layer = next(iter(indices), "embed_tokens")
+        indices[layer] = sorted(set(indices.get(layer, [])) | set(added_token_ids))
+        config.trainable_token_indices = indices
+    return config
+
+
+def is_adapter_dir(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "adapter_config.json"))
+
+
+def load_trained_model(
+    path: str, dtype: Any = None, base_model: str | None = None
+) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """Load a saved reward model (a full checkpoint or a LoRA adapter directory with its score head) and tokenizer."""
+    check_complete(path)
+    tokenizer = load_tokenizer(path)
+    if not is_adapter_dir(path):
+        model = load_model(path, {"dtype": dtype})
+    else:
+        from peft import PeftModel
+
+        with open(os.path.join(path, "adapter_config.json"), encoding="utf-8") as f:
+            base = base_model or json.load(f).get("base_model_name_or_path")
+        if not base:
+            raise RewardlabError(f"{path}/adapter_config.json names no base model: pass base_model")
+        model = load_model(base, {"dtype": dtype})
+        heads = (read_run_record(path) or {}).get("args", {}).get("ensemble_heads") or 1
+        if heads > 1:  # the adapter's saved head is an ensemble: give the base model one to load it into
+            install_ensemble_head(model, heads)
+        model = PeftModel.from_pretrained(model, path)
+    if tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+        model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,14 @@
+"""Scoring with trained reward models: plain texts, prompt + completion, pairs; for evaluation, files and RL.
+
+- `reward_model`: `RewardModel`, one saved model scoring exactly as training computed it (`PairScores` for pairs);
+- `ensemble`: `RewardEnsemble`, several separately trained models scored as one, with their disagreement;
+- `shaping`: normalized and uncertainty-penalised rewards, shared by the RL reward function and the server;
+- `rl`: `RewardFunction`, the reward function TRL's GRPO/RLOO trainers take;
+- `rows`: every row of a dataset scored into reward columns, resumably.
+"""
+
+from rewardlab.score.ensemble import RewardEnsemble, members_of
+from rewardlab.score.reward_model import PairScores, RewardModel
+from rewardlab.score.rl import RewardFunction
+
+__all__ = ["PairScores", "RewardEnsemble", "RewardFunction", "RewardModel", "members_of"]

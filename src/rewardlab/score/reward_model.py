@@ -1,0 +1,398 @@
+"""Score with a trained reward model: plain texts, prompt + completion, and preference pairs, on the fast path.
+
+`RewardModel` tokenizes exactly as training did (`rewardlab.data.tokenize`), applies the same over-length policy,
+batches by a token budget (longest first), lays each batch out in the layout training would choose for the model
+(`rewardlab.layout`: padding-free, shared prompts computed once), and returns the scores in the caller's order.
+Pairs are scored in the training layout itself, so a pair's rewards are the trainer's to float precision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate.utils import send_to_device
+from scipy.special import expit
+
+from rewardlab.choices import OVERLENGTH_POLICIES, TRUNCATE_PROMPT
+from rewardlab.config import DEFAULT_SUB_BATCH_OVERHEAD_TOKENS
+from rewardlab.data.formats import detect_format
+from rewardlab.data.tokenize import (
+    has_chat_template,
+    leading_special_count,
+    no_chat_template_error,
+    render_messages,
+    resolve_eos_token_id,
+    tokenize_pair,
+    tokenize_text,
+)
+from rewardlab.data.truncation import (
+    DROPPED,
+    OK,
+    STATUSES,
+    common_prefix_length,
+    truncate_pair,
+    truncate_sequence,
+)
+from rewardlab.data.validate import IDENTICAL, validate_example
+from rewardlab.errors import InvalidRowError, RewardlabError, first_line
+from rewardlab.files import read_run_record
+from rewardlab.layout.batch import Layout
+from rewardlab.layout.choose import choose_layout
+from rewardlab.layout.collate import example_cost, lay_out
+from rewardlab.layout.forward import sequence_rewards
+from rewardlab.layout.plan import group_by_shared_prefix, split_by_token_budget
+from rewardlab.model.heads import num_heads
+from rewardlab.model.load import load_trained_model, resolve_dtype, set_pad_token
+from rewardlab.model.parts import hidden_size
+from rewardlab.score.shaping import normalize_rewards
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PairScores:
+    """Rewards of preference pairs and the model's P(chosen > rejected) = sigmoid(r_chosen - r_rejected).
+
+    `chosen_tokens`/`rejected_tokens` count each response's own tokens as scored: those after the prefix the two
+    sequences share (the prompt, explicit or implied), after truncation. For an ensemble the rewards are the heads'
+    mean, and `std_chosen`/`std_rejected`/`std_margin` are the standard deviations across heads of each reward and
+    of `r_chosen - r_rejected` (None for a single-head model).
+    """
+
+    rewards_chosen: list[float]
+    rewards_rejected: list[float]
+    prob_chosen: list[float]
+    chosen_tokens: list[int]
+    rejected_tokens: list[int]
+    std_chosen: list[float] | None = None
+    std_rejected: list[float] | None = None
+    std_margin: list[float] | None = None
+
+
+class RewardModel:
+    """A reward model ready to score. Build it with `RewardModel.from_pretrained(path_or_id)`.
+
+    Args:
+        model, tokenizer: a `*ForSequenceClassification` model with one output (or a `PeftModel` around one) and its
+            tokenizer.
+        max_length / overlength_policy: as in training ('truncate_prompt' cuts the oldest prompt tokens, keeps the
+            response; 'drop' scores the item NaN; 'error' raises). `from_pretrained` reads the training values from
+            the saved run; None: no limit.
+        max_tokens_per_batch: token budget of one forward pass (bounds memory).
+        padding_free: use the fast layouts (packed rows, prompts shared; `rewardlab.layout.choose_layout`); False:
+            padded batches.
+        normalization: {"mean": m, "std": s} used by `normalize` (saved by training from its last evaluation).
+        eos_token: the eos appended to plain text, as the `eos_token` training option (default: the tokenizer's).
+        source: where the model comes from (`from_pretrained` sets its path or hub id), for reports.
+
+    `report` counts what every call so far did to its inputs: "ok", "prompt_truncated", "response_truncated",
+    "dropped" (the statuses of `rewardlab.data.truncation`).
+
+    An ensemble (trained with `ensemble_heads`, see `rewardlab.model.heads`) scores with the heads' mean, and
+    `score_texts`/`score` with `return_std=True` also return each reward's standard deviation across heads.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        max_length: int | None = None,
+        overlength_policy: str = TRUNCATE_PROMPT,
+        max_tokens_per_batch: int = 8192,
+        padding_free: bool = True,
+        normalization: Mapping[str, float] | None = None,
+        eos_token: str | None = None,
+        source: str | None = None,
+    ):
+        if overlength_policy not in OVERLENGTH_POLICIES:
+            raise RewardlabError(
+                f"overlength_policy must be one of {', '.join(OVERLENGTH_POLICIES)}, got {overlength_policy!r}"
+            )
+        if max_tokens_per_batch < 1:
+            raise RewardlabError(f"max_tokens_per_batch must be positive, got {max_tokens_per_batch}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        set_pad_token(tokenizer, model)
+        self.pad_token_id = tokenizer.pad_token_id
+        self.eos_token_id = resolve_eos_token_id(tokenizer, eos_token)
+        self.max_length = max_length
+        self.overlength_policy = overlength_policy
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self.normalization = dict(normalization) if normalization else None
+        self.device = next(model.parameters()).device
+        self.num_heads = num_heads(model)
+        self.hidden_size = hidden_size(model)
+        self.layout = choose_layout(model, self.pad_token_id, padding_free=padding_free)
+        self.report: Counter[str] = Counter({status: 0 for status in STATUSES})
+        self.source = source
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str,
+        *,
+        dtype: Any = None,
+        device: str | torch.device | None = None,
+        base_model: str | None = None,
+        **kwargs: Any,
+    ) -> RewardModel:
+        """Load a saved reward model: a full checkpoint or a LoRA adapter directory (with its trained score head).
+
+        `dtype`: float32 (default), bfloat16, float16 or 'auto'. `device`: default CUDA when available, else CPU.
+        Other keyword arguments go to `RewardModel(...)`; `max_length`, `overlength_policy` and `normalization`
+        default to what the training run saved (`rewardlab_run.json`), when there is one.
+        """
+        device = _resolve_device(device)
+        model, tokenizer = load_trained_model(path_or_id, dtype=resolve_dtype(dtype), base_model=base_model)
+        model.to(device)
+        record = read_run_record(path_or_id) or {}
+        args = record.get("args", {})
+        kwargs.setdefault("max_length", args.get("max_length"))
+        kwargs.setdefault("overlength_policy", args.get("overlength_policy") or TRUNCATE_PROMPT)
+        kwargs.setdefault("normalization", record.get("reward_normalization"))
+        kwargs.setdefault("source", path_or_id)
+        return cls(model, tokenizer, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------ scoring
+    def score_texts(
+        self, texts: Sequence[str], return_std: bool = False
+    ) -> list[float] | tuple[list[float], list[float]]:
+        """Rewards of whole texts (tokenized as training tokenizes a plain-text sequence, eos appended).
+
+        A text over `max_length` loses its oldest tokens (after BOS/CLS), so its end, the response, is kept.
+        `return_std=True` (ensembles): (mean rewards, their standard deviations across heads).
+        """
+        self._check_return_std(return_std)
+        texts = _check_list(texts, "texts")
+        sequences, prompt_lengths = [], []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidRowError(i, "texts", f"must be a string, got {type(text).__name__}")
+            ids = tokenize_text(self.tokenizer, text, self.eos_token_id)
+            sequences.append(ids)
+            prompt_lengths.append(len(ids) - 1)
+        return self._score_sequences(sequences, prompt_lengths, return_std)
+
+    def score(
+        self, prompts: Sequence[Any], completions: Sequence[Any], return_std: bool = False, **chat_template_kwargs: Any
+    ) -> list[float] | tuple[list[float], list[float]]:
+        """Rewards of completions to prompts: strings (concatenated, as training does) or message lists (the
+        conversation prompt + completion through the chat template). Over-length inputs lose prompt tokens first.
+        `return_std=True` (ensembles): (mean rewards, their standard deviations across heads).
+        """
+        self._check_return_std(return_std)
+        prompts, completions = _check_list(prompts, "prompts"), _check_list(completions, "completions")
+        if len(prompts) != len(completions):
+            raise RewardlabError(f"{len(prompts)} prompts but {len(completions)} completions: give one prompt each")
+        sequences, prompt_lengths = [], []
+        prompt_cache: dict[str, list[int]] = {}  # a GRPO group repeats its prompt: tokenize it once
+        for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+            ids, prompt_ids = self._tokenize_prompt_completion(
+                i, prompt, completion, chat_template_kwargs, prompt_cache
+            )
+            sequences.append(ids)
+            prompt_lengths.append(min(common_prefix_length(ids, prompt_ids), len(ids) - 1))
+        return self._score_sequences(sequences, prompt_lengths, return_std)
+
+    def score_pairs(
+        self, chosen: Sequence[Any], rejected: Sequence[Any], prompts: Sequence[Any] | None = None
+    ) -> PairScores:
+        """Rewards of preference pairs in any of the training formats (strings or message lists, with or without
+        explicit prompts), tokenized, truncated and laid out exactly as in training."""
+        return self.score_pair_rows(pair_rows(chosen, rejected, prompts))
+
+    def score_pair_rows(self, rows: Sequence[Mapping[str, Any]]) -> PairScores:
+        """`score_pairs` for rows as the trainer takes them (`chosen`, `rejected`, optional `prompt`, `tools`,
+        `chat_template_kwargs`, or pre-tokenized `chosen_ids`/`rejected_ids`)."""
+        sequences, statuses = [], []
+        for i, row in enumerate(rows):
+            try:
+                validate_example(row, i, detect_format(row))
+            except InvalidRowError as e:
+                if e.code != IDENTICAL:  # scoring a pair of equal texts is fine: P = 0.5
+                    raise
+            except RewardlabError as e:
+                raise InvalidRowError(i, None, str(e)) from None
+            try:
+                pair = tokenize_pair(row, self.tokenizer, self.eos_token_id)
+            except InvalidRowError as e:
+                raise InvalidRowError(i, e.field, e.reason) from None
+            keep = leading_special_count(pair["chosen_ids"], self.tokenizer)
+            try:
+                result = truncate_pair(
+                    pair["chosen_ids"], pair["rejected_ids"], self.max_length, self.overlength_policy, keep
+                )
+            except ValueError as e:
+                raise InvalidRowError(i, None, str(e)) from None
+            sequences += [result.chosen_ids, result.rejected_ids]
+            statuses.append(result.status)
+        self.report.update(statuses)
+        _log_report(statuses)
+        groups = [[2 * k, 2 * k + 1] for k in range(len(statuses))]
+        heads = self._rewards(sequences, groups)
+        heads[np.repeat(np.array(statuses) == DROPPED, 2)] = np.nan
+        chosen_heads, rejected_heads = heads[0::2], heads[1::2]
+        chosen_r, rejected_r = chosen_heads.mean(1).tolist(), rejected_heads.mean(1).tolist()
+        stds = {}
+        if self.num_heads > 1:
+            stds = {
+                "std_chosen": chosen_heads.std(1, ddof=1).tolist(),
+                "std_rejected": rejected_heads.std(1, ddof=1).tolist(),
+                "std_margin": (chosen_heads - rejected_heads).std(1, ddof=1).tolist(),
+            }
+        prob = expit(np.array(chosen_r) - np.array(rejected_r)).tolist()
+        shared = [common_prefix_length(c, r) for c, r in zip(sequences[0::2], sequences[1::2], strict=True)]
+        chosen_tokens = [len(c) - p for c, p in zip(sequences[0::2], shared, strict=True)]
+        rejected_tokens = [len(r) - p for r, p in zip(sequences[1::2], shared, strict=True)]
+        return PairScores(chosen_r, rejected_r, prob, chosen_tokens, rejected_tokens, **stds)
+
+    def normalize(self, rewards: Sequence[float]) -> list[float]:
+        """(reward - mean) / std with the statistics saved by training (see `normalization`)."""
+        return normalize_rewards(
+            rewards,
+            self.normalization,
+            "they come from an evaluation during training: pass normalization={'mean': ..., 'std': ...}",
+        )
+
+    @property
+    def has_uncertainty(self) -> bool:
+        """Whether the model gives a standard deviation with its rewards (`return_std`): an ensemble of heads."""
+        return self.num_heads > 1
+
+    # ------------------------------------------------------------------------------------------------ internals
+    def _tokenize_prompt_completion(
+        self, index: int, prompt: Any, completion: Any, template_kwargs: dict[str, Any], cache: dict[str, list[int]]
+    ) -> tuple[list[int], list[int]]:
+        """The ids of prompt + completion, and of the prompt alone (to find where the completion starts)."""
+        if isinstance(prompt, str) and isinstance(completion, str):
+            ids = tokenize_text(self.tokenizer, prompt + completion, self.eos_token_id)
+            if prompt not in cache:
+                cache[prompt] = list(self.tokenizer(prompt)["input_ids"])
+            return ids, cache[prompt]
+        if _is_messages(prompt) and _is_messages(completion):
+            if not has_chat_template(self.tokenizer):
+                raise no_chat_template_error()
+            try:
+                ids = render_messages(
+                    self.tokenizer, list(prompt) + list(completion), "completion", None, template_kwargs
+                )
+                key = json.dumps(prompt, sort_keys=True, default=str)
+                if key not in cache:
+                    cache[key] = render_messages(self.tokenizer, list(prompt), "prompt", None, template_kwargs)
+                prompt_ids = cache[key]
+            except InvalidRowError as e:
+                raise InvalidRowError(index, e.field, e.reason) from None
+            return ids, prompt_ids
+        raise InvalidRowError(
+            index,
+            "prompt",
+            f"prompt and completion must both be strings or both be message lists (got {type(prompt).__name__} "
+            f"and {type(completion).__name__})",
+        )
+
+    def _check_return_std(self, return_std: bool) -> None:
+        if return_std and self.num_heads == 1:
+            raise RewardlabError(
+                "return_std=True needs an ensemble (a model trained with ensemble_heads >= 2); this model has one head"
+            )
+
+    def _score_sequences(
+        self, sequences: list[list[int]], prompt_lengths: list[int], return_std: bool = False
+    ) -> list[float] | tuple[list[float], list[float]]:
+        keep = [leading_special_count(ids, self.tokenizer) for ids in sequences]
+        statuses, cut = [], []
+        for i, (ids, prompt_length) in enumerate(zip(sequences, prompt_lengths, strict=True)):
+            try:
+                ids, status = truncate_sequence(ids, prompt_length, self.max_length, self.overlength_policy, keep[i])
+            except ValueError as e:
+                raise InvalidRowError(i, None, str(e)) from None
+            cut.append(ids)
+            statuses.append(status)
+        self.report.update(statuses)
+        _log_report(statuses)
+        shared = self.layout is Layout.SHARED_PREFIX
+        heads = self._rewards(cut, group_by_shared_prefix(cut) if shared else None)
+        heads[np.array(statuses) == DROPPED] = np.nan
+        mean = heads.mean(1).tolist()
+        return (mean, heads.std(1, ddof=1).tolist()) if return_std else mean
+
+    def _rewards(self, sequences: list[list[int]], groups: list[list[int]] | None) -> np.ndarray:
+        """Rewards (sequences, heads) of `sequences`, in forward passes under the token budget. `groups` are
+        sequences answering one prompt: the shared-prefix layout computes their prefix once (other layouts score
+        each sequence on its own)."""
+        if groups is None or self.layout is not Layout.SHARED_PREFIX:
+            groups = [[i] for i in range(len(sequences))]
+        costs = [
+            example_cost([sequences[i] for i in g], self.layout, self.pad_token_id, self.hidden_size) for g in groups
+        ]
+        out = np.full((len(sequences), self.num_heads), np.nan)
+        padded = self.layout is Layout.PADDED
+        for batch_groups in split_by_token_budget(costs, self.max_tokens_per_batch, padded=padded):
+            index = [i for b in batch_groups for i in groups[b]]
+            starts = np.cumsum([0] + [len(groups[b]) for b in batch_groups])
+            local = [list(range(start, start + len(groups[b]))) for start, b in zip(starts, batch_groups, strict=False)]
+            batch = lay_out(
+                [sequences[i] for i in index],
+                self.layout,
+                self.pad_token_id,
+                groups=local,
+                hidden_size=self.hidden_size,
+                overhead_tokens=DEFAULT_SUB_BATCH_OVERHEAD_TOKENS,
+            )
+            with torch.inference_mode():
+                rewards = sequence_rewards(self.model, send_to_device(batch, self.device)).float().cpu().numpy()
+            out[index] = rewards.reshape(len(index), self.num_heads)
+        return out
+
+
+def pair_rows(chosen: Sequence[Any], rejected: Sequence[Any], prompts: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """Rows `{"chosen", "rejected", "prompt"?}` (as the trainer takes them) from parallel lists."""
+    chosen, rejected = _check_list(chosen, "chosen"), _check_list(rejected, "rejected")
+    if len(chosen) != len(rejected) or (prompts is not None and len(prompts) != len(chosen)):
+        raise RewardlabError("chosen, rejected (and prompts, if given) must have the same length")
+    rows = [{"chosen": c, "rejected": r} for c, r in zip(chosen, rejected, strict=True)]
+    if prompts is not None:
+        for row, prompt in zip(rows, _check_list(prompts, "prompts"), strict=True):
+            row["prompt"] = prompt
+    return rows
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    """`device`, or CUDA when there is one, else the CPU; a clear error for a device that cannot be used."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise RewardlabError(f"unknown device {device!r} ({first_line(e)}): use e.g. cpu, cuda or cuda:1") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise RewardlabError(f"device {device!r} was asked for, but CUDA is not available here")
+    return resolved
+
+
+def _check_list(values: Any, name: str) -> list:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise RewardlabError(f"{name} must be a list, got {type(values).__name__}")
+    return list(values)
+
+
+def _is_messages(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str) and all(isinstance(m, Mapping) for m in value)
+
+
+def _log_report(statuses: list[str]) -> None:
+    counts = Counter(s for s in statuses if s != OK)
+    if counts:
+        logger.warning(
+            "scored %d items over max_length: %s",
+            sum(counts.values()),
+            ", ".join(f"{n} {k}" for k, n in counts.items()),
+        )

@@ -1,0 +1,12 @@
+"""Training: `RewardTrainer`, a `transformers.Trainer` that wires the other packages together.
+
+- `trainer`: `RewardTrainer` itself (set-up, loss, steps, logging, crash-safe saving);
+- `datasets`: the run's data sets, prepared and counted;
+- `predictions`: evaluation outputs and the exact metrics computed from them;
+- `bootstrap`: per-example Poisson weights for bootstrap ensembles;
+- `run_record`: `rewardlab_run.json` and the model card saved next to the model.
+"""
+
+from rewardlab.train.trainer import RewardTrainer
+
+__all__ = ["RewardTrainer"]

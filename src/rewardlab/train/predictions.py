@@ -1,0 +1,82 @@
+"""The trainer's evaluation outputs and the exact metrics computed from them, as plain functions.
+
+`Trainer` gathers what `prediction_step` returns across batches and processes (dropping the padding duplicates of
+the last batch), so the metrics are computed once over the whole set:
+- pairs: logits (P, 2[, N]) hold each pair's [r_chosen, r_rejected] (N heads of an ensemble), labels (P,) margins;
+- rankings: logits (G, K_max[, N]) hold each prompt's rewards and labels (G, 1 + K_max) its K then its K scores;
+  what lies past K is padding, whatever its value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewardlab.losses import ordered_pair_rewards
+from rewardlab.metrics.running import preference_metrics, ranking_statistics, summarize_ranking_statistics
+from rewardlab.metrics.uncertainty import pair_uncertainty, uncertainty_metrics
+
+# The ranking loss of a run, as a function of (rewards, scores, group sizes): for the logged evaluation loss.
+RankingObjective = Callable[[torch.Tensor, torch.Tensor, Sequence[int]], torch.Tensor]
+
+
+def pair_predictions(
+    rewards_chosen: torch.Tensor, rewards_rejected: torch.Tensor, margin: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits (P, 2[, N]), labels (P,)) of a batch of pairs; labels are the margins, 0 without."""
+    if margin is None:
+        margin = torch.zeros(rewards_chosen.shape[0], dtype=torch.float, device=rewards_chosen.device)
+    return torch.stack([rewards_chosen, rewards_rejected], dim=1).float(), margin.float()
+
+
+def ranking_predictions(
+    rewards: torch.Tensor, scores: torch.Tensor, group_sizes: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits (G, K_max[, N]), labels (G, 1 + K_max)) of a batch of rankings with flat rewards (S[, N])."""
+    rows = list(torch.split(rewards.float(), list(group_sizes)))
+    labels = [torch.cat([s.new_tensor([len(s)]), s]) for s in torch.split(scores, list(group_sizes))]
+    pad = torch.nn.utils.rnn.pad_sequence
+    return pad(rows, batch_first=True), pad(labels, batch_first=True).float()
+
+
+def rankings_from_predictions(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Flat rewards ((S,) or (S, N) for an ensemble), scores (S,) and group sizes from gathered ranking outputs."""
+    sizes = [int(k) for k in labels[:, 0]]
+    rewards = np.concatenate([row[:k] for row, k in zip(predictions, sizes, strict=True)]).astype(np.float64)
+    scores = np.concatenate([row[1 : 1 + k] for row, k in zip(labels, sizes, strict=True)]).astype(np.float64)
+    return rewards, scores, sizes
+
+
+def evaluation_metrics(
+    predictions: np.ndarray,
+    labels: np.ndarray,
+    *,
+    ranking_objective: RankingObjective | None = None,
+    center_rewards_coefficient: float | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The exact metrics of gathered evaluation outputs (rankings when `ranking_objective` is given), and the
+    rewards they were computed from (the heads' mean for an ensemble), flattened.
+
+    An ensemble's rewards have a last dimension of heads: its metrics are those of the heads' mean, plus how the
+    heads' disagreement relates to the mistakes.
+    """
+    if ranking_objective is not None:
+        rewards, scores, sizes = rankings_from_predictions(predictions, labels)
+        ensemble = rewards.ndim == 2
+        mean = rewards.mean(-1) if ensemble else rewards
+        mean_t, scores_t = torch.as_tensor(mean), torch.as_tensor(scores)
+        loss = ranking_objective(mean_t, scores_t, sizes)
+        metrics = summarize_ranking_statistics(ranking_statistics(mean_t, scores_t, sizes, loss))
+        pairs = ordered_pair_rewards(rewards, scores, sizes) if ensemble else None
+    else:
+        rewards = predictions.astype("float64")
+        ensemble = rewards.ndim == 3
+        mean = rewards.mean(-1) if ensemble else rewards
+        metrics = preference_metrics(mean[:, 0], mean[:, 1], labels, center_rewards_coefficient)
+        pairs = (rewards[:, 0], rewards[:, 1]) if ensemble else None
+    if pairs is not None:
+        metrics.update(uncertainty_metrics(*pair_uncertainty(*pairs)))
+    return metrics, mean.ravel()
