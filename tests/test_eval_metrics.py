@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from rewardlab.errors import RewardlabError
 from rewardlab.metrics.bootstrap import _PairColumns, _resample_statistics, bootstrap_intervals
@@ -316,6 +317,10 @@ def test_resampled_statistics_use_the_point_formulas():
         assert got["brier"] == pytest.approx(cal["brier"], rel=1e-12)
         assert got["length_pearson"] == pytest.approx(bias["pearson"], rel=1e-9)
         assert got["length_spearman"] == pytest.approx(bias["spearman"], rel=1e-12)
+        # The vectorised resampling is rewardlab's own (see rewardlab.metrics.bootstrap): scipy is the reference.
+        rewards, lengths = np.concatenate([rc, rr]), np.concatenate([lc, lr])
+        assert got["length_spearman"] == pytest.approx(stats.spearmanr(rewards, lengths).statistic, rel=1e-12)
+        assert got["length_pearson"] == pytest.approx(stats.pearsonr(rewards, lengths).statistic, rel=1e-9)
         for group in ("chosen_longer", "chosen_shorter", "equal_length"):
             assert got[f"length_group:{group}"] == pytest.approx(bias[group]["accuracy"], rel=1e-12)
         for name, values in category_accuracy(rc, rr, cats).items():

@@ -331,14 +331,25 @@ def _prepare_map_style(
     )
 
     helper_columns = [_INDEX, _STATUS, _ERR_FIELD, _ERR_REASON, _ERR_CODE] + ([_COMPARISONS] if fmt.ranked else [])
-    rows = dataset.select_columns(helper_columns).to_dict()
+    kept = _count_outcomes(dataset.select_columns(helper_columns).to_dict(), stats, args.skip_invalid_rows)
+    if not kept:
+        raise RewardlabError(f"no usable {stats.kind} left: {stats.summary()}")
+    if len(kept) < len(dataset):
+        dataset = dataset.select(kept)
+    dataset = dataset.remove_columns(helper_columns)
+    return dataset, stats
+
+
+def _count_outcomes(rows: dict[str, list], stats: PreparationStats, skip_invalid: bool) -> list[int]:
+    """Count what tokenizing and truncating did to each row (the helper columns `rows`) into `stats`; raise for a
+    row that failed unless `skip_invalid` (an over-length row under policy "error" always raises). Returns the
+    positions of the rows kept."""
     statuses = rows[_STATUS]
-    failed = [i for i, s in enumerate(statuses) if s == _INVALID]
-    for i in failed:
+    for i in (i for i, s in enumerate(statuses) if s == _INVALID):
         code = rows[_ERR_CODE][i]
         error = InvalidRowError(rows[_INDEX][i], rows[_ERR_FIELD][i] or None, rows[_ERR_REASON][i], code)
-        if code == OVERLENGTH or not args.skip_invalid_rows:
-            raise error.at(dataset=dataset_name)
+        if code == OVERLENGTH or not skip_invalid:
+            raise error.at(dataset=stats.dataset_name)
         stats.record_skip(error)
     status_counts = Counter(statuses)
     stats.prompt_truncated = status_counts[PROMPT_TRUNCATED]
@@ -346,13 +357,8 @@ def _prepare_map_style(
     stats.dropped_overlength = status_counts[DROPPED]
     kept = [i for i, s in enumerate(statuses) if s in _KEPT]
     stats.pairs_out = len(kept)
-    stats.comparisons_out = sum(rows[_COMPARISONS][i] for i in kept) if fmt.ranked else len(kept)
-    if not kept:
-        raise RewardlabError(f"no usable {stats.kind} left: {stats.summary()}")
-    if len(kept) < len(dataset):
-        dataset = dataset.select(kept)
-    dataset = dataset.remove_columns(helper_columns)
-    return dataset, stats
+    stats.comparisons_out = sum(rows[_COMPARISONS][i] for i in kept) if _COMPARISONS in rows else len(kept)
+    return kept
 
 
 class _StreamingProcessor:

@@ -2,6 +2,41 @@
 
 `evaluate_pairs` assembles the report section by section from the point metrics (`rewardlab.metrics.pairs`),
 calibration (`rewardlab.metrics.calibration`) and their bootstrap intervals (`rewardlab.metrics.bootstrap`).
+
+Layout (`{"value": v, "ci95": [low, high]}` is written `V±`)::
+
+    {
+      "n_pairs": N, "n_evaluated": n, "n_dropped": N − n,
+      "dropped_indices": [int, ...],                   # pairs with a NaN/inf reward, left out of everything
+      "accuracy": V± + {"correct", "incorrect", "ties", "tie_fraction"},        # pair_accuracy
+      "accuracy_ties_half": V±,                        # (correct + 0.5·ties) / n
+      "mean_margin": V±,                               # mean(r_c − r_r)
+      "log_loss": V± + {"with_margins": bool},         # bradley_terry_log_loss
+      "calibration": {                                 # calibration (T = 1, no margins)
+        "n_bins": int, "ece": V±, "brier": V±, "log_loss": float,
+        "reliability": [{"bin_lower", "bin_upper", "count", "mean_predicted", "observed_frequency"}, ...],
+        "temperature": None | {                        # optimal_temperature, then calibration at that T
+          "value": T, "status": str, "iterations": int,
+          "log_loss": float, "ece": float, "brier": float, "reliability": [...]}},
+      "length_bias": None | {                          # length_bias (None without lengths)
+        "pearson": V±, "spearman": V±,
+        "chosen_longer" | "chosen_shorter" | "equal_length": {"count", "correct", "ties", "accuracy", "ci95"},
+        "chosen_longer_fraction", "margin_length_pearson", "mean_length_chosen", "mean_length_rejected"},
+      "categories": None | {name: {"count", "n_dropped", "correct", "ties", "accuracy", "ci95"}},
+      "sections": None | {                             # section_scores
+        "weighting": str,
+        "scores": {section: {"value", "ci95", "count", "categories", "missing_categories"}},
+        "mean": V±, "sections_without_data": [...], "unassigned_categories": [...]},
+      "worst_pairs": [{"index", "margin", "reward_chosen", "reward_rejected",
+                       "category"?, "chosen_length"?, "rejected_length"?, "dataset_margin"?}, ...],
+      "bootstrap": {"n_bootstrap": int, "seed": int, "confidence": 0.95, "method": "percentile"},
+    }
+
+In `worst_pairs`, `margin` is the reward margin `r_c − r_r` (see `worst_pairs`) and `dataset_margin` the
+input margin. When the temperature is undefined (status "undefined", value NaN), its `log_loss`, `ece`, `brier`
+and `reliability` are the unscaled ones. A category or section in `ci95` that drew no pair in some resamples is
+estimated from the others. Every number is a plain float or int; NaN marks an undefined value (see
+`rewardlab.metrics.inputs`), and `json_safe` turns NaN into None for strict JSON.
 """
 
 from __future__ import annotations
@@ -66,40 +101,7 @@ def evaluate_pairs(
     `n_bootstrap=0` turns the intervals off (every `ci95` is then None). Formulas: see the function named with each
     entry below; the intervals come from `bootstrap_intervals` (95%, percentile method, seeded).
 
-    Layout (`{"value": v, "ci95": [low, high]}` is written `V±`)::
-
-        {
-          "n_pairs": N, "n_evaluated": n, "n_dropped": N − n,
-          "dropped_indices": [int, ...],                   # pairs with a NaN/inf reward, left out of everything
-          "accuracy": V± + {"correct", "incorrect", "ties", "tie_fraction"},        # pair_accuracy
-          "accuracy_ties_half": V±,                        # (correct + 0.5·ties) / n
-          "mean_margin": V±,                               # mean(r_c − r_r)
-          "log_loss": V± + {"with_margins": bool},         # bradley_terry_log_loss
-          "calibration": {                                 # calibration (T = 1, no margins)
-            "n_bins": int, "ece": V±, "brier": V±, "log_loss": float,
-            "reliability": [{"bin_lower", "bin_upper", "count", "mean_predicted", "observed_frequency"}, ...],
-            "temperature": None | {                        # optimal_temperature, then calibration at that T
-              "value": T, "status": str, "iterations": int,
-              "log_loss": float, "ece": float, "brier": float, "reliability": [...]}},
-          "length_bias": None | {                          # length_bias (None without lengths)
-            "pearson": V±, "spearman": V±,
-            "chosen_longer" | "chosen_shorter" | "equal_length": {"count", "correct", "ties", "accuracy", "ci95"},
-            "chosen_longer_fraction", "margin_length_pearson", "mean_length_chosen", "mean_length_rejected"},
-          "categories": None | {name: {"count", "n_dropped", "correct", "ties", "accuracy", "ci95"}},
-          "sections": None | {                             # section_scores
-            "weighting": str,
-            "scores": {section: {"value", "ci95", "count", "categories", "missing_categories"}},
-            "mean": V±, "sections_without_data": [...], "unassigned_categories": [...]},
-          "worst_pairs": [{"index", "margin", "reward_chosen", "reward_rejected",
-                           "category"?, "chosen_length"?, "rejected_length"?, "dataset_margin"?}, ...],
-          "bootstrap": {"n_bootstrap": int, "seed": int, "confidence": 0.95, "method": "percentile"},
-        }
-
-    In `worst_pairs`, `margin` is the reward margin `r_c − r_r` (see `worst_pairs`) and `dataset_margin` the
-    input margin. When the temperature is undefined (status "undefined", value NaN), its `log_loss`, `ece`, `brier`
-    and `reliability` are the unscaled ones. A category or section in `ci95` that drew no pair in some resamples is
-    estimated from the others. Every number is a plain float or int; NaN marks an undefined value (see the module
-    docstring), and `json_safe` turns NaN into None for strict JSON.
+    The report's layout is in the module docstring.
     """
     rc, rr, ok = evaluated_pairs(rewards_chosen, rewards_rejected)
     m = check_margins(margins, rc)

@@ -185,6 +185,15 @@ def fix_peft_config(peft_config: Any, model: torch.nn.Module, added_token_ids: l
     return config
 
 
+def is_peft_model(model: Any) -> bool:
+    """Whether `model` is a `peft.PeftModel` (False when peft is not installed)."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
+
+
 def is_adapter_dir(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "adapter_config.json"))
 

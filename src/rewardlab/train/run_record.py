@@ -6,12 +6,16 @@ visible only in a scrolled-away log line.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import time
 from typing import Any
 
 from rewardlab.files import RUN_RECORD_FILE
+
+# The Hub tags of a rewardlab reward model (the trainer adds them to the model's config as well).
+MODEL_TAGS = ("rewardlab", "reward-model")
 
 # The settings a reader of the card needs to reproduce or judge the run.
 _RECORDED_ARGS = (
@@ -61,46 +65,19 @@ def build_run_record(trainer: Any) -> dict[str, Any]:
     }
 
 
-def _model_card(record: dict[str, Any]) -> str:
-    lines = [
-        "---",
-        "library_name: transformers",
-        "pipeline_tag: text-classification",
-        "tags: [rewardlab, reward-model]",
-        "---",
-        "",
-        "# Reward model",
-        "",
-        f"Bradley-Terry reward model trained with rewardlab {record['rewardlab_version']} from "
-        f"`{record['base_model']}`{' (LoRA adapter + score head)' if record['peft'] else ''}.",
-        "It outputs one scalar per sequence (`num_labels=1`); higher is better. Load it with "
-        '`AutoModelForSequenceClassification` or `pipeline("text-classification", function_to_apply="none")`.',
-        "",
-        "## Data",
-        "",
-        "| dataset | rows in | pairs used | invalid rows skipped | prompts truncated | responses cut | dropped |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, d in record["data"].items():
-        skipped = sum(d.get("invalid_skipped", {}).values())
-        lines.append(
-            f"| {name} | {d.get('rows_in')} | {d.get('pairs_out')} | {skipped} | {d.get('prompt_truncated')} | "
-            f"{d.get('response_truncated')} | {d.get('dropped_overlength')} |"
-        )
-    args = record["args"]
-    lines += [
-        "",
-        f"Over-length policy: `{args['overlength_policy']}` at `max_length={args['max_length']}`.",
-        "",
-        "## Final metrics",
-        "",
-    ]
-    for title, metrics in (("training", record["final_train_metrics"]), ("evaluation", record["final_eval_metrics"])):
-        if metrics:
-            shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-            lines.append(f"- {title}: {shown}")
-    lines += ["", "## Settings", "", "```json", json.dumps(args, indent=2, default=str), "```", ""]
-    return "\n".join(lines)
+def model_card(record: dict[str, Any]) -> str:
+    """The model card (README.md) of a run record, from `templates/model_card.md`, with the Hub metadata that makes
+    the model show up as a reward model (`library_name`, `pipeline_tag`, the trainer's tags)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    template = importlib.resources.files("rewardlab") / "templates" / "model_card.md"
+    card = ModelCard.from_template(
+        ModelCardData(library_name="transformers", pipeline_tag="text-classification", tags=list(MODEL_TAGS)),
+        template_str=template.read_text(encoding="utf-8"),
+        record=record,
+        settings=json.dumps(record["args"], indent=2, default=str),
+    )
+    return str(card)
 
 
 def write_run_record(trainer: Any, output_dir: str) -> dict[str, Any]:
@@ -109,5 +86,5 @@ def write_run_record(trainer: Any, output_dir: str) -> dict[str, Any]:
     with open(os.path.join(output_dir, RUN_RECORD_FILE), "w", encoding="utf-8") as f:
         json.dump(record, f, indent=2, default=str)
     with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as f:
-        f.write(_model_card(record))
+        f.write(model_card(record))
     return record

@@ -44,6 +44,7 @@ from rewardlab.model.load import (
     check_num_labels,
     disable_dropout,
     fix_peft_config,
+    is_peft_model,
     load_model,
     load_tokenizer,
     set_chat_template,
@@ -54,17 +55,9 @@ from rewardlab.model.parts import hidden_size
 from rewardlab.train.bootstrap import BootstrapCollator
 from rewardlab.train.datasets import RunDatasets
 from rewardlab.train.predictions import evaluation_metrics, pair_predictions, ranking_predictions
-from rewardlab.train.run_record import write_run_record
+from rewardlab.train.run_record import MODEL_TAGS, write_run_record
 
 logger = logging.getLogger(__name__)
-
-
-def _is_peft_model(model: Any) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:
-        return False
-    return isinstance(model, PeftModel)
 
 
 class SeenCounts(TrainerCallback, ExportableState):
@@ -101,7 +94,7 @@ class RewardTrainer(Trainer):
 
     # The loss is a mean over the micro-batch's pairs, so Trainer must divide it by the accumulation steps.
     loss_is_scaled_for_ga = False
-    _tag_names = ["rewardlab", "reward-model"]
+    _tag_names = list(MODEL_TAGS)
 
     def __init__(
         self,
@@ -233,7 +226,7 @@ class RewardTrainer(Trainer):
     ) -> Any:
         """LoRA (or another PEFT method) around the model when asked; then dropout, pad token and cache settings."""
         if peft_config is not None:
-            if _is_peft_model(model):
+            if is_peft_model(model):
                 raise RewardlabError(
                     "the model is already a PeftModel and a peft_config was given: merge the adapter first, or pass "
                     "the PeftModel without peft_config to keep training it"

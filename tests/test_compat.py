@@ -1,0 +1,33 @@
+"""The private APIs that `rewardlab._compat` gathers still exist in the installed transformers, and behave as used."""
+
+from tiny import make_model, make_tokenizer
+
+from rewardlab import _compat
+from rewardlab.layout.attention import ATTENTION_NAME, register_pair_attention
+
+
+def test_every_private_api_rewardlab_uses_is_there():
+    assert _compat.check_installed_versions() == []
+
+
+def test_checkpoint_file_finds_a_file_or_says_none(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    assert _compat.checkpoint_file(str(tmp_path), "config.json") == str(tmp_path / "config.json")
+    assert _compat.checkpoint_file(str(tmp_path), "missing.json") is None
+
+
+def test_attention_implementation_follows_the_public_setter():
+    tok = make_tokenizer("qwen3")
+    model = make_model("qwen3", tok)
+    model.set_attn_implementation(register_pair_attention())
+    assert _compat.attention_implementation(model) == ATTENTION_NAME
+    model.set_attn_implementation("eager")
+    assert _compat.attention_implementation(model) == "eager"
+
+
+def test_a_class_that_ignores_unexpected_keys_is_still_the_model_class():
+    from transformers import Qwen3ForSequenceClassification
+
+    patched = _compat.ignoring_unexpected_keys(Qwen3ForSequenceClassification, [r"\.heads$"])
+    assert issubclass(patched, Qwen3ForSequenceClassification) and patched.__name__ == "Qwen3ForSequenceClassification"
+    assert patched._keys_to_ignore_on_load_unexpected == [r"\.heads$"]
