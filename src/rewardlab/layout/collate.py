@@ -64,6 +64,7 @@ def lay_out(
     >>> lay_out([[1, 2, 3], [1, 2, 4, 5]], Layout.SHARED_PREFIX, pad_token_id=0, groups=[[0, 1]])["input_ids"]
     tensor([[1, 2, 3, 4, 5]])
     """
+    layout = Layout(layout)
     if layout is Layout.SHARED_PREFIX:
         batch = _shared_prefix_batch(
             sequences, groups or [[i] for i in range(len(sequences))], pad_token_id, hidden_size
@@ -84,6 +85,7 @@ def lay_out(
 def example_cost(sequences: Sequence[Sequence[int]], layout: Layout, pad_token_id: int, hidden_size: int | None) -> int:
     """The tokens that one example's sequences add to a forward pass in `layout`: their packed row (shared prefix
     once) for `SHARED_PREFIX`, their padded rows (K x longest) for `PADDED`, their own tokens otherwise."""
+    layout = Layout(layout)
     if layout is Layout.SHARED_PREFIX:
         return sum(len(part) for part in prefix_groups(sequences, pad_token_id, hidden_size))
     if layout is Layout.PADDED:
@@ -182,6 +184,9 @@ class LayoutCollator(DataCollatorMixin):
     layout: Layout = Layout.PADDED
     hidden_size: int | None = None
     overhead_tokens: int = DEFAULT_SUB_BATCH_OVERHEAD_TOKENS
+
+    def __post_init__(self):
+        self.layout = Layout(self.layout)  # also accept the layout's name
 
     def sequences_of(self, examples: list[dict[str, Any]]) -> tuple[list[list[int]], Groups]:
         """The sequences of `examples` in batch order, and each example's positions among them."""

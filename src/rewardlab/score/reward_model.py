@@ -336,9 +336,10 @@ class RewardModel:
         out = np.full((len(sequences), self.num_heads), np.nan)
         padded = self.layout is Layout.PADDED
         for batch_groups in split_by_token_budget(costs, self.max_tokens_per_batch, padded=padded):
-            index = [i for b in batch_groups for i in groups[b]]
-            starts = np.cumsum([0] + [len(groups[b]) for b in batch_groups])
-            local = [list(range(start, start + len(groups[b]))) for start, b in zip(starts, batch_groups, strict=False)]
+            index, local = [], []  # the batch's sequences, and their groups as positions among them
+            for b in batch_groups:
+                local.append(list(range(len(index), len(index) + len(groups[b]))))
+                index += groups[b]
             batch = lay_out(
                 [sequences[i] for i in index],
                 self.layout,
