@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from rewardlab._version import __version__ as __version__
 
 # Imported on first use: `import rewardlab` (and `rewardlab --help`) should not pay for importing torch/transformers.
 _EXPORTS = {

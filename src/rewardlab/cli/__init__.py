@@ -13,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from rewardlab import __version__
+from rewardlab._version import __version__
 from rewardlab.cli.common import ArgumentParser, one_line, rewardlab_logging
 from rewardlab.errors import RewardlabError
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardlab import __version__
+from rewardlab._version import __version__
 from rewardlab.data.formats import detect_dataset_format, is_ranked_example, ranked_items
 from rewardlab.data.loading import load_preference_data
 from rewardlab.data.validate import validate_row

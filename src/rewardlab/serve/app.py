@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 
-from rewardlab import __version__
+from rewardlab._version import __version__
 from rewardlab.errors import RewardlabError, first_line
 from rewardlab.score.ensemble import RewardEnsemble, members_of
 from rewardlab.score.reward_model import RewardModel

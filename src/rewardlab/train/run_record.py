@@ -37,7 +37,7 @@ _RECORDED_ARGS = (
 
 
 def build_run_record(trainer: Any) -> dict[str, Any]:
-    from rewardlab import __version__
+    from rewardlab._version import __version__
 
     args = trainer.args
     history = trainer.state.log_history
