@@ -3,7 +3,8 @@
 - `batch`: the `Layout` names and what each layout's batch holds;
 - `choose`: `choose_layout`, the one rule that picks a model's layout (training, evaluation and scoring);
 - `plan`: pure planning on token-id lists (shared prefixes, read-out positions, sub-batches, token budgets);
-- `collate`: `lay_out` builds any layout from sequences; the collators for pairs and rankings;
+- `collate`: `lay_out` builds any layout from sequences, `forward_passes` under a token budget; the collators for
+  pairs and rankings;
 - `attention`: the attention function that runs packed rows group by group;
 - `forward`: `sequence_rewards` / `pair_rewards`, the rewards of any batch;
 - `probe`: the start-up check that a model computes the packed layouts exactly.
@@ -13,7 +14,7 @@ A new layout or attention kernel touches this package and its tests only.
 
 from rewardlab.layout.batch import Layout, layout_of
 from rewardlab.layout.choose import choose_layout
-from rewardlab.layout.collate import DataCollatorForPreference, DataCollatorForRanking, example_cost, lay_out
+from rewardlab.layout.collate import DataCollatorForPreference, DataCollatorForRanking, forward_passes, lay_out
 from rewardlab.layout.forward import pair_rewards, sequence_rewards
 
 __all__ = [
@@ -21,7 +22,7 @@ __all__ = [
     "DataCollatorForRanking",
     "Layout",
     "choose_layout",
-    "example_cost",
+    "forward_passes",
     "lay_out",
     "layout_of",
     "pair_rewards",

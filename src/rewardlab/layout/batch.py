@@ -45,6 +45,12 @@ class Layout(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def shares_prefixes(self) -> bool:
+        """Whether the layout computes the prefix that the sequences of one group share once (so a scorer should
+        group the sequences that answer one prompt)."""
+        return self is Layout.SHARED_PREFIX
+
 
 def layout_of(batch: Mapping[str, Any]) -> Layout:
     """The layout a collated batch says it has; `PADDED` for a batch that does not say (TRL's collators)."""

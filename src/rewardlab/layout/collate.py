@@ -8,7 +8,7 @@ training layouts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +91,50 @@ def example_cost(sequences: Sequence[Sequence[int]], layout: Layout, pad_token_i
     if layout is Layout.PADDED:
         return len(sequences) * max(len(s) for s in sequences)
     return sum(len(s) for s in sequences)
+
+
+def split_examples(
+    examples: Sequence[Sequence[Sequence[int]]],
+    layout: Layout,
+    pad_token_id: int,
+    max_tokens: int,
+    hidden_size: int | None = None,
+) -> list[list[int]]:
+    """Positions of `examples` (each the sequences laid out together) grouped into forward passes that compute at
+    most `max_tokens` tokens in `layout` (`split_by_token_budget`; an example over the budget alone is a pass)."""
+    costs = [example_cost(sequences, layout, pad_token_id, hidden_size) for sequences in examples]
+    return split_by_token_budget(costs, max_tokens, padded=Layout(layout) is Layout.PADDED)
+
+
+def forward_passes(
+    sequences: Sequence[Sequence[int]],
+    groups: Groups,
+    layout: Layout,
+    pad_token_id: int,
+    max_tokens: int,
+    *,
+    hidden_size: int | None = None,
+    overhead_tokens: int = DEFAULT_SUB_BATCH_OVERHEAD_TOKENS,
+) -> Iterator[tuple[list[int], dict[str, Any]]]:
+    """Batches that score `sequences` in forward passes under `max_tokens`, whole `groups` (positions of sequences
+    laid out together) at a time: (the positions of a pass's sequences, its batch), the batch's rewards in that
+    order."""
+    for passed in split_examples(
+        [[sequences[i] for i in g] for g in groups], layout, pad_token_id, max_tokens, hidden_size
+    ):
+        index, local = [], []  # the pass's sequences, and its groups as positions among them
+        for g in passed:
+            local.append(list(range(len(index), len(index) + len(groups[g]))))
+            index += groups[g]
+        batch = lay_out(
+            [sequences[i] for i in index],
+            layout,
+            pad_token_id,
+            groups=local,
+            hidden_size=hidden_size,
+            overhead_tokens=overhead_tokens,
+        )
+        yield index, batch
 
 
 def length_grouped_sub_batches(

@@ -43,11 +43,10 @@ from rewardlab.data.truncation import (
 from rewardlab.data.validate import IDENTICAL, validate_example
 from rewardlab.errors import InvalidRowError, RewardlabError, first_line
 from rewardlab.files import read_run_record
-from rewardlab.layout.batch import Layout
 from rewardlab.layout.choose import choose_layout
-from rewardlab.layout.collate import example_cost, lay_out
+from rewardlab.layout.collate import forward_passes
 from rewardlab.layout.forward import sequence_rewards
-from rewardlab.layout.plan import group_by_shared_prefix, split_by_token_budget
+from rewardlab.layout.plan import group_by_shared_prefix
 from rewardlab.model.heads import num_heads
 from rewardlab.model.load import load_trained_model, resolve_dtype, set_pad_token
 from rewardlab.model.parts import hidden_size
@@ -318,36 +317,28 @@ class RewardModel:
             statuses.append(status)
         self.report.update(statuses)
         _log_report(statuses)
-        shared = self.layout is Layout.SHARED_PREFIX
-        heads = self._rewards(cut, group_by_shared_prefix(cut) if shared else None)
+        heads = self._rewards(cut, group_by_shared_prefix(cut) if self.layout.shares_prefixes else None)
         heads[np.array(statuses) == DROPPED] = np.nan
         mean = heads.mean(1).tolist()
         return (mean, heads.std(1, ddof=1).tolist()) if return_std else mean
 
     def _rewards(self, sequences: list[list[int]], groups: list[list[int]] | None) -> np.ndarray:
         """Rewards (sequences, heads) of `sequences`, in forward passes under the token budget. `groups` are
-        sequences answering one prompt: the shared-prefix layout computes their prefix once (other layouts score
-        each sequence on its own)."""
-        if groups is None or self.layout is not Layout.SHARED_PREFIX:
+        sequences answering one prompt, which a layout that shares prefixes computes once; otherwise, or without
+        `groups`, each sequence is scored on its own."""
+        if groups is None or not self.layout.shares_prefixes:
             groups = [[i] for i in range(len(sequences))]
-        costs = [
-            example_cost([sequences[i] for i in g], self.layout, self.pad_token_id, self.hidden_size) for g in groups
-        ]
         out = np.full((len(sequences), self.num_heads), np.nan)
-        padded = self.layout is Layout.PADDED
-        for batch_groups in split_by_token_budget(costs, self.max_tokens_per_batch, padded=padded):
-            index, local = [], []  # the batch's sequences, and their groups as positions among them
-            for b in batch_groups:
-                local.append(list(range(len(index), len(index) + len(groups[b]))))
-                index += groups[b]
-            batch = lay_out(
-                [sequences[i] for i in index],
-                self.layout,
-                self.pad_token_id,
-                groups=local,
-                hidden_size=self.hidden_size,
-                overhead_tokens=DEFAULT_SUB_BATCH_OVERHEAD_TOKENS,
-            )
+        passes = forward_passes(
+            sequences,
+            groups,
+            self.layout,
+            self.pad_token_id,
+            self.max_tokens_per_batch,
+            hidden_size=self.hidden_size,
+            overhead_tokens=DEFAULT_SUB_BATCH_OVERHEAD_TOKENS,
+        )
+        for index, batch in passes:
             with torch.inference_mode():
                 rewards = sequence_rewards(self.model, send_to_device(batch, self.device)).float().cpu().numpy()
             out[index] = rewards.reshape(len(index), self.num_heads)

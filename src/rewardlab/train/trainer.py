@@ -257,7 +257,7 @@ class RewardTrainer(Trainer):
         collator = DataCollatorForRanking if self.ranking else DataCollatorForPreference
         return collator(
             pad_token_id=pad_token_id,
-            pad_to_multiple_of=args.pad_to_multiple_of if layout is Layout.PADDED else None,
+            pad_to_multiple_of=args.pad_to_multiple_of,
             max_tokens_per_batch=args.max_tokens_per_batch,
             layout=layout,
             hidden_size=hidden_size(model),
