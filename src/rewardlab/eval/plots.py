@@ -1,6 +1,6 @@
 """The evaluation report's figures, drawn with matplotlib and returned as PNG data URIs (the HTML stays one file).
 
-Each function takes plain arrays or the numbers of `rewardlab.eval_metrics.evaluate_pairs` and returns a
+Each function takes plain arrays or the numbers of `rewardlab.metrics.report.evaluate_pairs` and returns a
 `data:image/png;base64,...` string. The Agg backend is used so that reports render on machines without a display.
 """
 
