@@ -76,9 +76,7 @@ def all_modules() -> dict[str, Path]:
 def test_every_import_runs_down_the_layers():
     problems = []
     for module, path in all_modules().items():
-        source = unit(module) if module != "rewardlab" else "__init__"
-        if path.stem == "__main__" and path.parent == PACKAGE:
-            source = "__main__"
+        source = unit(module)
         if source in FACE:
             continue
         for target, _, line in imports_of(path):

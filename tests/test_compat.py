@@ -31,3 +31,15 @@ def test_a_class_that_ignores_unexpected_keys_is_still_the_model_class():
     patched = _compat.ignoring_unexpected_keys(Qwen3ForSequenceClassification, [r"\.heads$"])
     assert issubclass(patched, Qwen3ForSequenceClassification) and patched.__name__ == "Qwen3ForSequenceClassification"
     assert patched._keys_to_ignore_on_load_unexpected == [r"\.heads$"]
+
+
+def test_rewardtrainer_overrides_only_the_trainer_hooks_it_declares():
+    # A private method of RewardTrainer that happens to share a name with one of Trainer's (say a `_prepare_...`
+    # helper) would silently replace Trainer's own; every override must be a public method or a declared hook.
+    from transformers import Trainer
+
+    from rewardlab.train.trainer import RewardTrainer
+
+    own = {name for name in vars(RewardTrainer) if name.startswith("_") and not name.startswith("__")}
+    shadowed = {name for name in own if hasattr(Trainer, name)} - set(_compat.TRAINER_HOOKS)
+    assert not shadowed, shadowed

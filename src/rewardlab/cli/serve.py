@@ -65,7 +65,7 @@ def parse_serve_args(
 
 def main(argv: Sequence[str]) -> int:
     """Load the model and serve it until SIGTERM/SIGINT; returns the exit code."""
-    import uvicorn
+    import uvicorn  # here, after `rewardlab.serve` has said what to install when it is missing
 
     settings, args = parse_serve_args(argv)
     logging.getLogger("rewardlab").setLevel(

@@ -116,8 +116,7 @@ def _section(report: Mapping[str, Any], figures: Mapping[str, Mapping[str, Any]]
     """One data set's part of the page: the summary table (a column per model) and each model's figures."""
     models = list(report["results"])
     per_model = [dict(_summary_rows(report["results"][m][set_name])) for m in models]
-    labels = [label for label, _ in _summary_rows(report["results"][models[0]][set_name])]
-    rows = [(label, [values.get(label, _text("–")) for values in per_model]) for label in labels]
+    rows = [(label, [values.get(label, _text("–")) for values in per_model]) for label in per_model[0]]
     panels = []
     for model in models:
         shown = figures.get(model, {}).get(set_name, {})

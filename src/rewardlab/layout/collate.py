@@ -8,7 +8,7 @@ training layouts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,7 +85,6 @@ def lay_out(
 def example_cost(sequences: Sequence[Sequence[int]], layout: Layout, pad_token_id: int, hidden_size: int | None) -> int:
     """The tokens that one example's sequences add to a forward pass in `layout`: their packed row (shared prefix
     once) for `SHARED_PREFIX`, their padded rows (K x longest) for `PADDED`, their own tokens otherwise."""
-    layout = Layout(layout)
     if layout is Layout.SHARED_PREFIX:
         return sum(len(part) for part in prefix_groups(sequences, pad_token_id, hidden_size))
     if layout is Layout.PADDED:
@@ -102,8 +101,9 @@ def split_examples(
 ) -> list[list[int]]:
     """Positions of `examples` (each the sequences laid out together) grouped into forward passes that compute at
     most `max_tokens` tokens in `layout` (`split_by_token_budget`; an example over the budget alone is a pass)."""
+    layout = Layout(layout)
     costs = [example_cost(sequences, layout, pad_token_id, hidden_size) for sequences in examples]
-    return split_by_token_budget(costs, max_tokens, padded=Layout(layout) is Layout.PADDED)
+    return split_by_token_budget(costs, max_tokens, padded=layout is Layout.PADDED)
 
 
 def forward_passes(
@@ -218,7 +218,7 @@ def pack_sequences(sequences: Sequence[Sequence[int]]) -> dict[str, Any]:
 class LayoutCollator(DataCollatorMixin):
     """The collator of one `layout`: examples to sequences (`sequences_of`), sequences to a batch (`lay_out`), and,
     with `max_tokens_per_batch`, a batch that would compute more tokens than that split into `MICRO_BATCHES` of
-    whole examples (`split_by_token_budget`), so peak memory follows the budget while the loss and gradients stay
+    whole examples (`split_examples`), so peak memory follows the budget while the loss and gradients stay
     the whole batch's. Subclasses say how examples become sequences and what else a batch carries."""
 
     pad_token_id: int
@@ -243,13 +243,11 @@ class LayoutCollator(DataCollatorMixin):
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         if self.max_tokens_per_batch is None:  # the common case: nothing to measure
             return self.collate(examples)
-        costs = [
-            example_cost(self.sequences_of([e])[0], self.layout, self.pad_token_id, self.hidden_size) for e in examples
-        ]
-        groups = split_by_token_budget(costs, self.max_tokens_per_batch, padded=self.layout is Layout.PADDED)
-        if len(groups) == 1:
-            return self.collate(examples)
-        return split_into_micro_batches(examples, groups, self.collate, self.sequences_of, self.fields(examples))
+        per_example = [self.sequences_of([e])[0] for e in examples]
+        passes = split_examples(
+            per_example, self.layout, self.pad_token_id, self.max_tokens_per_batch, self.hidden_size
+        )
+        return self.collate(examples) if len(passes) == 1 else self.micro_batches(examples, passes)
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         """One batch of `examples` in the collator's layout, without a token budget."""
@@ -268,31 +266,25 @@ class LayoutCollator(DataCollatorMixin):
             batch["num_real_tokens"] = torch.tensor(sum(len(s) for s in sequences))
         return batch
 
-
-def split_into_micro_batches(
-    examples: list[dict[str, Any]],
-    groups: list[list[int]],
-    collate: Callable[[list[dict[str, Any]]], dict[str, Any]],
-    sequences_of: Callable[[list[dict[str, Any]]], tuple[list[list[int]], Groups]],
-    whole_batch: dict[str, torch.Tensor],
-) -> dict[str, Any]:
-    """A `MICRO_BATCHES` batch: each group of example indices collated on its own, plus `example_index`,
-    `sequence_index` (its sequences' positions in the whole batch's sequence order) and `loss_weight` (its share of
-    the examples). `whole_batch` entries (every pair's `margin`, every ranking's `scores`) are kept whole for
-    evaluation, which scores the micro-batches and puts their rewards back in order."""
-    _, positions = sequences_of(examples)
-    micro_batches = []
-    for group in groups:
-        micro = collate([examples[i] for i in group])
-        _, local = sequences_of([examples[i] for i in group])
-        sequence_index = torch.empty(sum(len(p) for p in local), dtype=torch.long)
-        for example, own in zip(group, local, strict=True):
-            sequence_index[own] = torch.tensor(positions[example])
-        micro["example_index"] = torch.tensor(group)
-        micro["sequence_index"] = sequence_index
-        micro["loss_weight"] = torch.tensor(len(group) / len(examples))
-        micro_batches.append(micro)
-    return {"micro_batches": micro_batches, **whole_batch, LAYOUT_KEY: Layout.MICRO_BATCHES}
+    def micro_batches(self, examples: list[dict[str, Any]], passes: list[list[int]]) -> dict[str, Any]:
+        """A `MICRO_BATCHES` batch: each pass (positions of examples) collated on its own, plus `example_index`,
+        `sequence_index` (its sequences' positions in the whole batch's sequence order) and `loss_weight` (its share
+        of the examples). The per-example fields (every pair's `margin`, every ranking's `scores`) are also kept whole
+        for evaluation, which scores the micro-batches and puts their rewards back in order."""
+        _, positions = self.sequences_of(examples)
+        micro_batches = []
+        for group in passes:
+            micro_examples = [examples[i] for i in group]
+            micro = self.collate(micro_examples)
+            _, local = self.sequences_of(micro_examples)
+            sequence_index = torch.empty(sum(len(own) for own in local), dtype=torch.long)
+            for example, own in zip(group, local, strict=True):
+                sequence_index[own] = torch.tensor(positions[example])
+            micro["example_index"] = torch.tensor(group)
+            micro["sequence_index"] = sequence_index
+            micro["loss_weight"] = torch.tensor(len(group) / len(examples))
+            micro_batches.append(micro)
+        return {"micro_batches": micro_batches, **self.fields(examples), LAYOUT_KEY: Layout.MICRO_BATCHES}
 
 
 @dataclass

@@ -64,7 +64,7 @@ def _padded_rewards(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tens
 
 def _in_caller_order(values: list[torch.Tensor], order: list[torch.Tensor]) -> torch.Tensor:
     """Concatenate per-part values and put them back at their original positions."""
-    values, order = torch.cat(values), torch.cat(order).to(values[0].device)
+    values, order = torch.cat(values), torch.cat(order)
     return torch.empty_like(values).index_copy(0, order, values)
 
 

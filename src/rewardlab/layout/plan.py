@@ -69,8 +69,13 @@ class SharedPrefixGroup:
         return len(self.input_ids)
 
 
-def shared_prefix_group(sequences: Sequence[Sequence[int]], pad_token_id: int | None) -> SharedPrefixGroup:
-    p = shared_prefix_length(*sequences) if len(sequences) > 1 else 0
+def shared_prefix_group(
+    sequences: Sequence[Sequence[int]], pad_token_id: int | None, prefix_length: int | None = None
+) -> SharedPrefixGroup:
+    """`sequences` laid out as one group; `prefix_length`: their `shared_prefix_length`, when already known."""
+    if prefix_length is None:
+        prefix_length = shared_prefix_length(*sequences) if len(sequences) > 1 else 0
+    p = prefix_length
     input_ids, position_ids = list(sequences[0][:p]), list(range(p))
     tail_starts, readout = [], []
     for ids in sequences:
@@ -111,7 +116,7 @@ def prefix_groups(
     sequences = [list(s) for s in sequences]
     prefix = shared_prefix_length(*sequences) if len(sequences) > 1 else 0
     if sharing_pays([len(s) for s in sequences], prefix, hidden_size):
-        return [shared_prefix_group(sequences, pad_token_id)]
+        return [shared_prefix_group(sequences, pad_token_id, prefix)]
     return [shared_prefix_group([s], pad_token_id) for s in sequences]
 
 

@@ -21,7 +21,6 @@ from accelerate.utils import send_to_device
 from scipy.special import expit
 
 from rewardlab.choices import OVERLENGTH_POLICIES, TRUNCATE_PROMPT
-from rewardlab.config import DEFAULT_SUB_BATCH_OVERHEAD_TOKENS
 from rewardlab.data.formats import detect_format
 from rewardlab.data.tokenize import (
     has_chat_template,
@@ -336,7 +335,6 @@ class RewardModel:
             self.pad_token_id,
             self.max_tokens_per_batch,
             hidden_size=self.hidden_size,
-            overhead_tokens=DEFAULT_SUB_BATCH_OVERHEAD_TOKENS,
         )
         for index, batch in passes:
             with torch.inference_mode():

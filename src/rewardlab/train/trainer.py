@@ -27,7 +27,7 @@ from rewardlab.errors import RewardlabError
 from rewardlab.files import check_complete, last_complete_checkpoint, saving
 from rewardlab.layout.batch import Layout, layout_of
 from rewardlab.layout.choose import choose_layout
-from rewardlab.layout.collate import DataCollatorForPreference, DataCollatorForRanking
+from rewardlab.layout.collate import DataCollatorForPreference, DataCollatorForRanking, LayoutCollator
 from rewardlab.layout.forward import pair_rewards, sequence_rewards
 from rewardlab.losses import bradley_terry_loss, pairwise_ranking_loss, plackett_luce_loss
 from rewardlab.metrics.running import (
@@ -117,7 +117,8 @@ class RewardTrainer(Trainer):
         set_seed(args.seed)
         model, model_id, revision = self._setup_model(model, args, quantization_config)
         processing_class, added_tokens = self._setup_tokenizer(processing_class, model, model_id, revision, args)
-        model = self._setup_peft(model, peft_config, added_tokens, processing_class, args)
+        model = self._setup_peft(model, peft_config, added_tokens, args)
+        self._finish_model(model, processing_class, args)
         self.run_data = RunDatasets(processing_class, args)
         train_dataset = self.run_data.prepare(train_dataset, "train")
         if eval_dataset is not None:
@@ -221,31 +222,34 @@ class RewardTrainer(Trainer):
         return tokenizer, added_tokens
 
     @staticmethod
-    def _setup_peft(
-        model: Any, peft_config: Any, added_tokens: list[int], tokenizer: PreTrainedTokenizerBase, args: RewardConfig
-    ) -> Any:
-        """LoRA (or another PEFT method) around the model when asked; then dropout, pad token and cache settings."""
-        if peft_config is not None:
-            if is_peft_model(model):
-                raise RewardlabError(
-                    "the model is already a PeftModel and a peft_config was given: merge the adapter first, or pass "
-                    "the PeftModel without peft_config to keep training it"
-                )
-            from peft import get_peft_model, prepare_model_for_kbit_training
+    def _setup_peft(model: Any, peft_config: Any, added_tokens: list[int], args: RewardConfig) -> Any:
+        """LoRA (or another PEFT method) around the model, training and saving its score head."""
+        if peft_config is None:
+            return model
+        if is_peft_model(model):
+            raise RewardlabError(
+                "the model is already a PeftModel and a peft_config was given: merge the adapter first, or pass "
+                "the PeftModel without peft_config to keep training it"
+            )
+        from peft import get_peft_model, prepare_model_for_kbit_training
 
-            if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
-                model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
-            model = get_peft_model(model, fix_peft_config(peft_config, model, added_tokens))
-            model.print_trainable_parameters()
+        if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
+        model = get_peft_model(model, fix_peft_config(peft_config, model, added_tokens))
+        model.print_trainable_parameters()
+        return model
+
+    @staticmethod
+    def _finish_model(model: Any, tokenizer: PreTrainedTokenizerBase, args: RewardConfig) -> None:
+        """Dropout off (stable rewards), the pad token the reward is read before, and no KV cache."""
         if args.disable_dropout:
             disable_dropout(model)
         set_pad_token(tokenizer, model, args.pad_token)
         # The KV cache is useless for scoring and conflicts with gradient checkpointing.
         if hasattr(model.config, "use_cache"):
             model.config.use_cache = False
-        return model
 
-    def _default_collator(self, model: Any, pad_token_id: int, args: RewardConfig) -> DataCollatorForPreference:
+    def _default_collator(self, model: Any, pad_token_id: int, args: RewardConfig) -> LayoutCollator:
         """The collator of the run's kind (pairs or rankings) in the fastest exact layout the model supports."""
         layout = choose_layout(
             model,
