@@ -19,7 +19,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(nproc: int, out: Path) -> dict:
+def run(nproc: int, out: Path, script: str = "distributed_run.py") -> dict:
     env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [
         sys.executable,
@@ -27,11 +27,11 @@ def run(nproc: int, out: Path) -> dict:
         "torch.distributed.run",
         f"--nproc_per_node={nproc}",
         f"--master_port={free_port()}",
-        str(HERE / "distributed_run.py"),
+        str(HERE / script),
         str(out),
     ]
     if nproc == 1:
-        cmd = [sys.executable, str(HERE / "distributed_run.py"), str(out)]
+        cmd = [sys.executable, str(HERE / script), str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0 and nproc > 1:
         # The rendezvous port is picked before torchrun binds it; on a busy machine it is rarely taken in between.
@@ -41,6 +41,8 @@ def run(nproc: int, out: Path) -> dict:
         clues = [line for line in proc.stderr.splitlines() if any(k in line for k in ("rror", "terminate", "what"))]
         raise AssertionError("\n".join(clues[:20]) or proc.stderr[-3000:])
     result = json.loads(out.read_text())
+    if script != "distributed_run.py":
+        return result
     result["log"] = "\n".join(line for line in proc.stderr.splitlines() if "examples/s" not in line)[-4000:]
     return result
 
@@ -59,6 +61,29 @@ def test_two_processes_train_like_one_and_count_every_pair_once(tmp_path):
     np.testing.assert_allclose(np.array(double["rewards"]), np.array(single["rewards"]), atol=1e-5)
     for key in ("eval_accuracy", "eval_margin", "eval_loss", "eval_ties", "eval_min_reward", "eval_max_reward"):
         assert double["metrics"][key] == pytest.approx(single["metrics"][key], abs=1e-5), key
+
+
+@pytest.mark.slow
+def test_streamed_and_map_style_train_and_eval_sets_in_two_processes_count_every_pair_once(tmp_path):
+    """Each of TRL's training and evaluation set types (Dataset, IterableDataset, DatasetDict, IterableDatasetDict,
+    a dict mixing both) trains and evaluates, during training and after, exactly as in one process."""
+    single = run(1, tmp_path / "one.json", "distributed_datasets_run.py")
+    double = run(2, tmp_path / "two.json", "distributed_datasets_run.py")
+    assert len(double) == len(single) == 10
+    for combination, one in single.items():
+        two = double[combination]
+        assert two["world"] == 2 and one["world"] == 1
+        np.testing.assert_allclose(two["losses"], one["losses"], atol=1e-5, err_msg=combination)
+        for when in ("during", "after"):
+            assert set(two[when]) == set(one[when]), (combination, when)
+            for key, value in one[when].items():
+                assert two[when][key] == pytest.approx(value, abs=1e-5), (combination, when, key)
+        pair_counts = {k: v for k, v in one["after"].items() if k.endswith("num_pairs")}
+        expected = (
+            {"eval_num_pairs": 7} if "dict" not in combination else {"eval_a_num_pairs": 7, "eval_b_num_pairs": 5}
+        )
+        assert pair_counts == expected, combination
+        assert {k: v for k, v in one["during"].items() if k.endswith("num_pairs")} == expected, combination
 
 
 WRITE_LOGGER = """

@@ -51,7 +51,7 @@ def test_missing_pad_token_falls_back_to_eos():
 def test_pad_token_not_in_vocab_is_a_clear_error():
     tok = make_tokenizer("qwen3")
     model = make_model("qwen3", tok)
-    with pytest.raises(RewardlabError, match="not in the vocabulary"):
+    with pytest.raises(RewardlabError, match="is not found in the vocabulary"):
         set_pad_token(tok, model, "<|not-a-token|>")
 
 

@@ -286,7 +286,7 @@ def test_a_peft_model_can_be_passed_directly_but_not_with_a_second_config(tmp_pa
     trainer = RewardTrainer(peft_model, args=config(tmp_path), train_dataset=pairs(8), processing_class=tok)
     trainer.train()
     assert trainer.state.global_step == 3
-    with pytest.raises(RewardlabError, match="already a PeftModel"):
+    with pytest.raises(RewardlabError, match="You passed a `PeftModel`"):
         RewardTrainer(
             peft_model, args=config(tmp_path), train_dataset=pairs(8), processing_class=tok, peft_config=LoraConfig(r=4)
         )

@@ -8,8 +8,20 @@ from typing import Any
 INVALID_ROW = "invalid row"
 
 
-class RewardlabError(Exception):
-    """A problem with the user's input (data, path, flag, model) that they can fix."""
+class RewardlabError(ValueError):
+    """A problem with the user's input (data, path, flag, model) that they can fix.
+
+    It is a `ValueError`, the class TRL and most Python libraries raise for a bad value, so `except ValueError` in
+    code written for TRL keeps catching these; the subclasses below are also the class TRL raises in their case.
+    """
+
+
+class RewardlabTypeError(RewardlabError, TypeError):
+    """An argument of the wrong type (e.g. `train_dataset` that is not a `Dataset`)."""
+
+
+class MissingExtraError(RewardlabError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it."""
 
 
 class UsageError(RewardlabError):

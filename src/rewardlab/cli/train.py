@@ -19,7 +19,7 @@ from rewardlab.data.loading import describe, load_preference_data, looks_like_lo
 from rewardlab.errors import RewardlabError, UsageError
 from rewardlab.eval.report import eval_set_from_rows, evaluate, write_report
 from rewardlab.files import read_settings_file
-from rewardlab.model.load import load_tokenizer
+from rewardlab.model.load import load_tokenizer, require_peft
 from rewardlab.score.reward_model import RewardModel
 from rewardlab.train.trainer import RewardTrainer
 
@@ -239,10 +239,9 @@ def lora_config(model_args: ModelArguments) -> Any:
     """The LoraConfig of the LoRA flags, or None without --use_peft."""
     if not model_args.use_peft:
         return None
-    try:
-        from peft import LoraConfig
-    except ImportError as e:
-        raise RewardlabError("--use_peft needs the peft package: pip install 'rewardlab[peft]'") from e
+    require_peft("--use_peft")
+    from peft import LoraConfig
+
     targets = model_args.lora_target_modules
     # PEFT reads a string as a regex over module names; only the special value all-linear must be passed as one.
     if targets == ["all-linear"]:

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from datasets import Dataset, IterableDataset
 
-from rewardlab.errors import RewardlabError
+from rewardlab.errors import RewardlabError, RewardlabTypeError
 
 TEXT_FIELDS = ("prompt", "chosen", "rejected")
 ID_FIELDS = ("chosen_ids", "rejected_ids")
@@ -131,7 +131,7 @@ def detect_format(example: Mapping[str, Any]) -> PreferenceFormat:
     wrong with it rather than calling it a format mismatch.
     """
     if not isinstance(example, Mapping):
-        raise RewardlabError(f"a preference example must be a dict, got {type(example).__name__}")
+        raise RewardlabTypeError(f"a preference example must be a dict, got {type(example).__name__}")
     if is_tokenized(example):
         return PreferenceFormat(conversational=False, explicit_prompt=False, tokenized=True)
     if is_ranked_example(example):

@@ -10,6 +10,7 @@ is returned as `PreparationStats`, so that no row is lost silently.
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict, List, Value
 
-from rewardlab.data.formats import PreferenceFormat, detect_dataset_format, ranked_items
+from rewardlab.data.formats import LEGACY_ID_FIELDS, PreferenceFormat, detect_dataset_format, ranked_items
 from rewardlab.data.tokenize import (
     has_chat_template,
     leading_special_count,
@@ -35,7 +36,7 @@ from rewardlab.data.truncation import (
     truncate_pair,
 )
 from rewardlab.data.validate import IDENTICAL, contradiction, validate_dataset, validate_row
-from rewardlab.errors import InvalidRowError, RewardlabError
+from rewardlab.errors import InvalidRowError, RewardlabError, RewardlabTypeError
 
 if TYPE_CHECKING:
     from rewardlab.config import RewardConfig
@@ -286,6 +287,23 @@ def _dataset_format(rows: Any, dataset_name: str) -> PreferenceFormat:
         raise RewardlabError(f"{dataset_name} dataset: {e}") from None
 
 
+# TRL reads its pre-1.0 column names with a FutureWarning; so does rewardlab, until its own 1.0.
+LEGACY_COLUMNS_DROPPED_IN = "1.0.0"
+
+
+def warn_legacy_columns(columns: list[str], dataset_name: str) -> None:
+    """A FutureWarning, as TRL gives, for ids in TRL's legacy columns `chosen_input_ids`/`rejected_input_ids`."""
+    legacy = [c for c, new in LEGACY_ID_FIELDS.items() if c in columns and new not in columns]
+    if legacy:
+        warnings.warn(
+            f"the {dataset_name} dataset uses the legacy columns {'/'.join(f'`{c}`' for c in legacy)}; they are "
+            f"deprecated and will not be supported in v1 (rewardlab {LEGACY_COLUMNS_DROPPED_IN}): rename them to "
+            f"{'/'.join(f'`{LEGACY_ID_FIELDS[c]}`' for c in legacy)}",
+            FutureWarning,
+            stacklevel=2,
+        )
+
+
 def _check_tokenizer(fmt: PreferenceFormat, tokenizer: Any, dataset_name: str) -> None:
     if fmt.conversational and not fmt.tokenized and not has_chat_template(tokenizer):
         raise no_chat_template_error(dataset_name)
@@ -300,6 +318,7 @@ def _prepare_map_style(
     if len(dataset) == 0:
         raise RewardlabError(f"the {dataset_name} dataset is empty: it has no preference pairs")
     fmt = _dataset_format(dataset.select(range(min(100, len(dataset)))), dataset_name)
+    warn_legacy_columns(dataset.column_names, dataset_name)
     stats.kind = RANKINGS if fmt.ranked else PAIRS
     # The original row index travels with each row, so that errors after validation still name the user's row.
     dataset = dataset.add_column(_INDEX, list(range(len(dataset))))
@@ -427,6 +446,7 @@ def _prepare_streaming(
     columns = list(dataset.column_names or [])
     for row in head:
         columns += [c for c in row if c not in columns]
+    warn_legacy_columns(columns, dataset_name)
     has_margin = not fmt.ranked and "margin" in columns
     process, row_kwargs = _row_work(fmt, has_margin, tokenizer, eos_token_id, args)
     processor = _StreamingProcessor(fmt, stats, args.skip_invalid_rows, process, **row_kwargs)
@@ -450,7 +470,7 @@ def prepare_preference_dataset(
     an over-length row under policy "error" always raises. Applying it again to its own output changes nothing.
     """
     if isinstance(dataset, (DatasetDict, IterableDatasetDict)):
-        raise RewardlabError(
+        raise RewardlabTypeError(
             f"the {dataset_name} dataset is a dict of splits ({', '.join(dataset)}); pass one split, "
             "e.g. dataset['train']"
         )
@@ -459,7 +479,7 @@ def prepare_preference_dataset(
         return _prepare_map_style(dataset, tokenizer, args, dataset_name, eos_token_id)
     if isinstance(dataset, IterableDataset):
         return _prepare_streaming(dataset, tokenizer, args, dataset_name, eos_token_id)
-    raise RewardlabError(
+    raise RewardlabTypeError(
         f"the {dataset_name} dataset is a {type(dataset).__name__}; pass a datasets.Dataset or IterableDataset "
         "(e.g. Dataset.from_list(rows))"
     )

@@ -33,7 +33,7 @@ from rewardlab.data.formats import (
     is_tokenized,
     ranked_items,
 )
-from rewardlab.errors import InvalidRowError, RewardlabError, type_name
+from rewardlab.errors import InvalidRowError, RewardlabError, RewardlabTypeError, type_name
 
 # Reason codes: the keys of the per-reason counts of skipped rows (`skip_invalid_rows=True`).
 MISSING = "missing field"
@@ -454,7 +454,7 @@ def validate_dataset(
     Rows are read a batch of columns at a time: indexing `dataset[i]` per row is about 100x slower.
     """
     if not isinstance(dataset, Dataset):
-        raise RewardlabError(f"validate_dataset needs a datasets.Dataset, got {type(dataset).__name__}")
+        raise RewardlabTypeError(f"validate_dataset needs a datasets.Dataset, got {type(dataset).__name__}")
     if len(dataset) == 0:
         raise RewardlabError(f"the {dataset_name} dataset is empty: it has no preference pairs")
     columns = _validation_columns(dataset.column_names)

@@ -7,6 +7,7 @@ rewardlab-only class, so a checkpoint never depends on rewardlab to be used.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from rewardlab.errors import RewardlabError, first_line
+from rewardlab.errors import MissingExtraError, RewardlabError, RewardlabTypeError, first_line
 from rewardlab.files import check_complete, read_run_record
 from rewardlab.model.heads import ensemble_loading_class, install_ensemble_head, restore_ensemble_head
 from rewardlab.model.parts import score_head_name
@@ -50,7 +51,8 @@ def load_model(
     if quantization_config is not None:
         if "quantization_config" in kwargs:
             raise RewardlabError(
-                "quantization_config was given both to the trainer and in model_init_kwargs: set it in one place"
+                "You set `quantization_config` both as a trainer argument and in `model_init_kwargs`: set it in one "
+                "place"
             )
         kwargs["quantization_config"] = quantization_config
     if "num_labels" in kwargs and kwargs["num_labels"] != 1:
@@ -88,14 +90,18 @@ def check_num_labels(model: PreTrainedModel) -> None:
     config = getattr(model, "config", None)
     if getattr(config, "num_labels", None) != 1:
         raise RewardlabError(
-            f"the model has num_labels={getattr(config, 'num_labels', None)}, but a reward model outputs one scalar: "
-            "load it with num_labels=1, or pass its name/path as a string and rewardlab will"
+            f"the model has `num_labels={getattr(config, 'num_labels', None)}`, but reward models require "
+            "`num_labels=1` (one scalar per sequence): load it with num_labels=1, or pass its name/path as a string "
+            "and rewardlab will"
         )
 
 
 def set_eos_token(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, eos_token: str) -> None:
     if eos_token not in tokenizer.get_vocab():
-        raise RewardlabError(f"eos_token {eos_token!r} is not in the tokenizer's vocabulary")
+        raise RewardlabError(
+            f"The specified `eos_token` ({eos_token!r}) is not found in the vocabulary of the tokenizer "
+            f"({type(tokenizer).__name__}): choose a token that exists"
+        )
     tokenizer.eos_token = eos_token
     model.config.get_text_config().eos_token_id = tokenizer.eos_token_id
 
@@ -111,7 +117,8 @@ def set_pad_token(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, pa
         )
     if pad not in tokenizer.get_vocab():
         raise RewardlabError(
-            f"pad token {pad!r} is not in the vocabulary of the tokenizer ({type(tokenizer).__name__}): "
+            f"The specified `pad_token` ({pad!r}) is not found in the vocabulary of the tokenizer "
+            f"({type(tokenizer).__name__}): "
             "choose a token that exists, or add it and resize the model's embeddings"
         )
     tokenizer.pad_token = pad
@@ -158,11 +165,13 @@ def fix_peft_config(peft_config: Any, model: torch.nn.Module, added_token_ids: l
     `modules_to_save` the randomly initialised head stays frozen and is not saved, so a reloaded model scores at
     random. Both are fixed here and each change is logged.
     """
+    require_peft("peft_config")
     from peft import PeftConfig, TaskType
 
     if not isinstance(peft_config, PeftConfig):
-        raise RewardlabError(
-            f"peft_config must be a peft.PeftConfig (e.g. LoraConfig), got {type(peft_config).__name__}"
+        raise RewardlabTypeError(
+            f"`peft_config` must be a `peft.PeftConfig` instance (e.g. `peft.LoraConfig`), got "
+            f"{type(peft_config).__name__}"
         )
     config = copy.deepcopy(peft_config)
     if config.task_type != TaskType.SEQ_CLS:
@@ -183,6 +192,12 @@ def fix_peft_config(peft_config: Any, model: torch.nn.Module, added_token_ids: l
         indices[layer] = sorted(set(indices.get(layer, [])) | set(added_token_ids))
         config.trainable_token_indices = indices
     return config
+
+
+def require_peft(purpose: str) -> None:
+    """Raise `MissingExtraError` (an ImportError, as TRL raises) when `peft` is not installed."""
+    if importlib.util.find_spec("peft") is None:
+        raise MissingExtraError(f"{purpose} needs the peft package: pip install 'rewardlab[peft]'")
 
 
 def is_peft_model(model: Any) -> bool:
@@ -207,6 +222,7 @@ def load_trained_model(
     if not is_adapter_dir(path):
         model = load_model(path, {"dtype": dtype})
     else:
+        require_peft(f"the LoRA adapter in {path}")
         from peft import PeftModel
 
         with open(os.path.join(path, "adapter_config.json"), encoding="utf-8") as f:

@@ -29,10 +29,10 @@ Importing any of it without the `serve` extra raises `MissingServeExtraError`, w
 
 from __future__ import annotations
 
-from rewardlab.errors import RewardlabError, first_line
+from rewardlab.errors import MissingExtraError, first_line
 
 
-class MissingServeExtraError(RewardlabError, ImportError):
+class MissingServeExtraError(MissingExtraError):
     """fastapi/uvicorn are not installed. Both a RewardlabError (the CLI prints one line) and an ImportError."""
 
 

@@ -1,6 +1,6 @@
 """The data sets of one training run: each prepared once (`rewardlab.data.prepare`), counted, and its skipped rows
 kept for `skipped_rows.jsonl`. A run is of pairs or of rankings, as its training data is; in a ranking run, pair
-evaluation sets become rankings of two."""
+evaluation sets become rankings of two. A streamed evaluation set is read whole once (see `read_stream`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import os
 from typing import Any
 
-from datasets import Dataset, IterableDataset
+from datasets import Dataset, IterableDataset, concatenate_datasets
 
 from rewardlab.config import RewardConfig
 from rewardlab.data.prepare import RANKINGS, PreparationStats, prepare_preference_dataset
@@ -27,6 +27,20 @@ def pairs_as_rankings(dataset: Dataset | IterableDataset) -> Dataset | IterableD
         lambda e: {"response_ids": [e["chosen_ids"], e["rejected_ids"]], "scores": [1.0, 0.0]},
         remove_columns=list(dataset.column_names),
     )
+
+
+def read_stream(stream: IterableDataset, batch_size: int = 1024) -> Dataset:
+    """A prepared stream read whole into a map-style (in-memory Arrow) `Dataset`.
+
+    Evaluation needs it: exact metrics count every pair once in every process layout, and only a set whose end is
+    known lets accelerate drop the examples it repeats to even out the last batch across processes (for a stream it
+    cannot, and its batch dispatching fails on batches of different shapes). Evaluation sets are small next to
+    training sets, so reading one whole is cheap; training streams stay streams.
+    """
+    parts = [Dataset.from_dict(batch, features=stream.features) for batch in stream.iter(batch_size=batch_size)]
+    if not parts:
+        return Dataset.from_dict({name: [] for name in stream.features or {}}, features=stream.features)
+    return concatenate_datasets(parts)
 
 
 class RunDatasets:
@@ -60,7 +74,14 @@ class RunDatasets:
 
     def _prepare_eval_set(self, dataset: Any, name: str) -> Any:
         prepared = self.prepare(dataset, name)
-        ranked = self.stats[name].kind == RANKINGS
+        stats = self.stats[name]
+        if isinstance(prepared, IterableDataset):
+            prepared = read_stream(prepared)
+            stats.streaming = False  # read whole: the counts are final
+            if len(prepared) == 0:
+                raise RewardlabError(f"no usable {stats.kind} left: {stats.summary()}")
+            logger.warning("%s (streamed, read whole for exact evaluation)", stats.summary())
+        ranked = stats.kind == RANKINGS
         if ranked and not self.ranking:
             raise RewardlabError(
                 f"the {name} dataset holds rankings (K responses per prompt) but the training data holds pairs: "

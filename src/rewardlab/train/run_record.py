@@ -14,8 +14,9 @@ from typing import Any
 
 from rewardlab.files import RUN_RECORD_FILE
 
-# The Hub tags of a rewardlab reward model (the trainer adds them to the model's config as well).
-MODEL_TAGS = ("rewardlab", "reward-model")
+# The Hub tags of a rewardlab reward model (the trainer adds them to the model's config as well). TRL's two tags are
+# included so that Hub filters written for TRL reward models find these models too.
+MODEL_TAGS = ("rewardlab", "reward-model", "trl", "reward-trainer")
 
 # The settings a reader of the card needs to reproduce or judge the run.
 _RECORDED_ARGS = (

@@ -23,7 +23,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalPrediction
 
 from rewardlab.choices import PLACKETT_LUCE
 from rewardlab.config import RewardConfig
-from rewardlab.errors import RewardlabError
+from rewardlab.errors import RewardlabError, RewardlabTypeError
 from rewardlab.files import check_complete, last_complete_checkpoint, saving
 from rewardlab.layout.batch import Layout, layout_of
 from rewardlab.layout.choose import choose_layout
@@ -47,6 +47,7 @@ from rewardlab.model.load import (
     is_peft_model,
     load_model,
     load_tokenizer,
+    require_peft,
     set_chat_template,
     set_eos_token,
     set_pad_token,
@@ -153,9 +154,9 @@ class RewardTrainer(Trainer):
             name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "") or "model"
             args = RewardConfig(f"{name.rstrip('/').split('/')[-1]}-Reward")
         elif not isinstance(args, RewardConfig):
-            raise RewardlabError(f"args must be a rewardlab.RewardConfig, got {type(args).__name__}")
+            raise RewardlabTypeError(f"`args` must be a `rewardlab.RewardConfig`, got `{type(args).__name__}`")
         if train_dataset is None:
-            raise RewardlabError("train_dataset is required")
+            raise RewardlabError("`train_dataset` is required")
         if isinstance(train_dataset, IterableDataset):
             if args.max_steps is None or args.max_steps <= 0:
                 raise RewardlabError(
@@ -164,8 +165,8 @@ class RewardTrainer(Trainer):
             # Accelerate's dispatch mode concatenates batches across processes, which fails for iterable datasets.
             args.accelerator_config.dispatch_batches = False
         elif not isinstance(train_dataset, Dataset):
-            raise RewardlabError(
-                f"train_dataset must be a datasets.Dataset or IterableDataset, got {type(train_dataset).__name__}"
+            raise RewardlabTypeError(
+                f"`train_dataset` must be a `Dataset` or `IterableDataset`, got `{type(train_dataset).__name__}`"
             )
         if args.batch_eval_metrics:
             raise RewardlabError(
@@ -226,9 +227,10 @@ class RewardTrainer(Trainer):
         """LoRA (or another PEFT method) around the model, training and saving its score head."""
         if peft_config is None:
             return model
+        require_peft("peft_config")
         if is_peft_model(model):
             raise RewardlabError(
-                "the model is already a PeftModel and a peft_config was given: merge the adapter first, or pass "
+                "You passed a `PeftModel` instance together with a `peft_config`: merge the adapter first, or pass "
                 "the PeftModel without peft_config to keep training it"
             )
         from peft import get_peft_model, prepare_model_for_kbit_training
@@ -276,7 +278,8 @@ class RewardTrainer(Trainer):
             )
         if args.n_gpu > 1:
             raise RewardlabError(
-                "several GPUs are visible to one process (nn.DataParallel), which is not supported: launch with "
+                "RewardTrainer does not support `nn.DataParallel`, which Trainer uses when several GPUs are visible "
+                "to one process: launch with "
                 "`accelerate launch` or `torchrun`, or set CUDA_VISIBLE_DEVICES to one GPU"
             )
 
