@@ -236,3 +236,56 @@ def test_report_renders_in_a_real_browser(two_models, tmp_path):
     broken = [alt for alt, complete, width, height in images if not (complete and width > 100 and height > 100)]
     assert not broken, broken
     assert not errors, errors
+
+
+def conversations_with_a_malformed_row(tmp_path):
+    """Third-party-style conversational pairs; row 3's chosen message has the JSON value `true` as its content."""
+    records = [
+        {
+            "prompt": [{"role": "user", "content": f"what color is the sky {i} ?"}],
+            "chosen": [{"role": "assistant", "content": f"it is blue {i}"}],
+            "rejected": [{"role": "assistant", "content": "it is green sorry"}],
+        }
+        for i in range(6)
+    ]
+    records[3]["chosen"][0]["content"] = True
+    return write_jsonl(tmp_path / "third_party.jsonl", records)
+
+
+def test_a_malformed_row_stops_eval_naming_it_or_is_skipped_and_counted(two_models, tmp_path, capsys):
+    model, _ = two_models
+    source = conversations_with_a_malformed_row(tmp_path)
+    out = tmp_path / "report"
+    args = ["eval", "--model", model, "--dataset", source, "--output_dir", str(out), "--n_bootstrap", "20"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("rewardlab: error:") == 1, err
+    assert "row 3, field 'chosen': message 0: 'content' is a bool, expected a string" in err
+    assert "--skip_invalid_rows" in err
+    assert not (out / "report.json").exists()
+
+    assert main([*args, "--skip_invalid_rows"]) == 0
+    printed = capsys.readouterr().out
+    assert "pairs 5; not used: 1 invalid row (invalid message: 1)" in printed
+    report = json.loads((out / "report.json").read_text())
+    stats = report["datasets"][0]["mapping_stats"]
+    assert (stats["rows_in"], stats["pairs_out"], stats["invalid_skipped"]) == (6, 5, 1)
+    assert stats["invalid_by_reason"] == {"invalid message": 1} and stats["invalid_by_field"] == {"chosen": 1}
+    assert "1 invalid row (invalid message: 1)" in (out / "report.html").read_text()
+    (skipped,) = [json.loads(line) for line in (out / "skipped_rows.jsonl").read_text().splitlines()]
+    assert (skipped["row"], skipped["field"], skipped["code"]) == (3, "chosen", "invalid message")
+    assert skipped["content"]["chosen"][0]["content"] is True
+    assert f"skipped rows and why: {out / 'skipped_rows.jsonl'}" in printed
+
+
+def test_mapped_rows_name_the_field_as_the_file_spells_it(two_models, tmp_path, capsys):
+    model, _ = two_models
+    records = [{"q": f"sky {i} ?", "a": " blue", "b": " green", "winner": "A"} for i in range(4)]
+    records[2]["b"] = 7
+    source = write_jsonl(tmp_path / "judged.jsonl", records)
+    mapping = "layout=ab,prompt=q,response_a=a,response_b=b,label=winner"
+    args = ["eval", "--model", model, "--dataset", source, "--mapping", mapping, "--output_dir", str(tmp_path / "r")]
+    assert main(args) == 2
+    assert "row 2, field 'b': is a int; expected response B" in capsys.readouterr().err
+    assert main([*args, "--skip_invalid_rows", "--n_bootstrap", "20"]) == 0
+    assert "pairs 3; not used: 1 invalid row (wrong type: 1)" in capsys.readouterr().out

@@ -245,8 +245,10 @@ def test_message_list_prompt_gets_assistant_message_responses():
     assert out["chosen"] == [{"role": "assistant", "content": "hello"}]
     assert out["rejected"] == [{"role": "assistant", "content": "bye"}]
     assert_trainer_accepts([out])
-    (raw,), _ = apply_mapping([row], LabelMapping.from_dict({"preset": "rmb", "match_formats": False}))
-    assert raw["chosen"] == "hello"
+    # Without match_formats the kinds stay mixed, which nothing can score: the row is invalid, naming its prompt path.
+    unmatched = LabelMapping.from_dict({"preset": "rmb", "match_formats": False})
+    with pytest.raises(InvalidRowError, match="row 0, field 'conversation_input': is a list, but .* plain text"):
+        apply_mapping([row], unmatched)
     # The other way round: a text prompt to message-list responses becomes a user message.
     messages = {
         "p": "q",

@@ -184,3 +184,49 @@ def test_user_errors_are_one_line(model_dir, tmp_path, capsys):
         == 2
     )
     assert "belongs to another scoring job" in capsys.readouterr().err
+
+
+def test_a_malformed_row_stops_scoring_naming_it_or_keeps_its_place_with_empty_rewards(model_dir, tmp_path, capsys):
+    data = rows(7)
+    data[5]["chosen"] = {"text": data[5]["chosen"]}  # a dict where a string belongs
+    data[1]["prompt"] = ""  # an empty prompt, also invalid in training
+    source = write_jsonl(tmp_path / "in.jsonl", data)
+    out = tmp_path / "scored.jsonl"
+    # Chunks of 3: row 5 sits in the second chunk, and the error still names it by its place in the file.
+    args = ["score", "--model", model_dir, "--input", source, "--output", str(out), "--chunk_rows", "3"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "row 1, field 'prompt': is an empty string" in err and "--skip_invalid_rows" in err
+    assert not out.exists()
+
+    assert main([*args, "--skip_invalid_rows"]) == 0
+    printed = capsys.readouterr().out
+    assert "scored 5 rows (pairs)" in printed
+    assert "skipped 2 invalid rows (empty value: 1, wrong type: 1)" in printed
+    scored = read_jsonl(out)
+    assert len(scored) == 7 and [r["chosen"] for r in scored][6] == data[6]["chosen"]  # every row, in order
+    assert scored[1]["reward_chosen"] is None and scored[5]["prob_chosen"] is None
+    valid = [data[i] for i in (0, 2, 3, 4, 6)]
+    expected = RewardModel.from_pretrained(model_dir).score_pair_rows(valid)
+    np.testing.assert_allclose(
+        [scored[i]["reward_chosen"] for i in (0, 2, 3, 4, 6)], expected.rewards_chosen, atol=1e-6
+    )
+    skipped = read_jsonl(tmp_path / "scored.jsonl.skipped_rows.jsonl")
+    assert [(s["row"], s["field"], s["code"]) for s in skipped] == [
+        (1, "prompt", "empty value"),
+        (5, "chosen", "wrong type"),
+    ]
+    assert skipped[1]["content"]["chosen"] == data[5]["chosen"]
+
+
+def test_invalid_texts_and_completions_are_named_too(model_dir, tmp_path, capsys):
+    texts = write_jsonl(tmp_path / "t.jsonl", [{"text": "fine"}, {"text": ""}, {"text": "also fine"}])
+    out = tmp_path / "t_scored.jsonl"
+    assert main(["score", "--model", model_dir, "--input", texts, "--output", str(out)]) == 2
+    assert "row 1, field 'text': is an empty string" in capsys.readouterr().err
+    assert main(["score", "--model", model_dir, "--input", texts, "--output", str(out), "--skip_invalid_rows"]) == 0
+    assert [r["reward"] is None for r in read_jsonl(out)] == [False, True, False]
+    completions = [{"prompt": "q", "completion": " a"}, {"prompt": "q", "completion": [{"role": "assistant"}]}]
+    source = write_jsonl(tmp_path / "c.jsonl", completions)
+    assert main(["score", "--model", model_dir, "--input", source, "--output", str(out)]) == 2
+    assert "row 1, field 'prompt'" in capsys.readouterr().err

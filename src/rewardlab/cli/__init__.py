@@ -15,7 +15,10 @@ from collections.abc import Sequence
 
 from rewardlab._version import __version__
 from rewardlab.cli.common import ArgumentParser, one_line, rewardlab_logging
-from rewardlab.errors import RewardlabError
+from rewardlab.errors import InvalidRowError, RewardlabError
+
+# The commands that read data files take --skip_invalid_rows; their one-line error for a bad row says so.
+SKIPPING_COMMANDS = ("train", "eval", "score")
 
 # name -> (one-line description, module of `rewardlab.cli` whose `main(argv)` runs it).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -61,7 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse's --help and --version
         return e.code if isinstance(e.code, int) else 0
     except (RewardlabError, OSError) as e:  # OSError includes FileNotFoundError and bad model paths
-        print(f"rewardlab: error: {one_line(e)}", file=sys.stderr)
+        hint = ""
+        if isinstance(e, InvalidRowError) and argv[:1] and argv[0] in SKIPPING_COMMANDS:
+            hint = " (--skip_invalid_rows skips such rows, counted per reason)"
+        print(f"rewardlab: error: {one_line(e)}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rewardlab: interrupted", file=sys.stderr)

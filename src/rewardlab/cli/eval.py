@@ -9,7 +9,8 @@ from typing import Any
 
 from rewardlab.cli.common import ArgumentParser, add_reward_model_arguments, load_reward_model
 from rewardlab.errors import RewardlabError
-from rewardlab.eval.report import evaluate, load_eval_set, training_log, write_report
+from rewardlab.eval.apply_mapping import describe_skips
+from rewardlab.eval.report import evaluate, load_eval_set, training_log, write_report, write_skipped_rows
 from rewardlab.files import read_settings_file
 
 
@@ -43,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sections", default=None, help="JSON/YAML file {section: [categories]} for section scores")
     p.add_argument("--section_weighting", choices=["examples", "uniform"], default="examples")
     p.add_argument("--max_pairs", type=int, default=None, help="evaluate at most this many pairs per data set")
+    p.add_argument(
+        "--skip_invalid_rows",
+        action="store_true",
+        help="skip rows with a missing, empty or wrongly typed field or a malformed message, counted per reason in "
+        "the report and listed in skipped_rows.jsonl next to it (default: stop at the first, naming row and field)",
+    )
     p.add_argument("--n_bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--worst_k", type=int, default=20, help="worst-scored pairs to list")
@@ -84,7 +91,14 @@ def main(argv: Sequence[str]) -> int:
     names = [f"A: {sources[0]}", f"B: {sources[1]}"] if args.compare else [_model_name(sources[0])]
     sections = _read_sections(args.sections)
     eval_sets = [
-        load_eval_set(source, mapping, split=args.split, category_column=args.category_column, max_pairs=args.max_pairs)
+        load_eval_set(
+            source,
+            mapping,
+            split=args.split,
+            category_column=args.category_column,
+            max_pairs=args.max_pairs,
+            skip_invalid_rows=args.skip_invalid_rows,
+        )
         for source, mapping in zip(args.dataset, _mappings(args), strict=True)
     ]
     if len({s.name for s in eval_sets}) < len(eval_sets):
@@ -107,16 +121,21 @@ def main(argv: Sequence[str]) -> int:
         worst_k=args.worst_k,
     )
     html = write_report(report, figures, args.output_dir)
+    skips = {d["name"]: describe_skips(d["mapping_stats"]) for d in report["datasets"]}
     for name in names:
         for set_name, metrics in report["results"][name].items():
-            print(_summary_lines(name, set_name, metrics))
+            print(_summary_lines(name, set_name, metrics, skips.get(set_name)))
     print(f"report: {html}")
+    skipped_file = write_skipped_rows(eval_sets, args.output_dir)
+    if skipped_file is not None:
+        print(f"skipped rows and why: {skipped_file}")
     return 0
 
 
-def _summary_lines(name: str, set_name: str, metrics: Mapping[str, Any]) -> str:
+def _summary_lines(name: str, set_name: str, metrics: Mapping[str, Any], skipped: str | None = None) -> str:
     accuracy = metrics["accuracy"]
-    lines = [f"{name} | {set_name}: accuracy {_ci(accuracy)}, ties {accuracy['ties']}, pairs {metrics['n_evaluated']}"]
+    line = f"{name} | {set_name}: accuracy {_ci(accuracy)}, ties {accuracy['ties']}, pairs {metrics['n_evaluated']}"
+    lines = [line + (f"; not used: {skipped}" if skipped else "")]
     if "ensemble" in metrics:
         ensemble = metrics["ensemble"]
         lines.append(

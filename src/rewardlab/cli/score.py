@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from rewardlab.cli.common import ArgumentParser, add_reward_model_arguments, loa
 from rewardlab.data.loading import load_preference_data
 from rewardlab.errors import RewardlabError
 from rewardlab.score.ensemble import members_of
-from rewardlab.score.rows import OUTPUT_FORMATS, RowColumns, detect_mode, score_dataset
+from rewardlab.score.rows import OUTPUT_FORMATS, RowColumns, detect_mode, score_dataset, skipped_rows_path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="default: the training run's policy; 'drop' gives NaN rewards",
     )
+    p.add_argument(
+        "--skip_invalid_rows",
+        action="store_true",
+        help="give rows with a missing, empty or wrongly typed field or a malformed message empty rewards and list "
+        "them, with why, in <output>.skipped_rows.jsonl (default: stop at the first, naming row and field)",
+    )
     add_reward_model_arguments(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from <output>.partial.jsonl")
     return p
@@ -69,9 +76,21 @@ def main(argv: Sequence[str]) -> int:
     options = {"overlength_policy": args.overlength_policy} if args.overlength_policy else {}
     scorer = load_reward_model(args.model, args, max_tokens_per_batch=args.max_tokens_per_batch, **options)
     header = {"input": str(args.input), "split": args.split, "rows": len(data), "model": args.model, "mode": mode}
-    scored = score_dataset(
-        scorer, data, output, mode=mode, names=names, header=header, chunk_rows=args.chunk_rows, resume=args.resume
+    scored, skipped = score_dataset(
+        scorer,
+        data,
+        output,
+        mode=mode,
+        names=names,
+        header=header,
+        chunk_rows=args.chunk_rows,
+        resume=args.resume,
+        skip_invalid_rows=args.skip_invalid_rows,
     )
     inputs = "; ".join(json.dumps({k: v for k, v in m.report.items() if v}) for m in members_of(scorer))
-    print(f"scored {len(scored)} rows ({mode}) into {output}; inputs: {inputs}")
+    print(f"scored {len(scored) - len(skipped)} rows ({mode}) into {output}; inputs: {inputs}")
+    if skipped:
+        reasons = Counter(s["code"] for s in skipped)
+        why = ", ".join(f"{code}: {n}" for code, n in reasons.most_common())
+        print(f"skipped {len(skipped)} invalid rows ({why}), kept with empty rewards: {skipped_rows_path(output)}")
     return 0

@@ -350,7 +350,10 @@ def write_eval_report(trainer: Any, eval_dataset: Any, source: str) -> str | Non
         overlength_policy=args.overlength_policy,
         eos_token=args.eos_token,
     )
-    eval_set = eval_set_from_rows(eval_dataset.to_list(), "evaluation split", source)
+    # Rows the trainer skipped as invalid are skipped (and counted) here too.
+    eval_set = eval_set_from_rows(
+        eval_dataset.to_list(), "evaluation split", source, skip_invalid_rows=args.skip_invalid_rows
+    )
     name = "trained model"
     report, figures = evaluate(
         {name: model},

@@ -131,6 +131,11 @@ def _check_text_value(value: Any, index: int, field: str, fmt: PreferenceFormat)
         raise InvalidRowError(index, field, f"is an empty string; give {what}", EMPTY)
 
 
+def validate_text(value: Any, index: int, field: str, conversational: bool) -> None:
+    """One prompt, response or text outside a preference row: a non-empty string or a well-formed message list."""
+    _check_text_value(value, index, field, PreferenceFormat(conversational=conversational, explicit_prompt=True))
+
+
 def _check_ids(example: Mapping[str, Any], index: int, name: str) -> list:
     field = id_field(example, name)
     if field not in example:

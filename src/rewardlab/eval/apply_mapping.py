@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from numbers import Real
 from typing import Any
 
+from rewardlab.data.formats import detect_format
+from rewardlab.data.validate import BAD_MESSAGE, EMPTY, IDENTICAL, MISSING, NULL, WRONG_TYPE, validate_example
 from rewardlab.errors import InvalidRowError, RewardlabError, type_name
 from rewardlab.eval.mapping import HH_ASSISTANT, LabelMapping, is_int, label_key, parse_mapping
 
@@ -46,10 +48,14 @@ class MappingStats:
     """Rows skipped because all their pairs were identical (one pair per row outside the variants layout)."""
     invalid_by_field: dict[str, int] = field(default_factory=dict)
     """Skipped invalid rows per field path at fault."""
+    invalid_by_reason: dict[str, int] = field(default_factory=dict)
+    """Skipped invalid rows per reason (the codes of `rewardlab.data.validate`, e.g. "empty value")."""
     unrecognised_labels: dict[str, int] = field(default_factory=dict)
     """Counts per unrecognised label value (as `repr`), for the first few distinct values."""
     first_invalid: str | None = None
     """The message of the first skipped invalid row, to show the user what was wrong."""
+    skipped_rows: list[dict[str, Any]] = field(default_factory=list)
+    """Every skipped invalid row: its index, field, reason, code and content (not part of `to_dict`)."""
 
     @property
     def rows_skipped(self) -> int:
@@ -57,22 +63,48 @@ class MappingStats:
 
     def to_dict(self) -> dict[str, Any]:
         """The counts as a JSON-serialisable dict (with `rows_skipped`)."""
-        return asdict(self) | {"rows_skipped": self.rows_skipped}
+        return {k: v for k, v in asdict(self).items() if k != "skipped_rows"} | {"rows_skipped": self.rows_skipped}
+
+    def record_invalid(self, error: InvalidRowError, row: Any) -> None:
+        """Count a skipped invalid row by field and reason, and keep it for the skipped-rows file."""
+        self.invalid_skipped += 1
+        key = error.field or "(row)"
+        self.invalid_by_field[key] = self.invalid_by_field.get(key, 0) + 1
+        self.invalid_by_reason[error.code] = self.invalid_by_reason.get(error.code, 0) + 1
+        if self.first_invalid is None:
+            self.first_invalid = str(error)
+        self.skipped_rows.append(
+            {"row": error.index, "field": error.field, "reason": error.reason, "code": error.code, "content": row}
+        )
 
     def summary(self) -> str:
         """One line for logs, e.g. "805 rows -> 804 pairs (skipped: 1 tie)"."""
-        parts = [
-            f"{count} {what}"
-            for count, what in (
-                (self.ties_skipped, "tie" if self.ties_skipped == 1 else "ties"),
-                (self.unrecognised_skipped, "unrecognised label" + ("s" if self.unrecognised_skipped != 1 else "")),
-                (self.invalid_skipped, "invalid row" + ("s" if self.invalid_skipped != 1 else "")),
-                (self.identical_skipped, "identical pair" + ("s" if self.identical_skipped != 1 else "")),
-            )
-            if count
-        ]
-        skipped = f" (skipped: {', '.join(parts)})" if parts else ""
-        return f"{self.rows_in} rows -> {self.pairs_out} pairs{skipped}"
+        skipped = describe_skips(self.to_dict())
+        return f"{self.rows_in} rows -> {self.pairs_out} pairs" + (f" (skipped: {skipped})" if skipped else "")
+
+
+def describe_skips(stats: Mapping[str, Any]) -> str:
+    """What was not used, from `MappingStats.to_dict()`, e.g. "1 tie, 2 invalid rows (empty value: 2)"; "" if
+    nothing was."""
+
+    def n(count: int, what: str) -> str:
+        return f"{count} {what}{'' if count == 1 else 's'}"
+
+    parts = [
+        n(count, what)
+        for count, what in (
+            (stats.get("ties_skipped", 0), "tie"),
+            (stats.get("unrecognised_skipped", 0), "unrecognised label"),
+            (stats.get("invalid_skipped", 0), "invalid row"),
+            (stats.get("identical_skipped", 0), "identical pair"),
+        )
+        if count
+    ]
+    reasons = stats.get("invalid_by_reason") or {}
+    if reasons:
+        index = next(i for i, part in enumerate(parts) if "invalid row" in part)
+        parts[index] += f" ({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))})"
+    return ", ".join(parts)
 
 
 class _Missing(Exception):
@@ -163,24 +195,28 @@ def _text(row: Mapping, index: int, path: str, what: str) -> Any:
     value = _required(row, index, path)
     if isinstance(value, str):
         if not value.strip():
-            raise InvalidRowError(index, path, f"is an empty string; expected {what}")
+            raise InvalidRowError(index, path, f"is an empty string; expected {what}", EMPTY)
         return value
     if isinstance(value, list):
         if not value:
-            raise InvalidRowError(index, path, f"is an empty list; expected {what}")
+            raise InvalidRowError(index, path, f"is an empty list; expected {what}", EMPTY)
         if not all(isinstance(m, Mapping) for m in value):
-            raise InvalidRowError(index, path, "is a list but not of messages (dicts with 'role' and 'content')")
+            raise InvalidRowError(
+                index, path, "is a list but not of messages (dicts with 'role' and 'content')", BAD_MESSAGE
+            )
         return value
-    raise InvalidRowError(index, path, f"is a {type_name(value)}; expected {what} (a string or a message list)")
+    raise InvalidRowError(
+        index, path, f"is a {type_name(value)}; expected {what} (a string or a message list)", WRONG_TYPE
+    )
 
 
 def _required(row: Mapping, index: int, path: str) -> Any:
     try:
         value = _get_path(row, path)
     except _Missing as e:
-        raise InvalidRowError(index, path, str(e)) from None
+        raise InvalidRowError(index, path, str(e), MISSING) from None
     if value is None:
-        raise InvalidRowError(index, path, "is null")
+        raise InvalidRowError(index, path, "is null", NULL)
     return value
 
 
@@ -190,11 +226,11 @@ def _number(row: Mapping, index: int, path: str) -> float:
         try:
             value = float(value)
         except ValueError:
-            raise InvalidRowError(index, path, f"is {value!r}, expected a number") from None
+            raise InvalidRowError(index, path, f"is {value!r}, expected a number", WRONG_TYPE) from None
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise InvalidRowError(index, path, f"is a {type_name(value)}, expected a number")
+        raise InvalidRowError(index, path, f"is a {type_name(value)}, expected a number", WRONG_TYPE)
     if not math.isfinite(float(value)):
-        raise InvalidRowError(index, path, f"is {float(value)}, expected a finite number")
+        raise InvalidRowError(index, path, f"is {float(value)}, expected a finite number", WRONG_TYPE)
     return float(value)
 
 
@@ -270,7 +306,7 @@ def _margin(row: Mapping, index: int, mapping: LabelMapping, winner: str | None 
 def _row_pairs(row: Any, index: int, mapping: LabelMapping) -> list[dict[str, Any]]:
     """The pairs of one row, before the identical-pair check; raises InvalidRowError or _Skip."""
     if not isinstance(row, Mapping):
-        raise InvalidRowError(index, None, f"is a {type_name(row)}, expected a dict")
+        raise InvalidRowError(index, None, f"is a {type_name(row)}, expected a dict", WRONG_TYPE)
     prompt = None if mapping.prompt is None else _text(row, index, mapping.prompt, "the prompt")
     extra: dict[str, Any] = {}
     if mapping.category is not None:
@@ -334,7 +370,10 @@ def _variants(row: Mapping, index: int, path: str, what: str) -> list[Any]:
     value = _required(row, index, path)
     if not isinstance(value, list) or not value:
         raise InvalidRowError(
-            index, path, f"is a {type_name(value)}; layout=variants expects a non-empty list of {what} responses"
+            index,
+            path,
+            f"is a {type_name(value)}; layout=variants expects a non-empty list of {what} responses",
+            WRONG_TYPE,
         )
     for k, item in enumerate(value):
         if isinstance(item, str) and item.strip():
@@ -342,9 +381,40 @@ def _variants(row: Mapping, index: int, path: str, what: str) -> list[Any]:
         if isinstance(item, list) and item and all(isinstance(m, Mapping) for m in item):
             continue
         raise InvalidRowError(
-            index, path, f"item {k} is {'an empty string' if item == '' else 'a ' + type_name(item)}; expected text"
+            index,
+            path,
+            f"item {k} is {'an empty string' if item == '' else 'a ' + type_name(item)}; expected text",
+            EMPTY if item == "" else WRONG_TYPE,
         )
     return value
+
+
+def _check_scoreable(pair: Mapping[str, Any], index: int, mapping: LabelMapping) -> None:
+    """Raise `InvalidRowError` when the pair would fail in scoring (training's validation: e.g. a message whose
+    'content' is not a string), naming the field as the row spells it."""
+    texts = {k: pair[k] for k in ("prompt", "chosen", "rejected") if k in pair}
+    try:
+        validate_example(texts, index, detect_format(texts))
+    except InvalidRowError as e:
+        if e.code != IDENTICAL:  # counted apart by apply_mapping
+            raise InvalidRowError(index, _source_field(e.field, pair, mapping), e.reason, e.code) from None
+    except RewardlabError as e:
+        raise InvalidRowError(index, None, str(e), WRONG_TYPE) from None
+
+
+def _source_field(name: str | None, pair: Mapping[str, Any], mapping: LabelMapping) -> str | None:
+    """The row's own path of the pair's field `name` ("prompt", "chosen" or "rejected")."""
+    if name == "prompt":
+        return mapping.prompt
+    if name not in ("chosen", "rejected"):
+        return name
+    if mapping.layout == "ab":
+        side = pair["chosen_side"] if name == "chosen" else ("b" if pair["chosen_side"] == "a" else "a")
+        return mapping.response_a if side == "a" else mapping.response_b
+    path = mapping.chosen if name == "chosen" else mapping.rejected
+    if mapping.layout == "variants":
+        return f"{path}[{pair[f'{name}_index']}]"
+    return path
 
 
 def apply_mapping(
@@ -360,29 +430,26 @@ def apply_mapping(
     or scores, `category` when it has a category, `chosen_side` ("a"/"b", layout ab), `chosen_index` and
     `rejected_index` (layout variants), every `keep` path, and `row_index` (the input row it came from).
 
-    No row is dropped silently: a row with a missing, null, empty or wrongly typed field raises `InvalidRowError`
-    naming the row index and the field path, or, with `skip_invalid=True`, is skipped and counted; ties,
+    No row is dropped silently: a row with a missing, null, empty or wrongly typed field, or whose pair training's
+    validation refuses (e.g. a message whose 'content' is not a string), raises `InvalidRowError` naming the row
+    index and the field path, or, with `skip_invalid=True`, is skipped and counted by field and reason; ties,
     unrecognised labels and identical chosen/rejected pairs are skipped and counted (see `MappingStats`).
     `mapping` may also be anything `parse_mapping` accepts.
     """
     mapping = parse_mapping(mapping)
     stats = MappingStats()
     out: list[dict[str, Any]] = []
-    by_field: Counter[str] = Counter()
     labels: Counter[str] = Counter()
     for index, row in enumerate(rows):
         stats.rows_in += 1
         try:
             pairs = _row_pairs(row, index, mapping)
+            for pair in pairs:
+                _check_scoreable(pair, index, mapping)
         except InvalidRowError as e:
             if not skip_invalid:
-                if dataset_name:
-                    raise InvalidRowError(e.index, e.field, e.reason, dataset=dataset_name) from None
-                raise
-            stats.invalid_skipped += 1
-            by_field[e.field or "(row)"] += 1
-            if stats.first_invalid is None:
-                stats.first_invalid = str(e)
+                raise e.at(dataset=dataset_name) from None
+            stats.record_invalid(e, row)
             continue
         except _Skip as skip:
             if skip.reason == "tie":
@@ -401,6 +468,5 @@ def apply_mapping(
         stats.rows_used += 1
         stats.pairs_out += len(kept)
         out.extend(kept)
-    stats.invalid_by_field = dict(by_field)
     stats.unrecognised_labels = dict(labels)
     return out, stats

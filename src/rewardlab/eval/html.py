@@ -8,6 +8,8 @@ from typing import Any
 
 import jinja2
 
+from rewardlab.eval.apply_mapping import describe_skips
+
 # (figure key, alt text) of each set's figures, in page order.
 FIGURES = (
     ("distributions", "reward distributions"),
@@ -161,5 +163,4 @@ def _model_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def _skipped(stats: Mapping[str, Any]) -> str:
-    skipped = {k: v for k, v in stats.items() if k.endswith("skipped") and v}
-    return str(skipped or "none")
+    return describe_skips(stats) or "none"

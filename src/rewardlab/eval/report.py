@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from rewardlab.data.loading import load_preference_data
 from rewardlab.data.validate import validate_row
 from rewardlab.errors import InvalidRowError, RewardlabError
 from rewardlab.eval import plots
-from rewardlab.eval.apply_mapping import apply_mapping
+from rewardlab.eval.apply_mapping import MappingStats, apply_mapping
 from rewardlab.eval.html import render_report
 from rewardlab.eval.mapping import LabelMapping, parse_mapping
 from rewardlab.files import atomic_path, read_run_record
@@ -40,18 +40,21 @@ from rewardlab.score.reward_model import RewardModel
 logger = logging.getLogger(__name__)
 
 ALL = "all data sets"
+SKIPPED_ROWS_FILE = "skipped_rows.jsonl"
 WORST_TEXT_CHARS = 600  # enough to read what went wrong, short enough for a page of worst pairs
 
 
 @dataclass
 class EvalSet:
-    """Preference pairs ready to score (`prompt?`, `chosen`, `rejected`, `margin?`, `category?`) and their origin."""
+    """Preference pairs ready to score (`prompt?`, `chosen`, `rejected`, `margin?`, `category?`) and their origin;
+    `skipped_rows` holds every invalid row skipped (`skip_invalid_rows`), with its index, field, reason and content."""
 
     name: str
     source: str
     rows: list[dict[str, Any]]
     mapping: dict[str, Any]
     mapping_stats: dict[str, Any]
+    skipped_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_eval_set(
@@ -62,12 +65,14 @@ def load_eval_set(
     category_column: str | None = None,
     max_pairs: int | None = None,
     name: str | None = None,
+    skip_invalid_rows: bool = False,
 ) -> EvalSet:
     """Load a data set (file, directory or hub id) and turn its rows into pairs.
 
     Without a mapping the rows are read as the trainer reads them (`prompt` optional, `margin` if present). Rows the
-    mapping cannot use (ties, unrecognised labels, empty or identical responses) are skipped and counted in
-    `mapping_stats`, never dropped silently.
+    mapping cannot use (ties, unrecognised labels, identical responses) are skipped and counted in `mapping_stats`,
+    never dropped silently. An invalid row (a missing, empty or wrongly typed field, a malformed message) raises
+    `InvalidRowError` naming the row and field, or with `skip_invalid_rows` is skipped and counted per reason.
     """
     data = load_preference_data(source)
     if split is None:
@@ -83,6 +88,7 @@ def load_eval_set(
         mapping,
         category_column=category_column,
         max_pairs=max_pairs,
+        skip_invalid_rows=skip_invalid_rows,
     )
 
 
@@ -94,6 +100,7 @@ def eval_set_from_rows(
     *,
     category_column: str | None = None,
     max_pairs: int | None = None,
+    skip_invalid_rows: bool = False,
 ) -> EvalSet:
     """`load_eval_set` for rows already in memory (e.g. the trainer's evaluation split).
 
@@ -101,13 +108,12 @@ def eval_set_from_rows(
     on all their comparisons: one pair per ordered pair of responses with different scores.
     """
     if mapping is None and rows and is_ranked_example(rows[0]):
-        pairs, skipped = ranking_comparisons(rows)
+        pairs, stats = ranking_comparisons(rows, skip_invalid=skip_invalid_rows, dataset_name=name)
         if max_pairs is not None:
             pairs = pairs[:max_pairs]
         if not pairs:
-            raise RewardlabError(f"{source}: no usable comparisons ({skipped} invalid rankings)")
-        stats = {"rows_in": len(rows), "rows_skipped": skipped, "pairs_out": len(pairs)}
-        return EvalSet(name, source, pairs, {"layout": "ranking"}, stats)
+            raise RewardlabError(f"{source}: no usable comparisons ({stats.invalid_skipped} invalid rankings)")
+        return EvalSet(name, source, pairs, {"layout": "ranking"}, stats.to_dict(), stats.skipped_rows)
     if mapping is None:
         columns = set(rows[0]) if rows else set()
         mapping = LabelMapping(
@@ -120,28 +126,34 @@ def eval_set_from_rows(
         mapping = parse_mapping(mapping)
         if category_column:
             mapping = LabelMapping.from_dict({**mapping.to_dict(), "category": category_column})
-    pairs, stats = apply_mapping(rows, mapping, skip_invalid=True, dataset_name=name)
+    pairs, stats = apply_mapping(rows, mapping, skip_invalid=skip_invalid_rows, dataset_name=name)
     if stats.rows_skipped:
         logger.warning("%s: %s", name, stats.summary())
     if max_pairs is not None:
         pairs = pairs[:max_pairs]
     if not pairs:
         raise RewardlabError(f"{source}: no usable pairs ({stats.summary()})")
-    return EvalSet(name, source, pairs, mapping.to_dict(), stats.to_dict())
+    return EvalSet(name, source, pairs, mapping.to_dict(), stats.to_dict(), stats.skipped_rows)
 
 
-def ranking_comparisons(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+def ranking_comparisons(
+    rows: Sequence[Mapping[str, Any]], skip_invalid: bool = False, dataset_name: str | None = None
+) -> tuple[list[dict[str, Any]], MappingStats]:
     """Every comparison of ranked rows as a pair row (`prompt?`, `chosen`, `rejected`, `row_index`, `chosen_index`,
-    `rejected_index`, plus `tools`/`chat_template_kwargs`), and the number of invalid rows skipped (logged)."""
+    `rejected_index`, plus `tools`/`chat_template_kwargs`), and the counts. An invalid row raises `InvalidRowError`,
+    or with `skip_invalid` is skipped and counted."""
     fmt = detect_dataset_format(rows)
-    pairs, skipped = [], 0
+    pairs, stats = [], MappingStats()
     for index, row in enumerate(rows):
+        stats.rows_in += 1
         try:
             validate_row(row, index, fmt)
         except InvalidRowError as e:
-            logger.warning("skipped: %s", e)
-            skipped += 1
+            if not skip_invalid:
+                raise e.at(dataset=dataset_name) from None
+            stats.record_invalid(e, row)
             continue
+        stats.rows_used += 1
         items = ranked_items(row)
         extra = {k: row[k] for k in ("prompt", "tools", "chat_template_kwargs") if row.get(k) is not None}
         better, worse = ordered_pairs(torch.tensor(items.scores))
@@ -149,7 +161,8 @@ def ranking_comparisons(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[st
             chosen, rejected = items.responses[i], items.responses[j]
             where = {"row_index": index, "chosen_index": i, "rejected_index": j}
             pairs.append({**extra, "chosen": chosen, "rejected": rejected, **where})
-    return pairs, skipped
+    stats.pairs_out = len(pairs)
+    return pairs, stats
 
 
 def _default_name(source: str) -> str:
@@ -260,16 +273,7 @@ def evaluate(
         "rewardlab_version": __version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "models": {name: _describe(model, (model_sources or {}).get(name, name)) for name, model in models.items()},
-        "datasets": [
-            {
-                "name": s.name,
-                "source": s.source,
-                "pairs": len(s.rows),
-                "mapping": s.mapping,
-                "mapping_stats": s.mapping_stats,
-            }
-            for s in eval_sets
-        ],
+        "datasets": [_dataset_entry(s) for s in eval_sets],
         "results": results,
     }
     return json_safe(report), figures
@@ -338,6 +342,20 @@ def write_report(report: Mapping[str, Any], figures: Mapping[str, Any], output_d
         with atomic_path(out / name) as temporary:
             temporary.write_text(text, encoding="utf-8")
     return out / "report.html"
+
+
+def write_skipped_rows(eval_sets: Sequence[EvalSet], output_dir: str | os.PathLike) -> Path | None:
+    """Write every skipped invalid row (data set, row, field, reason, code, content) to `skipped_rows.jsonl` in
+    `output_dir`; returns its path, or None when no row was skipped."""
+    records = [{"dataset": s.name, **skipped} for s in eval_sets for skipped in s.skipped_rows]
+    if not records:
+        return None
+    path = Path(output_dir) / SKIPPED_ROWS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    return path
 
 
 def training_log(source: str) -> list[dict[str, Any]] | None:

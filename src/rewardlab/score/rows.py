@@ -2,7 +2,9 @@
 
 Rows are scored in chunks. Each finished chunk's rewards are appended to `<output>.partial.jsonl`, so an interrupted
 run continues where it stopped; the output file itself is written once at the end to a temporary name and renamed
-into place, so it is either absent (or the previous version) or complete.
+into place, so it is either absent (or the previous version) or complete. An invalid row stops the run naming the
+row and field, or (`skip_invalid_rows`) keeps its place with empty rewards and is listed, with why, in
+`<output>.skipped_rows.jsonl`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from rewardlab.errors import RewardlabError
+from rewardlab.data.formats import detect_format
+from rewardlab.data.validate import IDENTICAL, WRONG_TYPE, validate_example, validate_text
+from rewardlab.errors import InvalidRowError, RewardlabError
 from rewardlab.files import atomic_path
 from rewardlab.score.ensemble import RewardEnsemble
 from rewardlab.score.reward_model import RewardModel
@@ -49,6 +53,36 @@ def detect_mode(columns: Sequence[str], names: RowColumns) -> str:
     )
 
 
+def check_row(row: dict[str, Any], index: int, mode: str, names: RowColumns) -> None:
+    """Raise `InvalidRowError` (row, field, reason code) for a row the scorer cannot take, as training would."""
+    if mode == PAIRS:
+        try:
+            validate_example(row, index, detect_format(row))
+        except InvalidRowError as e:
+            if e.code != IDENTICAL:  # scoring a pair of equal texts is fine: P = 0.5
+                raise
+        except RewardlabError as e:
+            raise InvalidRowError(index, None, str(e), WRONG_TYPE) from None
+    elif mode == COMPLETIONS:
+        completion = row.get(names.completion_column)
+        conversational = isinstance(completion, list)
+        prompt = row.get(names.prompt_column)
+        if not (prompt == "" and not conversational):  # an empty text prompt is no prompt
+            validate_text(prompt, index, names.prompt_column, conversational)
+        validate_text(completion, index, names.completion_column, conversational)
+    else:
+        validate_text(row.get(names.text_column), index, names.text_column, conversational=False)
+
+
+def reward_columns(mode: str, with_std: bool) -> list[str]:
+    """The columns scoring adds in `mode` (with the standard deviations of an ensemble)."""
+    if mode == PAIRS:
+        return ["reward_chosen", "reward_rejected", "prob_chosen"] + (
+            ["std_chosen", "std_rejected", "std_margin"] if with_std else []
+        )
+    return ["reward", "reward_std"] if with_std else ["reward"]
+
+
 def score_rows(
     scorer: RewardModel | RewardEnsemble, rows: list[dict[str, Any]], mode: str, names: RowColumns
 ) -> list[dict]:
@@ -56,29 +90,31 @@ def score_rows(
     with_std = scorer.has_uncertainty
     if mode == PAIRS:
         scores = scorer.score_pair_rows(rows)
-        columns = {
-            "reward_chosen": scores.rewards_chosen,
-            "reward_rejected": scores.rewards_rejected,
-            "prob_chosen": scores.prob_chosen,
-        }
+        values = [scores.rewards_chosen, scores.rewards_rejected, scores.prob_chosen]
         if with_std:
-            columns.update(std_chosen=scores.std_chosen, std_rejected=scores.std_rejected, std_margin=scores.std_margin)
+            values += [scores.std_chosen, scores.std_rejected, scores.std_margin]
     else:
         if mode == COMPLETIONS:
             inputs = [r[names.prompt_column] for r in rows], [r[names.completion_column] for r in rows]
             rewards = scorer.score(*inputs, return_std=with_std)
         else:
             rewards = scorer.score_texts([r[names.text_column] for r in rows], return_std=with_std)
-        columns = {"reward": rewards[0], "reward_std": rewards[1]} if with_std else {"reward": rewards}
-    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+        values = list(rewards) if with_std else [rewards]
+    columns = reward_columns(mode, with_std)
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def partial_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial.jsonl")
 
 
+def skipped_rows_path(output: Path) -> Path:
+    return output.with_name(output.name + ".skipped_rows.jsonl")
+
+
 def read_partial(path: Path, header: dict[str, Any]) -> dict[int, dict]:
-    """Rewards of the rows an interrupted run finished; a last line cut by the interruption is ignored.
+    """The records (`scores`, and `skipped` for a skipped row) of the rows an interrupted run finished; a last line
+    cut by the interruption is ignored.
 
     The file starts with the run's `header` (input, split, rows, model, mode): resuming a different job is refused.
     """
@@ -100,7 +136,7 @@ def read_partial(path: Path, header: dict[str, Any]) -> dict[int, dict]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 break
-            done[record["index"]] = record["scores"]
+            done[record.pop("index")] = record
     return done
 
 
@@ -126,9 +162,15 @@ def score_dataset(
     header: dict[str, Any],
     chunk_rows: int = 512,
     resume: bool = False,
-) -> Dataset:
+    skip_invalid_rows: bool = False,
+) -> tuple[Dataset, list[dict[str, Any]]]:
     """`data` with its reward columns, written to `output` (its extension picks the format), `chunk_rows` rows per
-    progress save; `resume` continues from `<output>.partial.jsonl` when its `header` is this job's."""
+    progress save; `resume` continues from `<output>.partial.jsonl` when its `header` is this job's.
+
+    An invalid row raises `InvalidRowError` naming it, or with `skip_invalid_rows` gets empty (null) rewards and is
+    listed (row, field, reason, code, content) in `<output>.skipped_rows.jsonl`. Returns the scored data and the
+    skipped rows.
+    """
     progress = partial_path(output)
     done = read_partial(progress, header) if resume else {}
     if not done:
@@ -140,16 +182,60 @@ def score_dataset(
                 bar.update(stop - start)
                 continue
             rows = data.select(range(start, stop)).to_list()
-            for offset, scores in enumerate(score_rows(scorer, rows, mode, names)):
-                done[start + offset] = scores
-                log.write(json.dumps({"index": start + offset, "scores": scores}) + "\n")
+            for index, record in _score_chunk(scorer, rows, start, mode, names, skip_invalid_rows).items():
+                done[index] = record
+                log.write(json.dumps({"index": index, **record}) + "\n")
             log.flush()
             bar.update(stop - start)
-    columns = {name: [done[i][name] for i in range(len(data))] for name in done[0]} if len(data) else {}
-    for name, values in columns.items():
+    skipped = [{"row": i, **done[i]["skipped"], "content": data[i]} for i in range(len(data)) if "skipped" in done[i]]
+    empty = dict.fromkeys(reward_columns(mode, scorer.has_uncertainty))
+    for name in empty:
+        values = [(done[i]["scores"] or empty)[name] for i in range(len(data))]
         if name in data.column_names:  # re-scoring a scored file: the new rewards replace the old
             data = data.remove_columns(name)
         data = data.add_column(name, values)
+    _write_skipped_rows(skipped, skipped_rows_path(output))
     write_atomically(data, output)
     progress.unlink(missing_ok=True)
-    return data
+    return data, skipped
+
+
+def _score_chunk(
+    scorer: RewardModel | RewardEnsemble,
+    rows: list[dict[str, Any]],
+    start: int,
+    mode: str,
+    names: RowColumns,
+    skip_invalid_rows: bool,
+) -> dict[int, dict[str, Any]]:
+    """The progress records of rows `start, start + 1, ...`: `scores`, and `skipped` (why) for a skipped row."""
+    records: dict[int, dict[str, Any]] = {}
+    valid = []
+    for offset, row in enumerate(rows):
+        try:
+            check_row(row, start + offset, mode, names)
+        except InvalidRowError as e:
+            if not skip_invalid_rows:
+                raise
+            records[start + offset] = {
+                "scores": None,
+                "skipped": {"field": e.field, "reason": e.reason, "code": e.code},
+            }
+            continue
+        valid.append(offset)
+    try:
+        scores = score_rows(scorer, [rows[offset] for offset in valid], mode, names) if valid else []
+    except InvalidRowError as e:  # e.g. over-length under overlength_policy "error": name the row in the file
+        raise e.at(start + valid[e.index]) if e.index is not None else e from None
+    for offset, row_scores in zip(valid, scores, strict=True):
+        records[start + offset] = {"scores": row_scores}
+    return dict(sorted(records.items()))
+
+
+def _write_skipped_rows(skipped: list[dict[str, Any]], path: Path) -> None:
+    if not skipped:
+        path.unlink(missing_ok=True)  # from an earlier run of the same output
+        return
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
+        for record in skipped:
+            f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
