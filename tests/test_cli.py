@@ -339,3 +339,49 @@ def test_train_rankings_with_an_ensemble_end_to_end(tiny_dirs, tmp_path, capsys)
     assert first["n_evaluated"] == 16 * 9
     scores = RewardModel.from_pretrained(out).score_pairs([" blue"], [" green"], prompts=["what color is the sky 0?"])
     assert scores.std_margin is not None
+
+
+def test_a_trl_config_with_a_datasets_mixture_trains(tiny_dirs, tmp_path, capsys):
+    first, second = write_pairs(tmp_path / "a.jsonl", 12), write_pairs(tmp_path / "b.jsonl", 8)
+    out = tmp_path / "mixture-run"
+    config = write_yaml(
+        tmp_path,
+        f"model_name_or_path: {tiny_dirs['bert']}\noutput_dir: {out}\nmax_steps: 1\nper_device_train_batch_size: 4\n"
+        "report_to: none\nsave_strategy: 'no'\ntest_split_size: 0.25\n"
+        f"datasets:\n  - path: {first}\n    fraction: 1\n  - path: {second}\n    columns: [prompt, chosen, rejected]\n"
+        "    fraction: 1\n",
+    )
+    code, stdout, err = run_main(capsys, ["train", "--config", config, "--dataloader_pin_memory", "false"])
+    assert code == 0, err
+    record = json.loads((out / "rewardlab_run.json").read_text())
+    # 8 + 8 rows (equal shares, the smaller set caps them), a quarter held out as the test split.
+    assert record["data"]["train"]["rows_in"] == 12 and record["data"]["eval"]["rows_in"] == 4
+    assert "eval accuracy" in stdout
+
+
+def test_test_split_size_needs_a_mixture(capsys):
+    code, _, err = run_main(capsys, ["train", *REQUIRED, "--test_split_size", "0.1"])
+    assert "for --dataset_name use --eval_fraction" in assert_one_line_error(code, err)
+
+
+def test_trl_model_flags_reach_lora_and_quantization():
+    _, model_args, _ = parse_train_args(
+        [*REQUIRED, "--use_peft", "--lora_target_parameters", "experts.gate_up_proj", "--load_in_4bit"]
+        + ["--bnb_4bit_quant_storage", "bfloat16"]
+    )
+    assert lora_config(model_args).target_parameters == ["experts.gate_up_proj"]
+    assert str(quantization_config(model_args).bnb_4bit_quant_storage) == "torch.bfloat16"
+
+
+def test_ignore_bias_buffers_leaves_boolean_buffers_out_of_ddp():
+    import torch
+
+    from rewardlab.cli.train import ignore_bool_buffers
+
+    model = torch.nn.Linear(2, 2)
+    model.register_buffer("mask", torch.ones(2, 2, dtype=torch.bool))
+    model.register_buffer("scale", torch.ones(2))
+    ignore_bool_buffers(model)
+    assert model._ddp_params_and_buffers_to_ignore == ["mask"]
+    script_args, _, _ = parse_train_args([*REQUIRED, "--ignore_bias_buffers"])
+    assert script_args.ignore_bias_buffers

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import torch
 from datasets import Dataset
 
 from rewardlab.cli.common import ArgumentParser, dataclass_parser
 from rewardlab.config import RewardConfig
 from rewardlab.data.loading import describe, load_preference_data, looks_like_local_path, split_train_eval
+from rewardlab.data.mixture import describe_mixture, load_mixture
 from rewardlab.errors import RewardlabError, UsageError
 from rewardlab.eval.report import eval_set_from_rows, evaluate, write_report
 from rewardlab.files import read_settings_file
@@ -66,6 +68,28 @@ class ScriptArguments:
             "aliases": ["--dataset_streaming"],
         },
     )
+    test_split_size: float | None = field(
+        default=None,
+        metadata={
+            "help": "With a `datasets:` mixture in the --config file: hold out this fraction (or, above 1, this "
+            "many rows) of the mixture at random with --seed as its test split (TRL's option)."
+        },
+    )
+    ignore_bias_buffers: bool = field(
+        default=False,
+        metadata={
+            "help": "Under DDP, do not broadcast the model's boolean buffers (e.g. causal-mask buffers), which "
+            "fails for some architectures (transformers issue 22482); TRL's flag."
+        },
+    )
+    # A list of dicts cannot be a flag: it is read from the `datasets:` section of the --config file.
+    datasets: list[dict[str, Any]] = field(
+        default_factory=list,
+        init=False,
+        metadata={
+            "help": "YAML only: a mixture of datasets (path, name, data_dir, data_files, split, columns, fraction)."
+        },
+    )
 
 
 @dataclass
@@ -108,6 +132,10 @@ class ModelArguments:
             "choice for the architecture."
         },
     )
+    lora_target_parameters: list[str] | None = field(
+        default=None,
+        metadata={"help": "Names of parameters (not modules) that get LoRA adapters, e.g. the experts of an MoE."},
+    )
     lora_modules_to_save: list[str] | None = field(
         default=None,
         metadata={
@@ -139,12 +167,18 @@ class ModelArguments:
     use_bnb_nested_quant: bool = field(
         default=False, metadata={"help": "Quantize the 4-bit quantization constants too (saves ~0.4 bit/weight)."}
     )
+    bnb_4bit_quant_storage: str | None = field(
+        default=None, metadata={"help": "dtype the 4-bit weights are stored in, e.g. bfloat16 (for FSDP with QLoRA)."}
+    )
 
 
 CONFIG_HELP = (
-    "A YAML file whose keys are any of these flags without the dashes (e.g. `learning_rate: 3.0e-5`). "
-    "Its values replace the defaults; flags given on the command line override them."
+    "A YAML file whose keys are any of these flags without the dashes (e.g. `learning_rate: 3.0e-5`), and "
+    "optionally `datasets:`, a list of datasets to train on as one mixture (TRL's format). Its values replace the "
+    "defaults; flags given on the command line override them."
 )
+# Keys of the config file that are no flag (see ScriptArguments.datasets).
+YAML_ONLY_KEYS = ("datasets",)
 
 
 def build_train_parser() -> argparse.ArgumentParser:
@@ -161,11 +195,12 @@ def build_train_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def apply_config_file(parser: argparse.ArgumentParser, path: str) -> None:
+def apply_config_file(parser: argparse.ArgumentParser, path: str) -> dict[str, Any]:
     """Make the values of the YAML file at `path` the parser's defaults, so that flags on the command line override
     them (TRL's `TrlParser` does the same). A key must be a flag's name; a value gets the flag's checks and type
-    conversion, and an error in it is blamed on the file."""
+    conversion, and an error in it is blamed on the file. Returns the values of `YAML_ONLY_KEYS`."""
     config = read_settings_file(path, "the config file", error=UsageError)
+    yaml_only = {key: config.pop(key) for key in YAML_ONLY_KEYS if key in config}
     by_key = {}  # config key -> (dataclass field, whether the key is the field's `no_` flag)
     for dataclass_type in parser.dataclass_types:
         for f in fields(dataclass_type):
@@ -188,6 +223,7 @@ def apply_config_file(parser: argparse.ArgumentParser, path: str) -> None:
         parser.parse_known_args([])
     except UsageError as e:
         raise UsageError(f"in the config file {path}: {e}") from e
+    return yaml_only
 
 
 def parse_train_args(argv: Sequence[str]) -> tuple[ScriptArguments, ModelArguments, Any]:
@@ -196,8 +232,7 @@ def parse_train_args(argv: Sequence[str]) -> tuple[ScriptArguments, ModelArgumen
     config_flag = ArgumentParser(add_help=False)
     config_flag.add_argument("--config")
     config, argv = config_flag.parse_known_args(list(argv))
-    if config.config:
-        apply_config_file(parser, config.config)
+    yaml_only = apply_config_file(parser, config.config) if config.config else {}
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:
         flag = next((u for u in unknown if u.startswith("-")), unknown[0])
@@ -205,8 +240,13 @@ def parse_train_args(argv: Sequence[str]) -> tuple[ScriptArguments, ModelArgumen
         raise UsageError(f"{what} '{flag}' (see `rewardlab train --help`)")
     if namespace.model_name_or_path is None:
         raise UsageError("--model_name_or_path is required (a Hub model id or a local directory)")
-    if namespace.dataset_name is None:
-        raise UsageError("--dataset_name is required (a data file, a directory or a Hub dataset id)")
+    if namespace.dataset_name is None and not yaml_only.get("datasets"):
+        raise UsageError(
+            "--dataset_name is required (a data file, a directory or a Hub dataset id), or a `datasets:` list in "
+            "the --config file"
+        )
+    if namespace.test_split_size is not None and not yaml_only.get("datasets"):
+        raise UsageError("--test_split_size splits a `datasets:` mixture; for --dataset_name use --eval_fraction")
     if namespace.output_dir is None:
         namespace.output_dir = default_output_dir(namespace.model_name_or_path)
     values = vars(namespace)
@@ -217,6 +257,7 @@ def parse_train_args(argv: Sequence[str]) -> tuple[ScriptArguments, ModelArgumen
             outputs.append(dataclass_type(**kwargs))
         except ValueError as e:  # __post_init__ checks, e.g. TrainingArguments' incompatible options
             raise UsageError(str(e)) from e
+    outputs[0].datasets = list(yaml_only.get("datasets") or [])
     return tuple(outputs)
 
 
@@ -252,6 +293,7 @@ def lora_config(model_args: ModelArguments) -> Any:
         lora_alpha=model_args.lora_alpha,
         lora_dropout=model_args.lora_dropout,
         target_modules=targets,
+        target_parameters=model_args.lora_target_parameters,
         modules_to_save=model_args.lora_modules_to_save,
         use_rslora=model_args.use_rslora,
         use_dora=model_args.use_dora,
@@ -266,7 +308,6 @@ def quantization_config(model_args: ModelArguments) -> Any:
         raise UsageError("choose one of --load_in_4bit and --load_in_8bit")
     if not model_args.use_peft:
         raise UsageError("a quantized model cannot be trained in full: add --use_peft")
-    import torch
     from transformers import BitsAndBytesConfig
 
     compute_dtype = torch.float32 if model_args.dtype in ("auto", "float32") else getattr(torch, model_args.dtype)
@@ -276,6 +317,7 @@ def quantization_config(model_args: ModelArguments) -> Any:
         bnb_4bit_compute_dtype=compute_dtype,
         bnb_4bit_quant_type=model_args.bnb_4bit_quant_type,
         bnb_4bit_use_double_quant=model_args.use_bnb_nested_quant,
+        bnb_4bit_quant_storage=model_args.bnb_4bit_quant_storage,
     )
 
 
@@ -285,15 +327,35 @@ def check_model_path(name_or_path: str) -> None:
         raise RewardlabError(f"no such model directory: {name_or_path}; check --model_name_or_path")
 
 
+def load_training_data(script_args: ScriptArguments, seed: int) -> tuple[Any, str]:
+    """The data (a `datasets:` mixture from the config file, else --dataset_name) and its name for logs and reports."""
+    if not script_args.datasets:
+        data = load_preference_data(
+            script_args.dataset_name, config_name=script_args.dataset_config, streaming=script_args.streaming
+        )
+        return data, script_args.dataset_name
+    if script_args.dataset_name:
+        logger.warning("the config file's `datasets:` mixture is used; --dataset_name is ignored (as in TRL)")
+    test_size = script_args.test_split_size
+    if test_size is not None and test_size > 1:
+        test_size = int(test_size)  # a row count, as datasets' train_test_split reads an int
+    data = load_mixture(script_args.datasets, streaming=script_args.streaming, test_split_size=test_size, seed=seed)
+    return data, describe_mixture(script_args.datasets)
+
+
+def ignore_bool_buffers(model: Any) -> None:
+    """DDP broadcasts buffers at every forward; for boolean ones (causal masks) that fails on some architectures
+    (transformers issue 22482), and they never change, so DDP is told to leave them."""
+    model._ddp_params_and_buffers_to_ignore = [name for name, b in model.named_buffers() if b.dtype == torch.bool]
+
+
 def run_train(script_args: ScriptArguments, model_args: ModelArguments, training_args: RewardConfig) -> int:
     # Check the cheap things (flags, paths, data, splits) before paying for the model.
     check_model_path(model_args.model_name_or_path)
     peft_config = lora_config(model_args)
     quantization = quantization_config(model_args)
-    data = load_preference_data(
-        script_args.dataset_name, config_name=script_args.dataset_config, streaming=script_args.streaming
-    )
-    logger.info("Loaded %s (%s)", script_args.dataset_name, describe(data))
+    data, source = load_training_data(script_args, training_args.seed)
+    logger.info("Loaded %s (%s)", source, describe(data))
     train_dataset, eval_dataset = split_train_eval(
         data,
         train_split=script_args.dataset_train_split,
@@ -324,13 +386,15 @@ def run_train(script_args: ScriptArguments, model_args: ModelArguments, training
         peft_config=peft_config,
         quantization_config=quantization,
     )
+    if script_args.ignore_bias_buffers:
+        ignore_bool_buffers(trainer.model)
     trainer.train(resume_from_checkpoint=True if script_args.resume else training_args.resume_from_checkpoint)
     metrics = trainer.evaluate() if eval_dataset is not None else {}
     trainer.save_model(training_args.output_dir)
     if training_args.push_to_hub:
         trainer.push_to_hub()
     if trainer.is_world_process_zero():
-        report = write_eval_report(trainer, eval_dataset, script_args.dataset_name) if metrics else None
+        report = write_eval_report(trainer, eval_dataset, source) if metrics else None
         print(train_summary(metrics, training_args.output_dir))
         if report:
             print(f"  evaluation report: {report}")

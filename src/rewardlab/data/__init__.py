@@ -2,6 +2,7 @@
 
 No model and no `torch.nn` here:
 - `loading`: a file, a directory or a Hub dataset to a `DatasetDict`; the evaluation split;
+- `mixture`: several datasets as one training set (the `datasets:` section of a TRL config file);
 - `formats`: which of the pair and ranking formats a row or a dataset uses;
 - `validate`: each row checked against its dataset's format, errors naming the row and field;
 - `tokenize`: a row's sequences as token ids, exactly as scoring will see them;
