@@ -385,3 +385,14 @@ def test_ignore_bias_buffers_leaves_boolean_buffers_out_of_ddp():
     assert model._ddp_params_and_buffers_to_ignore == ["mask"]
     script_args, _, _ = parse_train_args([*REQUIRED, "--ignore_bias_buffers"])
     assert script_args.ignore_bias_buffers
+
+
+def test_the_env_section_of_a_trl_config_sets_environment_variables(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("REWARDLAB_TEST_VARIABLE", raising=False)
+    config = write_yaml(tmp_path, "env:\n  REWARDLAB_TEST_VARIABLE: 7\nlearning_rate: 3.0e-5\n")
+    _, _, training_args = parse_train_args([*REQUIRED, "--config", config])
+    assert os.environ["REWARDLAB_TEST_VARIABLE"] == "7" and training_args.learning_rate == 3e-5
+    monkeypatch.delenv("REWARDLAB_TEST_VARIABLE")
+    bad = write_yaml(tmp_path, "env: [A, B]\n")
+    code, _, err = run_main(capsys, ["train", *REQUIRED, "--config", bad])
+    assert "env must map variable names to values" in assert_one_line_error(code, err)

@@ -28,9 +28,10 @@ def test_attention_implementation_follows_the_public_setter():
 def test_a_class_that_ignores_unexpected_keys_is_still_the_model_class():
     from transformers import Qwen3ForSequenceClassification
 
-    patched = _compat.ignoring_unexpected_keys(Qwen3ForSequenceClassification, [r"\.heads$"])
+    patched = _compat.ignoring_load_keys(Qwen3ForSequenceClassification, [r"\.heads$"], [r"^score\."])
     assert issubclass(patched, Qwen3ForSequenceClassification) and patched.__name__ == "Qwen3ForSequenceClassification"
-    assert patched._keys_to_ignore_on_load_unexpected == [r"\.heads$"]
+    assert patched._keys_to_ignore_on_load_unexpected[-1] == r"\.heads$"
+    assert patched._keys_to_ignore_on_load_missing[-1] == r"^score\."
 
 
 def test_rewardtrainer_overrides_only_the_trainer_hooks_it_declares():

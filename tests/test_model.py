@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 from tiny import make_model, make_tokenizer
@@ -124,3 +126,26 @@ def test_qlora_trains_on_gpu(tiny_dirs, tmp_path):
     )
     trainer.train()
     assert trainer.state.global_step == 2
+
+
+def test_a_base_model_gets_its_new_head_without_a_load_report(tmp_path):
+    # A causal LM checkpoint loaded for reward training: its new score head and unused lm_head are the point (TRL
+    # hides the same report); loading it as a finished reward model still reports the missing head.
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = make_tokenizer("llama")
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+    )
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    reports = logging.Handler()
+    reports.emit = lambda record: setattr(reports, "last", record.getMessage())
+    logging.getLogger("transformers").addHandler(reports)  # transformers' own handler bypasses pytest's capture
+    try:
+        model = load_model(str(tmp_path), new_head=True)
+        assert type(model).__name__ == "LlamaForSequenceClassification" and model.config.num_labels == 1
+        assert not hasattr(reports, "last")
+        load_model(str(tmp_path))
+        assert "score.weight" in reports.last and "MISSING" in reports.last
+    finally:
+        logging.getLogger("transformers").removeHandler(reports)

@@ -164,3 +164,43 @@ def test_streamed_eval_sets_evaluate_every_pair_once(kind, tmp_path):
     again = trainer.evaluate(first.to_iterable_dataset())
     assert again["eval_num_pairs"] == 5
     assert json.dumps(again)  # plain numbers
+
+
+def test_create_model_card_takes_trls_arguments_and_keeps_rewardlabs_card(tmp_path):
+    # TRL's reward script ends with `trainer.push_to_hub(dataset_name=...)`, which passes them to create_model_card.
+    trainer = build(rewardlab, tmp_path)
+    trainer.train()
+    trainer.create_model_card(model_name="my-rm", dataset_name="org/preferences", tags="safety")
+    card = (tmp_path / "README.md").read_text()
+    assert "- org/preferences\n" in card and "- safety\n" in card and "- trl\n" in card
+    assert "trained with rewardlab" in card and "## Data" in card
+
+
+def test_checkpoints_carry_the_run_record_and_card(tmp_path):
+    trainer = build(rewardlab, tmp_path, args=config(rewardlab, tmp_path, save_strategy="steps", save_steps=1))
+    trainer.train()
+    checkpoint = tmp_path / "checkpoint-1"
+    assert (checkpoint / "rewardlab_run.json").is_file() and (checkpoint / "README.md").is_file()
+    assert json.loads((checkpoint / "rewardlab_run.json").read_text())["global_step"] == 1
+
+
+def test_every_metric_trl_logs_is_logged_under_the_same_name(tmp_path):
+    logged = {}
+    for library in (trl, rewardlab):
+        args = config(
+            library, tmp_path / library.__name__, max_steps=2, logging_steps=1, eval_strategy="steps", eval_steps=2
+        )
+        trainer = build(library, tmp_path, args=args, eval_dataset=Dataset.from_list(ROWS[:3]))
+        trainer.train()
+        trainer.evaluate()
+        logged[library.__name__] = {key for entry in trainer.state.log_history for key in entry}
+        if library is rewardlab:
+            train_tokens = [e["num_tokens"] for e in trainer.state.log_history if "loss" in e][-1]
+            assert [e["eval_num_tokens"] for e in trainer.state.log_history if "eval_loss" in e] == [train_tokens] * 2
+    assert not logged["trl"] - logged["rewardlab"], logged["trl"] - logged["rewardlab"]
+
+
+def test_the_deprecated_pad_token_warns_as_in_trl(tmp_path):
+    for library in (trl, rewardlab):
+        with pytest.warns(FutureWarning, match="`pad_token` is deprecated"):
+            config(library, tmp_path, pad_token="<|endoftext|>")

@@ -56,13 +56,18 @@ def checkpoint_file(name_or_path: str, filename: str) -> str | None:
     return cached_file(name_or_path, filename, _raise_exceptions_for_missing_entries=False)
 
 
-def ignoring_unexpected_keys(model_class: type, patterns: list[str]) -> type:
-    """A subclass of `model_class` whose `from_pretrained` does not warn about weights matching `patterns`.
+def ignoring_load_keys(model_class: type, unexpected: list[str] = (), missing: list[str] = ()) -> type:
+    """A subclass of `model_class` (same name) whose `from_pretrained` does not report the checkpoint's weights
+    matching `unexpected` as unused, nor the model's weights matching `missing` as newly initialised.
 
-    `_keys_to_ignore_on_load_unexpected` is the class attribute transformers' own models use for this. Removable
-    when `from_pretrained` accepts the patterns as an argument.
+    `_keys_to_ignore_on_load_unexpected` / `_missing` are the class attributes transformers' own models use for
+    this. Removable when `from_pretrained` accepts the patterns as an argument.
     """
-    return type(model_class.__name__, (model_class,), {"_keys_to_ignore_on_load_unexpected": patterns})
+    ignored = {
+        "_keys_to_ignore_on_load_unexpected": [*(model_class._keys_to_ignore_on_load_unexpected or []), *unexpected],
+        "_keys_to_ignore_on_load_missing": [*(model_class._keys_to_ignore_on_load_missing or []), *missing],
+    }
+    return type(model_class.__name__, (model_class,), ignored)
 
 
 def check_installed_versions() -> list[str]:
@@ -75,6 +80,7 @@ def check_installed_versions() -> list[str]:
         missing.append("transformers.TrainingArguments._VALID_DICT_FIELDS")
     if not hasattr(PretrainedConfig, "_attn_implementation"):
         missing.append("transformers.PretrainedConfig._attn_implementation")
-    if not hasattr(PreTrainedModel, "_keys_to_ignore_on_load_unexpected"):
-        missing.append("transformers.PreTrainedModel._keys_to_ignore_on_load_unexpected")
+    for name in ("_keys_to_ignore_on_load_unexpected", "_keys_to_ignore_on_load_missing"):
+        if not hasattr(PreTrainedModel, name):
+            missing.append(f"transformers.PreTrainedModel.{name}")
     return missing

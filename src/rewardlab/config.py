@@ -3,6 +3,7 @@ ensemble options."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -250,6 +251,13 @@ class RewardConfig(TrainingArguments):
         if self.bf16 is None:
             self.bf16 = (
                 not self.fp16 and not self.use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+            )
+        if self.pad_token is not None:
+            warnings.warn(
+                "`pad_token` is deprecated (as in TRL, which removes it in v2.0.0): set `tokenizer.pad_token` and "
+                "pass the tokenizer as `processing_class` instead",
+                FutureWarning,
+                stacklevel=3,
             )
         check_choice("overlength_policy", self.overlength_policy, OVERLENGTH_POLICIES)
         if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < 1:

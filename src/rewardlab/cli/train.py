@@ -174,11 +174,11 @@ class ModelArguments:
 
 CONFIG_HELP = (
     "A YAML file whose keys are any of these flags without the dashes (e.g. `learning_rate: 3.0e-5`), and "
-    "optionally `datasets:`, a list of datasets to train on as one mixture (TRL's format). Its values replace the "
-    "defaults; flags given on the command line override them."
+    "optionally, as in TRL's config files, `datasets:` (a list of datasets to train on as one mixture) and `env:` "
+    "(environment variables to set). Its values replace the defaults; flags given on the command line override them."
 )
-# Keys of the config file that are no flag (see ScriptArguments.datasets).
-YAML_ONLY_KEYS = ("datasets",)
+# Keys of the config file that are no flag: `datasets` (see ScriptArguments.datasets) and `env`.
+YAML_ONLY_KEYS = ("datasets", "env")
 
 
 def build_train_parser() -> argparse.ArgumentParser:
@@ -233,6 +233,7 @@ def parse_train_args(argv: Sequence[str]) -> tuple[ScriptArguments, ModelArgumen
     config_flag.add_argument("--config")
     config, argv = config_flag.parse_known_args(list(argv))
     yaml_only = apply_config_file(parser, config.config) if config.config else {}
+    set_environment(yaml_only.get("env"), config.config)
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:
         flag = next((u for u in unknown if u.startswith("-")), unknown[0])
@@ -259,6 +260,16 @@ def parse_train_args(argv: Sequence[str]) -> tuple[ScriptArguments, ModelArgumen
             raise UsageError(str(e)) from e
     outputs[0].datasets = list(yaml_only.get("datasets") or [])
     return tuple(outputs)
+
+
+def set_environment(env: Any, path: str | None) -> None:
+    """The config file's `env:` section (TRL's), set before anything reads the environment."""
+    if env is None:
+        return
+    if not isinstance(env, dict):
+        raise UsageError(f"in the config file {path}: env must map variable names to values, got {env!r}")
+    for key, value in env.items():
+        os.environ[str(key)] = str(value)
 
 
 def default_output_dir(model_name_or_path: str) -> str:

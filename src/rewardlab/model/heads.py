@@ -15,13 +15,13 @@ resampling (`rewardlab.train.bootstrap`).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING, AutoConfig
 
-from rewardlab._compat import checkpoint_file, ignoring_unexpected_keys
+from rewardlab._compat import checkpoint_file
 from rewardlab.errors import RewardlabError
 from rewardlab.model.parts import score_head_name, unwrap_reward_model
 
@@ -101,21 +101,15 @@ def install_ensemble_head(model: nn.Module, n: int, seed: int = 0) -> EnsembleHe
     return ensemble
 
 
-def ensemble_loading_class(name_or_path: str, **config_kwargs) -> type | None:
-    """For an ensemble checkpoint: its `*ForSequenceClassification` class, told to expect the heads' keys.
+# The keys of an ensemble checkpoint's N heads. Plain `from_pretrained` loads their mean head and reports these as
+# unexpected ("not ok if you expect identical arch"), right for plain transformers but misleading when rewardlab
+# restores them next (`restore_ensemble_head`).
+ENSEMBLE_HEAD_KEYS = (r"\.heads$", r"\.heads_bias$")
 
-    Plain `from_pretrained` loads the mean head and reports the N heads as unexpected keys ("not ok if you expect
-    identical arch"), which is right for plain transformers but misleading when rewardlab restores them next. None
-    for any other checkpoint (or a class transformers does not map), which then loads as usual.
-    """
-    try:
-        config = AutoConfig.from_pretrained(name_or_path, **config_kwargs)
-    except (OSError, ValueError):
-        return None  # the real loading call reports the problem
-    model_class = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING.get(type(config), None)
-    if not getattr(config, CONFIG_KEY, None) or model_class is None:
-        return None
-    return ignoring_unexpected_keys(model_class, [r"\.heads$", r"\.heads_bias$"])
+
+def is_ensemble_config(config: Any) -> bool:
+    """Whether a checkpoint's config says it holds an ensemble of heads."""
+    return bool(getattr(config, CONFIG_KEY, None))
 
 
 def _weights_file(name_or_path: str, key: str) -> str:

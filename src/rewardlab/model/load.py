@@ -15,11 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING,
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
+from rewardlab._compat import ignoring_load_keys
 from rewardlab.errors import MissingExtraError, RewardlabError, RewardlabTypeError, first_line
 from rewardlab.files import check_complete, read_run_record
-from rewardlab.model.heads import ensemble_loading_class, install_ensemble_head, restore_ensemble_head
+from rewardlab.model.heads import ENSEMBLE_HEAD_KEYS, install_ensemble_head, is_ensemble_config, restore_ensemble_head
 from rewardlab.model.parts import score_head_name
 
 logger = logging.getLogger(__name__)
@@ -38,13 +46,38 @@ def resolve_dtype(value: Any) -> Any:
     return dtype
 
 
+def loading_class(name_or_path: str, new_head: bool = False, **config_kwargs: Any) -> type:
+    """`AutoModelForSequenceClassification`, or the checkpoint's own class told which weights not to report:
+
+    - an ensemble's N heads, restored next by `restore_ensemble_head`;
+    - with `new_head` (a base model starting reward training), the score head transformers reports as newly
+      initialised and a causal LM's `lm_head` it reports as unused: both are the point of loading it, and TRL hides
+      the same report.
+    """
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, **config_kwargs)
+    except (OSError, ValueError):
+        return AutoModelForSequenceClassification  # whose own loading call reports the problem
+    model_class = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING.get(type(config), None)
+    unexpected = list(ENSEMBLE_HEAD_KEYS) if is_ensemble_config(config) else []
+    missing = []
+    if new_head:
+        unexpected.append(r"^lm_head\.")
+        missing.append(r"^(score|classifier)\.")
+    if model_class is None or not (unexpected or missing):
+        return AutoModelForSequenceClassification
+    return ignoring_load_keys(model_class, unexpected, missing)
+
+
 def load_model(
     name_or_path: str,
     model_init_kwargs: dict[str, Any] | None = None,
     quantization_config: Any = None,
     trust_remote_code: bool = False,
+    new_head: bool = False,
 ) -> PreTrainedModel:
-    """Load `AutoModelForSequenceClassification` with one output; float32 unless `model_init_kwargs` names a dtype."""
+    """Load `AutoModelForSequenceClassification` with one output; float32 unless `model_init_kwargs` names a dtype.
+    `new_head`: the checkpoint is a base model whose score head training creates (see `loading_class`)."""
     if os.path.isdir(name_or_path):
         check_complete(name_or_path)
     kwargs = dict(model_init_kwargs or {})
@@ -62,8 +95,7 @@ def load_model(
     kwargs.setdefault("trust_remote_code", trust_remote_code)
     try:
         config_kwargs = {k: kwargs[k] for k in ("revision", "trust_remote_code", "token") if k in kwargs}
-        model_class = ensemble_loading_class(name_or_path, **config_kwargs) or AutoModelForSequenceClassification
-        model = model_class.from_pretrained(name_or_path, **kwargs)
+        model = loading_class(name_or_path, new_head, **config_kwargs).from_pretrained(name_or_path, **kwargs)
     except OSError as e:
         raise RewardlabError(f"cannot load model {name_or_path!r}: {first_line(e)}") from e
     except ValueError as e:

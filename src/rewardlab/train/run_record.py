@@ -10,6 +10,7 @@ import importlib.resources
 import json
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rewardlab.files import RUN_RECORD_FILE
@@ -66,14 +67,21 @@ def build_run_record(trainer: Any) -> dict[str, Any]:
     }
 
 
-def model_card(record: dict[str, Any]) -> str:
+def model_card(record: dict[str, Any], dataset_name: str | None = None, tags: Sequence[str] = ()) -> str:
     """The model card (README.md) of a run record, from `templates/model_card.md`, with the Hub metadata that makes
-    the model show up as a reward model (`library_name`, `pipeline_tag`, the trainer's tags)."""
+    the model show up as a reward model (`library_name`, `pipeline_tag`, the trainer's tags and any `tags` given)
+    and, when given, the dataset it was trained on."""
     from huggingface_hub import ModelCard, ModelCardData
 
     template = importlib.resources.files("rewardlab") / "templates" / "model_card.md"
+    metadata = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        tags=list(dict.fromkeys([*MODEL_TAGS, *tags])),
+        datasets=[dataset_name] if dataset_name else None,
+    )
     card = ModelCard.from_template(
-        ModelCardData(library_name="transformers", pipeline_tag="text-classification", tags=list(MODEL_TAGS)),
+        metadata,
         template_str=template.read_text(encoding="utf-8"),
         record=record,
         settings=json.dumps(record["args"], indent=2, default=str),
@@ -81,11 +89,14 @@ def model_card(record: dict[str, Any]) -> str:
     return str(card)
 
 
-def write_run_record(trainer: Any, output_dir: str) -> dict[str, Any]:
+def write_run_record(
+    trainer: Any, output_dir: str, dataset_name: str | None = None, tags: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Write `rewardlab_run.json` and the model card `README.md` of the run so far into `output_dir`."""
     record = build_run_record(trainer)
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, RUN_RECORD_FILE), "w", encoding="utf-8") as f:
         json.dump(record, f, indent=2, default=str)
     with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as f:
-        f.write(model_card(record))
+        f.write(model_card(record, dataset_name, tags))
     return record

@@ -179,7 +179,7 @@ class RewardTrainer(Trainer):
         if isinstance(model, str):
             model_id = model
             init_kwargs = dict(args.model_init_kwargs or {})
-            model = load_model(model, init_kwargs, quantization_config, args.trust_remote_code)
+            model = load_model(model, init_kwargs, quantization_config, args.trust_remote_code, new_head=True)
             revision = init_kwargs.get("revision")
         else:
             model_id = getattr(model.config, "_name_or_path", None) or type(model).__name__
@@ -335,6 +335,7 @@ class RewardTrainer(Trainer):
         # A raw dataset passed here gets the same preparation as at construction (it is idempotent on tokenized data).
         if eval_dataset is not None and not isinstance(eval_dataset, str):
             eval_dataset = self.run_data.prepare_eval(eval_dataset)
+        self._count_seen()  # for `eval_num_tokens`, the training tokens so far (TRL's metric); every process calls it
         return super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
 
     # ----------------------------------------------------------------------------------------------- loss
@@ -429,6 +430,7 @@ class RewardTrainer(Trainer):
             ranking_objective=self._ranking_objective if self.ranking else None,
             center_rewards_coefficient=self.args.center_rewards_coefficient,
         )
+        metrics["num_tokens"] = self.seen.tokens
         self.reward_statistics = {
             "mean": float(rewards.mean()),
             "std": float(rewards.std()),
@@ -472,12 +474,29 @@ class RewardTrainer(Trainer):
         if any(stats.streaming for stats in self.data_stats.values()):
             self.write_skipped_rows()  # a stream's skipped rows are known only as it is read
 
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset_name: str | None = None,
+        tags: str | list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Write rewardlab's model card (from the run record) to `output_dir/README.md`, with `dataset_name` and
+        extra `tags` in its metadata. TRL's signature: `push_to_hub(dataset_name=...)` passes them here, and
+        transformers' own card would otherwise replace rewardlab's when pushing."""
+        if not self.is_world_process_zero():
+            return
+        extra_tags = [tags] if isinstance(tags, str) else list(tags or [])
+        write_run_record(self, self.args.output_dir, dataset_name, extra_tags)
+
     def _save_checkpoint(self, model, trial) -> None:
         # Checkpoints save `seen`: count the steps since the last log first, so a resumed run misses none.
         self._count_seen()
         directory = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         with saving(directory, is_writer=self.args.should_save):
             super()._save_checkpoint(model, trial)
+            if self.args.should_save:  # a checkpoint is a model `rewardlab eval` and `RewardModel` can load as it is
+                write_run_record(self, directory)
             # Every process writes its own files (RNG state, optimizer shards) before the marker goes.
             self.accelerator.wait_for_everyone()
 
