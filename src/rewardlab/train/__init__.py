@@ -1,7 +1,8 @@
 """Training: `RewardTrainer`, a `transformers.Trainer` that wires the other packages together.
 
 - `trainer`: `RewardTrainer` itself (set-up, loss, steps, logging, crash-safe saving);
-- `datasets`: the run's data sets, prepared and counted;
+- `datasets`: the run's data sets, prepared and counted (a streamed evaluation set read whole);
+- `engines`: what DDP, DeepSpeed and FSDP need from the model set-up (TRL's workarounds, with their reasons);
 - `predictions`: evaluation outputs and the exact metrics computed from them;
 - `bootstrap`: per-example Poisson weights for bootstrap ensembles;
 - `run_record`: `rewardlab_run.json` and the model card saved next to the model.

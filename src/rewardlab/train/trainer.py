@@ -55,6 +55,12 @@ from rewardlab.model.load import (
 from rewardlab.model.parts import hidden_size
 from rewardlab.train.bootstrap import BootstrapCollator
 from rewardlab.train.datasets import RunDatasets
+from rewardlab.train.engines import (
+    check_parallelism,
+    force_reentrant_checkpointing,
+    init_kwargs_for_processes,
+    peft_model_kwargs,
+)
 from rewardlab.train.predictions import evaluation_metrics, pair_predictions, ranking_predictions
 from rewardlab.train.run_record import MODEL_TAGS, write_run_record
 
@@ -119,6 +125,8 @@ class RewardTrainer(Trainer):
         model, model_id, revision = self._setup_model(model, args, quantization_config)
         processing_class, added_tokens = self._setup_tokenizer(processing_class, model, model_id, revision, args)
         model = self._setup_peft(model, peft_config, added_tokens, args)
+        if is_peft_model(model):
+            force_reentrant_checkpointing(args)
         self._finish_model(model, processing_class, args)
         self.run_data = RunDatasets(processing_class, args)
         train_dataset = self.run_data.prepare(train_dataset, "train")
@@ -163,6 +171,8 @@ class RewardTrainer(Trainer):
                     "a streaming (IterableDataset) train_dataset has no length: set max_steps to bound training"
                 )
             # Accelerate's dispatch mode concatenates batches across processes, which fails for iterable datasets.
+            if args.accelerator_config.dispatch_batches is True:
+                logger.warning("dispatch_batches=True does not work with a streamed train_dataset: set to False")
             args.accelerator_config.dispatch_batches = False
         elif not isinstance(train_dataset, Dataset):
             raise RewardlabTypeError(
@@ -178,7 +188,7 @@ class RewardTrainer(Trainer):
         """The model (loaded when given by name), its id or name for the run record, and the hub revision."""
         if isinstance(model, str):
             model_id = model
-            init_kwargs = dict(args.model_init_kwargs or {})
+            init_kwargs = init_kwargs_for_processes(dict(args.model_init_kwargs or {}), args.world_size)
             model = load_model(model, init_kwargs, quantization_config, args.trust_remote_code, new_head=True)
             revision = init_kwargs.get("revision")
         else:
@@ -235,9 +245,11 @@ class RewardTrainer(Trainer):
             )
         from peft import get_peft_model, prepare_model_for_kbit_training
 
-        if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
+        if quantized:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
-        model = get_peft_model(model, fix_peft_config(peft_config, model, added_tokens))
+        config = fix_peft_config(peft_config, model, added_tokens)
+        model = get_peft_model(model, config, **peft_model_kwargs(args, quantized))
         model.print_trainable_parameters()
         return model
 
@@ -271,6 +283,7 @@ class RewardTrainer(Trainer):
         )
 
     def _check_distributed_setup(self, args: RewardConfig) -> None:
+        check_parallelism(getattr(self.accelerator, "parallelism_config", None))
         if args.max_tokens_per_batch is not None and self.is_deepspeed_enabled:
             raise RewardlabError(
                 "max_tokens_per_batch cannot be used with DeepSpeed, which counts every backward as an accumulation "
