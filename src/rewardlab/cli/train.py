@@ -403,7 +403,7 @@ def run_train(script_args: ScriptArguments, model_args: ModelArguments, training
     metrics = trainer.evaluate() if eval_dataset is not None else {}
     trainer.save_model(training_args.output_dir)
     if training_args.push_to_hub:
-        trainer.push_to_hub()
+        trainer.push_to_hub(dataset_name=script_args.dataset_name)  # named in the card's metadata, as TRL does
     if trainer.is_world_process_zero():
         report = write_eval_report(trainer, eval_dataset, source) if metrics else None
         print(train_summary(metrics, training_args.output_dir))
