@@ -27,6 +27,7 @@ from rewardlab.data.formats import (
     RankedItems,
     best_first_scores,
     detect_dataset_format,
+    detect_format,
     id_field,
     is_ranked_example,
     is_response_list,
@@ -129,6 +130,18 @@ def _check_text_value(value: Any, index: int, field: str, fmt: PreferenceFormat)
     elif not value.strip():
         what = "the prompt text, or drop the 'prompt' column" if field == "prompt" else "a non-empty response"
         raise InvalidRowError(index, field, f"is an empty string; give {what}", EMPTY)
+
+
+def validate_scored_pair(row: Mapping[str, Any], index: int) -> None:
+    """A pair as scoring takes it: `validate_example` in the row's own format, except that equal chosen and rejected
+    texts are fine to score (P = 0.5); a row that is no pair at all is an `InvalidRowError` too."""
+    try:
+        validate_example(row, index, detect_format(row))
+    except InvalidRowError as e:
+        if e.code != IDENTICAL:
+            raise
+    except RewardlabError as e:
+        raise InvalidRowError(index, None, str(e), WRONG_TYPE) from None
 
 
 def validate_text(value: Any, index: int, field: str, conversational: bool) -> None:

@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass, field
 from numbers import Real
 from typing import Any
 
-from rewardlab.data.formats import detect_format
-from rewardlab.data.validate import BAD_MESSAGE, EMPTY, IDENTICAL, MISSING, NULL, WRONG_TYPE, validate_example
+from rewardlab.data.validate import BAD_MESSAGE, EMPTY, MISSING, NULL, WRONG_TYPE, validate_scored_pair
 from rewardlab.errors import InvalidRowError, RewardlabError, type_name
 from rewardlab.eval.mapping import HH_ASSISTANT, LabelMapping, is_int, label_key, parse_mapping
 
@@ -392,14 +391,10 @@ def _variants(row: Mapping, index: int, path: str, what: str) -> list[Any]:
 def _check_scoreable(pair: Mapping[str, Any], index: int, mapping: LabelMapping) -> None:
     """Raise `InvalidRowError` when the pair would fail in scoring (training's validation: e.g. a message whose
     'content' is not a string), naming the field as the row spells it."""
-    texts = {k: pair[k] for k in ("prompt", "chosen", "rejected") if k in pair}
     try:
-        validate_example(texts, index, detect_format(texts))
+        validate_scored_pair({k: pair[k] for k in ("prompt", "chosen", "rejected") if k in pair}, index)
     except InvalidRowError as e:
-        if e.code != IDENTICAL:  # counted apart by apply_mapping
-            raise InvalidRowError(index, _source_field(e.field, pair, mapping), e.reason, e.code) from None
-    except RewardlabError as e:
-        raise InvalidRowError(index, None, str(e), WRONG_TYPE) from None
+        raise InvalidRowError(index, _source_field(e.field, pair, mapping), e.reason, e.code) from None
 
 
 def _source_field(name: str | None, pair: Mapping[str, Any], mapping: LabelMapping) -> str | None:

@@ -21,7 +21,6 @@ from accelerate.utils import send_to_device
 from scipy.special import expit
 
 from rewardlab.choices import OVERLENGTH_POLICIES, TRUNCATE_PROMPT
-from rewardlab.data.formats import detect_format
 from rewardlab.data.tokenize import (
     has_chat_template,
     leading_special_count,
@@ -39,7 +38,7 @@ from rewardlab.data.truncation import (
     truncate_pair,
     truncate_sequence,
 )
-from rewardlab.data.validate import IDENTICAL, validate_example
+from rewardlab.data.validate import validate_scored_pair
 from rewardlab.errors import InvalidRowError, RewardlabError, first_line
 from rewardlab.files import read_run_record
 from rewardlab.layout.choose import choose_layout
@@ -212,13 +211,7 @@ class RewardModel:
         `chat_template_kwargs`, or pre-tokenized `chosen_ids`/`rejected_ids`)."""
         sequences, statuses = [], []
         for i, row in enumerate(rows):
-            try:
-                validate_example(row, i, detect_format(row))
-            except InvalidRowError as e:
-                if e.code != IDENTICAL:  # scoring a pair of equal texts is fine: P = 0.5
-                    raise
-            except RewardlabError as e:
-                raise InvalidRowError(i, None, str(e)) from None
+            validate_scored_pair(row, i)
             try:
                 pair = tokenize_pair(row, self.tokenizer, self.eos_token_id)
             except InvalidRowError as e:

@@ -18,8 +18,7 @@ from typing import Any
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from rewardlab.data.formats import detect_format
-from rewardlab.data.validate import IDENTICAL, WRONG_TYPE, validate_example, validate_text
+from rewardlab.data.validate import validate_scored_pair, validate_text
 from rewardlab.errors import InvalidRowError, RewardlabError
 from rewardlab.files import atomic_path
 from rewardlab.score.ensemble import RewardEnsemble
@@ -56,13 +55,7 @@ def detect_mode(columns: Sequence[str], names: RowColumns) -> str:
 def check_row(row: dict[str, Any], index: int, mode: str, names: RowColumns) -> None:
     """Raise `InvalidRowError` (row, field, reason code) for a row the scorer cannot take, as training would."""
     if mode == PAIRS:
-        try:
-            validate_example(row, index, detect_format(row))
-        except InvalidRowError as e:
-            if e.code != IDENTICAL:  # scoring a pair of equal texts is fine: P = 0.5
-                raise
-        except RewardlabError as e:
-            raise InvalidRowError(index, None, str(e), WRONG_TYPE) from None
+        validate_scored_pair(row, index)
     elif mode == COMPLETIONS:
         completion = row.get(names.completion_column)
         conversational = isinstance(completion, list)
