@@ -396,3 +396,9 @@ def test_the_env_section_of_a_trl_config_sets_environment_variables(tmp_path, mo
     bad = write_yaml(tmp_path, "env: [A, B]\n")
     code, _, err = run_main(capsys, ["train", *REQUIRED, "--config", bad])
     assert "env must map variable names to values" in assert_one_line_error(code, err)
+
+
+def test_a_datasets_section_that_is_not_a_list(tmp_path, capsys):
+    config = write_yaml(tmp_path, "model_name_or_path: org/model\ndatasets:\n  path: a.jsonl\n")
+    code, _, err = run_main(capsys, ["train", "--config", config])
+    assert "datasets must be a list of datasets" in assert_one_line_error(code, err)

@@ -234,6 +234,8 @@ def parse_train_args(argv: Sequence[str]) -> tuple[ScriptArguments, ModelArgumen
     config, argv = config_flag.parse_known_args(list(argv))
     yaml_only = apply_config_file(parser, config.config) if config.config else {}
     set_environment(yaml_only.get("env"), config.config)
+    if not isinstance(yaml_only.get("datasets", []), list):
+        raise UsageError(f"in the config file {config.config}: datasets must be a list of datasets (- path: ...)")
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:
         flag = next((u for u in unknown if u.startswith("-")), unknown[0])
