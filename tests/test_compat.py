@@ -3,7 +3,7 @@
 from tiny import make_model, make_tokenizer
 
 from rewardlab import _compat
-from rewardlab.layout.attention import ATTENTION_NAME, register_pair_attention
+from rewardlab.layout.attention import ATTENTION_NAME, register_packed_attention
 
 
 def test_every_private_api_rewardlab_uses_is_there():
@@ -19,7 +19,7 @@ def test_checkpoint_file_finds_a_file_or_says_none(tmp_path):
 def test_attention_implementation_follows_the_public_setter():
     tok = make_tokenizer("qwen3")
     model = make_model("qwen3", tok)
-    model.set_attn_implementation(register_pair_attention())
+    model.set_attn_implementation(register_packed_attention(model))
     assert _compat.attention_implementation(model) == ATTENTION_NAME
     model.set_attn_implementation("eager")
     assert _compat.attention_implementation(model) == "eager"

@@ -8,9 +8,21 @@ from rewardlab.layout.plan import (
     readout_index,
     shared_prefix_group,
     shared_prefix_length,
-    shared_prefix_mask,
     split_by_token_budget,
 )
+from rewardlab.layout.varlen import causal_mask, group_segments, varlen_plan
+
+
+def shared_prefix_mask(group):
+    """The (n, n) attention a group's varlen segments allow: True where a query token sees a key token."""
+    queries, keys = zip(*group_segments(0, group.prefix_length, group.tail_starts, len(group)), strict=True)
+    plan = varlen_plan(queries, keys, causal=True)
+    positions = plan["kv_index"].tolist() if plan["kv_index"] is not None else list(range(len(group)))
+    allowed = torch.zeros(len(group), len(group), dtype=torch.bool)
+    for q_start, q_end, k_start, k_end in plan["segments"]:
+        seen = causal_mask(q_end - q_start, k_end - k_start)
+        allowed[q_start:q_end, positions[k_start:k_end]] = seen
+    return allowed
 
 
 def test_readout_follows_transformers_rightmost_non_pad_rule():
@@ -63,7 +75,8 @@ def test_group_of_three_and_group_of_one():
     assert mask[4].tolist() == [True, True, False, True, True, False]  # sees the prompt and itself only
     assert mask[5].tolist() == [True, True, False, False, False, True]
     single = shared_prefix_group([[7, 8, 9]], pad_token_id=None)
-    assert single.input_ids == [7, 8, 9] and single.readout_index == [2] and shared_prefix_mask(single) is None
+    assert single.input_ids == [7, 8, 9] and single.readout_index == [2]
+    assert torch.equal(shared_prefix_mask(single), torch.ones(3, 3, dtype=torch.bool).tril())
 
 
 def _padded_cost(lengths, groups, overhead):

@@ -349,7 +349,7 @@ def test_a_model_that_cannot_pack_pairs_falls_back_with_a_reason(tmp_path, caplo
     original = model.model.forward
 
     def drop_pair_spans(*args, **kwargs):  # an architecture that does not pass extra arguments to its attention
-        kwargs.pop("rewardlab_segments", None)
+        kwargs.pop("rewardlab_varlen", None)
         return original(*args, **kwargs)
 
     model.model.forward = drop_pair_spans

@@ -5,7 +5,8 @@
 - `plan`: pure planning on token-id lists (shared prefixes, read-out positions, sub-batches, token budgets);
 - `collate`: `lay_out` builds any layout from sequences, `forward_passes` under a token budget; the collators for
   pairs and rankings;
-- `attention`: the attention function that runs packed rows group by group;
+- `varlen`: variable-length attention of packed rows: the plan of segments, the reference and the kernels;
+- `attention`: the attention function registered with transformers, which runs packed rows on a varlen kernel;
 - `forward`: `sequence_rewards` / `pair_rewards`, the rewards of any batch;
 - `probe`: the start-up check that a model computes the packed layouts exactly.
 

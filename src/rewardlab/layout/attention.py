@@ -1,12 +1,11 @@
-"""Attention over a packed row of pairs: the linear layers see one long row, attention runs pair by pair.
+"""The attention function of the packed layouts, registered with transformers' `AttentionInterface`.
 
-Packing every pair of a batch into one row gives the projections and MLPs a single large matrix product (efficient
-on CPUs and GPUs alike) and no padding at all. A dense mask over the packed row would make attention quadratic in the
-row's total length on backends that cannot skip masked blocks (CPU SDPA, eager), so this attention function instead
-runs SDPA on each pair's own span with that pair's prompt-sharing mask. It is registered with transformers'
-`AttentionInterface`; without packing information it is exactly transformers' SDPA attention, so every other call
-(the padded layout, plain evaluation) is unchanged. No existing kernel does this on CPU: flash-attention's varlen
-needs CUDA and cannot express "the rejected response sees the prompt but not the chosen response".
+Packing every sequence of a batch into one row gives the projections and MLPs a single large matrix product and no
+padding at all. Attention over that row runs as variable-length segments (`rewardlab.layout.varlen`): each
+sequence's queries see only its own keys (a shared-prefix group's later sequences: the prefix and themselves), with
+no mask over the row. A call without a varlen plan (the padded layout, an unpacked forward) goes to the attention
+implementation the model had before the fast path took over, so a user's `attn_implementation` (e.g.
+`flash_attention_2`) still runs everything the fast path does not.
 """
 
 from __future__ import annotations
@@ -17,12 +16,24 @@ import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from rewardlab.layout.varlen import KERNELS, VARLEN_KWARG, choose_kernel
 
 ATTENTION_NAME = "rewardlab_pairs"
-SEGMENTS_KWARG = "rewardlab_segments"
+# The model's own attention implementation before the switch, kept on its modules (see `register_packed_attention`):
+# not on its config, which would carry it into the saved config.json.
+BASE_ATTENTION_KEY = "_rewardlab_base_attention"
 
 
-def pair_attention(
+def _base_attention(module: torch.nn.Module) -> Any:
+    base = getattr(module, BASE_ATTENTION_KEY, None)
+    if base in (None, "eager", "sdpa", ATTENTION_NAME) or base not in ALL_ATTENTION_FUNCTIONS:
+        return sdpa_attention_forward  # equal to eager attention up to rounding, and faster
+    return ALL_ATTENTION_FUNCTIONS[base]
+
+
+def packed_attention(
     module: torch.nn.Module,
     query: torch.Tensor,
     key: torch.Tensor,
@@ -30,35 +41,39 @@ def pair_attention(
     attention_mask: torch.Tensor | None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """SDPA per packed pair; `rewardlab_segments` is a list of (start, end, bool mask of shape (1, 1, n, n))."""
-    segments = kwargs.pop(SEGMENTS_KWARG, None)
-    if segments is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    outputs = []
-    for start, end, mask in segments:
-        out, _ = sdpa_attention_forward(
-            module, query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], mask, **kwargs
-        )
-        outputs.append(out)
-    return torch.cat(outputs, dim=1), None
+    """Attention of one packed row (query (1, Hq, L, D), key/value (1, Hkv, L, D)) by its varlen plan, returned as
+    (1, L, Hq, D); without a plan, the model's own attention."""
+    plan = kwargs.pop(VARLEN_KWARG, None)
+    if plan is None:
+        return _base_attention(module)(module, query, key, value, attention_mask, **kwargs)
+    dropout = kwargs.get("dropout", 0.0) if module.training else 0.0
+    kernel, _ = choose_kernel(query.device, query.dtype, dropout)
+    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # token-major (L, H, D)
+    options = {"dropout": dropout} if dropout else {}
+    return KERNELS[kernel](q, k, v, plan, scale=kwargs.get("scaling"), **options)[None], None
 
 
-def pair_mask(*args: Any, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor | None:
+def packed_mask(*args: Any, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor | None:
     """The row mask transformers builds before the layers: SDPA's, except that without a padding mask there is none.
 
     rewardlab calls a model without `attention_mask` only with unpadded sequences: a single one (plain causal
-    attention, which SDPA does without a mask) or a packed row, whose per-pair masks travel in `rewardlab_segments`.
-    For a packed row transformers would detect the restarting `position_ids` and build a dense (row x row) mask that
-    `pair_attention` never reads: about a quarter of the time of a scoring call. Sliding-window models, whose mask
-    is needed even unpadded, are kept off the packed layouts by `rewardlab.layout.probe`.
+    attention, which SDPA does without a mask) or a packed row, whose attention the varlen plan describes. For a
+    packed row transformers would detect the restarting `position_ids` and build a dense (row x row) mask that
+    `packed_attention` never reads. Sliding-window models, whose mask is needed even unpadded, are kept off the
+    packed layouts by `rewardlab.layout.probe`.
     """
     if attention_mask is None:
         return None
     return sdpa_mask(*args, attention_mask=attention_mask, **kwargs)
 
 
-def register_pair_attention() -> str:
-    """Make `ATTENTION_NAME` a valid `attn_implementation` (its masks are SDPA's); idempotent."""
-    AttentionInterface.register(ATTENTION_NAME, pair_attention)
-    AttentionMaskInterface.register(ATTENTION_NAME, pair_mask)
+def register_packed_attention(model: torch.nn.Module | None = None) -> str:
+    """Make `ATTENTION_NAME` a valid `attn_implementation` (its masks are SDPA's), idempotently; given the `model`
+    about to switch to it, remember its current implementation for the calls the fast path does not take over."""
+    AttentionInterface.register(ATTENTION_NAME, packed_attention)
+    AttentionMaskInterface.register(ATTENTION_NAME, packed_mask)
+    current = None if model is None else getattr(model.config, "_attn_implementation", None)
+    if current not in (None, ATTENTION_NAME):
+        for module in model.modules():
+            setattr(module, BASE_ATTENTION_KEY, current)
     return ATTENTION_NAME

@@ -10,11 +10,12 @@ ones. The keys of each layout (n: tokens in a packed row):
 - `SUB_BATCHES` (any architecture): `sub_batches`, a list of `PADDED` batches of sequences of similar length, each
   with `sequence_index` (its sequences' positions in the batch).
 - `PACKED` (BERT-style encoders): every sequence in one row, each attending to itself only: `input_ids`,
-  `position_ids` (1, n), `segments` (each sequence's span, for `rewardlab.layout.attention`), `first_index` (S,)
-  where each sequence starts (the [CLS] the pooler reads).
+  `position_ids` (1, n), `varlen` (one non-causal segment per sequence, `rewardlab.layout.varlen`), `first_index`
+  (S,) where each sequence starts (the [CLS] the pooler reads).
 - `SHARED_PREFIX` (causal models): the sequences that answer one prompt laid out as `prefix + tail_1 + ... +
-  tail_K`, the prefix computed once, groups packed into one row: `input_ids`, `position_ids` (1, n), `segments`
-  (each group's span and attention mask), `readout_index` (S,) where each sequence's reward is read.
+  tail_K`, the prefix computed once, groups packed into one row: `input_ids`, `position_ids` (1, n), `varlen`
+  (causal segments: each sequence over the prefix and itself), `readout_index` (S,) where each sequence's reward
+  is read.
 - `MICRO_BATCHES`: a batch over the token budget, split into `micro_batches` of whole examples, each a batch of one
   of the layouts above plus `example_index` (its examples' positions), `sequence_index` (its sequences' positions)
   and `loss_weight` (its share of the examples).

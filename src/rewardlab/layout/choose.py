@@ -15,6 +15,7 @@ import torch
 from rewardlab.layout.batch import Layout
 from rewardlab.layout.forward import split_backbone_and_head, split_encoder_and_head
 from rewardlab.layout.probe import probe_packed_layout
+from rewardlab.layout.varlen import choose_kernel
 from rewardlab.model.parts import unwrap_reward_model
 
 logger = logging.getLogger(__name__)
@@ -42,18 +43,28 @@ def choose_layout(
     if share_prompt is not False:
         problem = _shared_prefix_problem(model, pad_token_id)
         if problem is None:
-            return _chosen(name, Layout.SHARED_PREFIX, "a causal model that passed the start-up check")
+            why = f"a causal model that passed the start-up check; attention: {_kernel(model)}"
+            return _chosen(name, Layout.SHARED_PREFIX, why)
         reasons.append(f"share_prompt is off: {problem}")
         # Expected for encoders (nothing to share), so only a causal model that fails the check warns.
         warn = bool(share_prompt) or not problem.startswith("not a causal model")
     problem = _packed_problem(model, pad_token_id)
     if problem is None:
-        return _chosen(name, Layout.PACKED, "; ".join(reasons) or "an encoder that passed the start-up check", warn)
+        why = "; ".join(reasons) or "an encoder that passed the start-up check"
+        return _chosen(name, Layout.PACKED, f"{why}; attention: {_kernel(model)}", warn)
     reasons.append(f"cannot pack sequences: {problem}")
     if processes > 1:
         reasons.append("sub-batches need one process")
         return _chosen(name, Layout.PADDED, "; ".join(reasons), warn=True)
     return _chosen(name, Layout.SUB_BATCHES, "; ".join(reasons), warn)
+
+
+def _kernel(model: torch.nn.Module) -> str:
+    """Which varlen kernel the packed rows' attention runs on (`rewardlab.layout.varlen.choose_kernel`), and why;
+    calls without a varlen plan keep the model's own attention implementation."""
+    parameter = next(unwrap_reward_model(model).parameters())
+    _, why = choose_kernel(parameter.device, parameter.dtype)
+    return why
 
 
 def _shared_prefix_problem(model: torch.nn.Module, pad_token_id: int | None) -> str | None:

@@ -21,10 +21,10 @@ from rewardlab.layout.batch import LAYOUT_KEY, Layout
 from rewardlab.layout.plan import (
     SharedPrefixGroup,
     plan_sub_batches,
-    prefix_groups,
-    shared_prefix_mask,
+    shared_prefix_group,
     split_by_token_budget,
 )
+from rewardlab.layout.varlen import VARLEN_KEY, group_segments, varlen_plan
 
 Groups = list[list[int]]  # positions of the sequences that answer one prompt, one list per example
 
@@ -50,15 +50,13 @@ def lay_out(
     pad_token_id: int,
     *,
     groups: Groups | None = None,
-    hidden_size: int | None = None,
     overhead_tokens: int = DEFAULT_SUB_BATCH_OVERHEAD_TOKENS,
     pad_to_multiple_of: int | None = None,
 ) -> dict[str, Any]:
     """One batch of `sequences` in `layout`; the model's rewards for it come back in the order of `sequences`.
 
     `groups` lists the sequences that answer one prompt (positions in `sequences`, each exactly once): the
-    `SHARED_PREFIX` layout computes their shared prefix once, or lays them apart where that would cost more
-    attention than it saves (`prefix_groups`, priced with the model's `hidden_size`). Other layouts ignore it.
+    `SHARED_PREFIX` layout computes their shared prefix once. Other layouts ignore it.
     `overhead_tokens` prices one more forward call when planning `SUB_BATCHES`; `pad_to_multiple_of` pads `PADDED`.
 
     >>> lay_out([[1, 2, 3], [1, 2, 4, 5]], Layout.SHARED_PREFIX, pad_token_id=0, groups=[[0, 1]])["input_ids"]
@@ -66,9 +64,7 @@ def lay_out(
     """
     layout = Layout(layout)
     if layout is Layout.SHARED_PREFIX:
-        batch = _shared_prefix_batch(
-            sequences, groups or [[i] for i in range(len(sequences))], pad_token_id, hidden_size
-        )
+        batch = _shared_prefix_batch(sequences, groups or [[i] for i in range(len(sequences))], pad_token_id)
     elif layout is Layout.PACKED:
         batch = pack_sequences(sequences)
     elif layout is Layout.SUB_BATCHES:
@@ -82,11 +78,11 @@ def lay_out(
     return batch
 
 
-def example_cost(sequences: Sequence[Sequence[int]], layout: Layout, pad_token_id: int, hidden_size: int | None) -> int:
+def example_cost(sequences: Sequence[Sequence[int]], layout: Layout, pad_token_id: int) -> int:
     """The tokens that one example's sequences add to a forward pass in `layout`: their packed row (shared prefix
     once) for `SHARED_PREFIX`, their padded rows (K x longest) for `PADDED`, their own tokens otherwise."""
     if layout is Layout.SHARED_PREFIX:
-        return sum(len(part) for part in prefix_groups(sequences, pad_token_id, hidden_size))
+        return len(shared_prefix_group(sequences, pad_token_id))
     if layout is Layout.PADDED:
         return len(sequences) * max(len(s) for s in sequences)
     return sum(len(s) for s in sequences)
@@ -97,12 +93,11 @@ def split_examples(
     layout: Layout,
     pad_token_id: int,
     max_tokens: int,
-    hidden_size: int | None = None,
 ) -> list[list[int]]:
     """Positions of `examples` (each the sequences laid out together) grouped into forward passes that compute at
     most `max_tokens` tokens in `layout` (`split_by_token_budget`; an example over the budget alone is a pass)."""
     layout = Layout(layout)
-    costs = [example_cost(sequences, layout, pad_token_id, hidden_size) for sequences in examples]
+    costs = [example_cost(sequences, layout, pad_token_id) for sequences in examples]
     return split_by_token_budget(costs, max_tokens, padded=layout is Layout.PADDED)
 
 
@@ -113,15 +108,12 @@ def forward_passes(
     pad_token_id: int,
     max_tokens: int,
     *,
-    hidden_size: int | None = None,
     overhead_tokens: int = DEFAULT_SUB_BATCH_OVERHEAD_TOKENS,
 ) -> Iterator[tuple[list[int], dict[str, Any]]]:
     """Batches that score `sequences` in forward passes under `max_tokens`, whole `groups` (positions of sequences
     laid out together) at a time: (the positions of a pass's sequences, its batch), the batch's rewards in that
     order."""
-    for passed in split_examples(
-        [[sequences[i] for i in g] for g in groups], layout, pad_token_id, max_tokens, hidden_size
-    ):
+    for passed in split_examples([[sequences[i] for i in g] for g in groups], layout, pad_token_id, max_tokens):
         index, local = [], []  # the pass's sequences, and its groups as positions among them
         for g in passed:
             local.append(list(range(len(index), len(index) + len(groups[g]))))
@@ -131,7 +123,6 @@ def forward_passes(
             layout,
             pad_token_id,
             groups=local,
-            hidden_size=hidden_size,
             overhead_tokens=overhead_tokens,
         )
         yield index, batch
@@ -156,33 +147,32 @@ def length_grouped_sub_batches(
 
 
 def pack_shared_prefix_groups(groups: Sequence[SharedPrefixGroup]) -> dict[str, Any]:
-    """`SHARED_PREFIX` rows: `groups` concatenated into one row, each group's span with its own attention mask.
+    """`SHARED_PREFIX` rows: `groups` concatenated into one row, attention as causal varlen segments (each
+    sequence's own tokens over the group's prefix and themselves: `rewardlab.layout.varlen`).
 
-    `input_ids`/`position_ids` (1, n); `segments`: (start, end, (1, 1, len, len) bool mask or None for plain causal
-    attention) per group; `readout_index` (S,): every sequence's read-out position, group after group.
+    `input_ids`/`position_ids` (1, n); `varlen`: the row's `varlen_plan`; `readout_index` (S,): every sequence's
+    read-out position, group after group.
     """
     input_ids, position_ids, segments, readout = [], [], [], []
     for group in groups:
         offset = len(input_ids)
         input_ids += group.input_ids
         position_ids += group.position_ids
-        mask = shared_prefix_mask(group)
-        segments.append((offset, offset + len(group), None if mask is None else mask[None, None]))
+        segments += group_segments(offset, group.prefix_length, group.tail_starts, len(group))
         readout += [offset + j for j in group.readout_index]
+    queries, keys = zip(*segments, strict=True) if segments else ((), ())
     return {
         "input_ids": torch.tensor([input_ids]),
         "position_ids": torch.tensor([position_ids]),
-        "segments": segments,
+        VARLEN_KEY: varlen_plan(queries, keys, causal=True),
         "readout_index": torch.tensor(readout),
     }
 
 
-def _shared_prefix_batch(
-    sequences: Sequence[Sequence[int]], groups: Groups, pad_token_id: int, hidden_size: int | None
-) -> dict[str, Any]:
+def _shared_prefix_batch(sequences: Sequence[Sequence[int]], groups: Groups, pad_token_id: int) -> dict[str, Any]:
     parts, order = [], []
     for group in groups:
-        parts += prefix_groups([sequences[i] for i in group], pad_token_id, hidden_size)
+        parts.append(shared_prefix_group([sequences[i] for i in group], pad_token_id))
         order += group
     if sorted(order) != list(range(len(sequences))):
         raise ValueError("groups must name every sequence exactly once")
@@ -197,20 +187,20 @@ def _shared_prefix_batch(
 def pack_sequences(sequences: Sequence[Sequence[int]]) -> dict[str, Any]:
     """`PACKED`: whole sequences concatenated into one row, each attending to itself only, positions restarting.
 
-    `input_ids`/`position_ids` (1, n); `segments`: (start, end, None) per sequence; `first_index` (S,): where each
-    sequence starts (the [CLS] token the pooler reads).
+    `input_ids`/`position_ids` (1, n); `varlen`: one non-causal segment per sequence (`rewardlab.layout.varlen`);
+    `first_index` (S,): where each sequence starts (the [CLS] token the pooler reads).
     """
-    input_ids, position_ids, segments = [], [], []
+    input_ids, position_ids, spans = [], [], []
     for sequence in sequences:
         offset = len(input_ids)
         input_ids += list(sequence)
         position_ids += range(len(sequence))
-        segments.append((offset, len(input_ids), None))
+        spans.append((offset, len(input_ids)))
     return {
         "input_ids": torch.tensor([input_ids]),
         "position_ids": torch.tensor([position_ids]),
-        "segments": segments,
-        "first_index": torch.tensor([start for start, _, _ in segments]),
+        VARLEN_KEY: varlen_plan(spans, [[span] for span in spans], causal=False),
+        "first_index": torch.tensor([start for start, _ in spans]),
     }
 
 
@@ -226,7 +216,6 @@ class LayoutCollator(DataCollatorMixin):
     max_tokens_per_batch: int | None = None
     return_tensors: str = "pt"
     layout: Layout = Layout.PADDED
-    hidden_size: int | None = None
     overhead_tokens: int = DEFAULT_SUB_BATCH_OVERHEAD_TOKENS
 
     def __post_init__(self):
@@ -244,9 +233,7 @@ class LayoutCollator(DataCollatorMixin):
         if self.max_tokens_per_batch is None:  # the common case: nothing to measure
             return self.collate(examples)
         per_example = [self.sequences_of([e])[0] for e in examples]
-        passes = split_examples(
-            per_example, self.layout, self.pad_token_id, self.max_tokens_per_batch, self.hidden_size
-        )
+        passes = split_examples(per_example, self.layout, self.pad_token_id, self.max_tokens_per_batch)
         return self.collate(examples) if len(passes) == 1 else self.micro_batches(examples, passes)
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -257,7 +244,6 @@ class LayoutCollator(DataCollatorMixin):
             self.layout,
             self.pad_token_id,
             groups=groups,
-            hidden_size=self.hidden_size,
             overhead_tokens=self.overhead_tokens,
             pad_to_multiple_of=self.pad_to_multiple_of,
         )

@@ -14,8 +14,9 @@ from typing import Any
 import torch
 
 from rewardlab._compat import attention_implementation
-from rewardlab.layout.attention import ATTENTION_NAME, SEGMENTS_KWARG
+from rewardlab.layout.attention import ATTENTION_NAME
 from rewardlab.layout.batch import Layout, layout_of
+from rewardlab.layout.varlen import VARLEN_KEY, VARLEN_KWARG
 from rewardlab.model.parts import unwrap_reward_model
 
 
@@ -102,7 +103,7 @@ def _packed_forward(model: torch.nn.Module, batch: dict[str, Any]) -> None:
         input_ids=batch["input_ids"],
         position_ids=batch["position_ids"],
         use_cache=False,
-        **{SEGMENTS_KWARG: batch["segments"]},
+        **{VARLEN_KWARG: batch[VARLEN_KEY]},
     )
 
 

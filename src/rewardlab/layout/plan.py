@@ -13,8 +13,9 @@ Two ideas, both exact (they change which tensors are multiplied together, never 
   is computed once; the rejected response attends to the prompt and to itself, never to the chosen response, and
   its positions continue from the end of the prompt, so every token sees exactly what it would see in its own
   unpadded sequence. The groups of a batch are then concatenated into one row for the linear layers, while
-  attention runs group by group (`rewardlab.layout.attention`): a dense mask over the whole row would cost attention
-  quadratic in the row's total length on backends that cannot skip masked blocks (CPU SDPA, eager).
+  attention runs as variable-length segments with no mask over the row (`rewardlab.layout.varlen`). Sharing never
+  costs more than computing the sequences apart: each later sequence's attention covers the prefix and itself,
+  exactly what it would cover on its own, and the prefix's tokens are computed once.
 
 The reward is read where `transformers`' `*ForSequenceClassification` reads it: at the rightmost token that is not
 `pad_token_id` (when pad == eos, trailing eos tokens are skipped), so the fast path and plain `transformers` agree.
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import torch
 
 from rewardlab.data.truncation import common_prefix_length
 
@@ -86,53 +85,6 @@ def shared_prefix_group(
         input_ids += ids[p:]
         position_ids += range(p, len(ids))
     return SharedPrefixGroup(input_ids, position_ids, p, tail_starts, readout)
-
-
-def sharing_pays(lengths: Sequence[int], prefix_length: int, hidden_size: int | None) -> bool:
-    """Whether K sequences sharing `prefix_length` leading tokens cost less as one shared-prefix group than apart.
-
-    A group computes the prefix once, but its attention runs under a dense (n x n) mask over the whole group, while
-    separate sequences use plain causal attention (about half of each l x l). With long responses and a short prompt
-    (RM-Bench: ~20-token prompts, six ~400-token responses) the group's attention outgrows the prefix it saves. The
-    estimate, in multiply-adds of a transformer with hidden size h: a token through the projections and MLP ~24 h^2,
-    a query-key pair of attention ~4 h, so one pair weighs 1 / (6 h) token. `hidden_size=None`: always share.
-    """
-    if hidden_size is None or len(lengths) < 2:
-        return True
-    pair = 1.0 / (6 * hidden_size)
-    n = prefix_length + sum(length - prefix_length for length in lengths)
-    shared = n + n * n * pair
-    apart = sum(length + length * length / 2 * pair for length in lengths)
-    return shared <= apart
-
-
-def prefix_groups(
-    sequences: Sequence[Sequence[int]], pad_token_id: int | None, hidden_size: int | None = None
-) -> list[SharedPrefixGroup]:
-    """`sequences` as one shared-prefix group, or as groups of one when sharing would cost more (`sharing_pays`).
-
-    Either way the groups' read-outs come in the order of `sequences`.
-    """
-    sequences = [list(s) for s in sequences]
-    prefix = shared_prefix_length(*sequences) if len(sequences) > 1 else 0
-    if sharing_pays([len(s) for s in sequences], prefix, hidden_size):
-        return [shared_prefix_group(sequences, pad_token_id, prefix)]
-    return [shared_prefix_group([s], pad_token_id) for s in sequences]
-
-
-def shared_prefix_mask(group: SharedPrefixGroup) -> torch.Tensor | None:
-    """Boolean (n, n) mask, True where a query token may attend to a key token; None for plain causal attention.
-
-    Each sequence's own tokens see the shared prefix and, causally, themselves, never another sequence's tokens.
-    """
-    if len(group.tail_starts) == 1:
-        return None  # one sequence: ordinary causal attention, which SDPA computes without a mask
-    n, p = len(group), group.prefix_length
-    mask = torch.zeros(n, n, dtype=torch.bool)
-    mask[:, :p] = True
-    for start, end in zip(group.tail_starts, [*group.tail_starts[1:], n], strict=True):
-        mask[start:end, start:end] = True
-    return mask.tril_()
 
 
 def plan_sub_batches(lengths: Sequence[int], overhead_tokens: int = 0) -> list[list[int]]:

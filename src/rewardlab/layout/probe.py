@@ -13,7 +13,7 @@ import torch
 from accelerate.utils import send_to_device
 
 from rewardlab._compat import attention_implementation
-from rewardlab.layout.attention import register_pair_attention
+from rewardlab.layout.attention import register_packed_attention
 from rewardlab.layout.batch import Layout
 from rewardlab.layout.collate import lay_out
 from rewardlab.layout.forward import sequence_rewards
@@ -29,11 +29,11 @@ def uses_sliding_window(config: Any) -> bool:
 
 
 def probe_packed_layout(model: torch.nn.Module, pad_token_id: int | None, layout: Layout) -> str | None:
-    """Switch the model's attention to `rewardlab.layout.attention.pair_attention` and check that `layout`
+    """Switch the model's attention to `rewardlab.layout.attention.packed_attention` and check that `layout`
     (`SHARED_PREFIX` or `PACKED`) reproduces the padded rewards; None if it does, else why not, with the model's
     attention switched back. bf16/fp16 models are compared within their rounding.
 
-    `pair_attention` is plain SDPA unless it is given packed spans, so switching to it changes nothing else.
+    `packed_attention` is the model's own attention unless given a varlen plan, so switching changes nothing else.
     """
     inner = unwrap_reward_model(model)
     if uses_sliding_window(inner.config):
@@ -53,7 +53,7 @@ def probe_packed_layout(model: torch.nn.Module, pad_token_id: int | None, layout
         with torch.no_grad():
             padded = lay_out(sequences, Layout.PADDED, pad)
             reference = sequence_rewards(model, send_to_device(padded, device))
-            inner.set_attn_implementation(register_pair_attention())
+            inner.set_attn_implementation(register_packed_attention(inner))
             packed = lay_out(sequences, layout, pad, groups=groups)
             fast = sequence_rewards(model, send_to_device(packed, device))
     except Exception as e:  # any failure of the custom layout means: use the plain one

@@ -8,12 +8,11 @@
 
 from rewardlab.model.heads import EnsembleHead, head_mean, install_ensemble_head, num_heads
 from rewardlab.model.load import load_model, load_tokenizer, load_trained_model
-from rewardlab.model.parts import hidden_size, score_head_name, unwrap_reward_model
+from rewardlab.model.parts import score_head_name, unwrap_reward_model
 
 __all__ = [
     "EnsembleHead",
     "head_mean",
-    "hidden_size",
     "install_ensemble_head",
     "load_model",
     "load_tokenizer",

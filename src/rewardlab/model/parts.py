@@ -30,8 +30,3 @@ def score_head_name(model: torch.nn.Module) -> str:
         f"{type(model).__name__} has no score head named {' or '.join(SCORE_HEAD_NAMES)}: "
         "use a *ForSequenceClassification model"
     )
-
-
-def hidden_size(model: torch.nn.Module) -> int | None:
-    """The model's hidden size (prices attention against the rest in `rewardlab.layout.plan.sharing_pays`)."""
-    return getattr(unwrap_reward_model(model).config.get_text_config(), "hidden_size", None)

@@ -47,7 +47,6 @@ from rewardlab.layout.forward import sequence_rewards
 from rewardlab.layout.plan import group_by_shared_prefix
 from rewardlab.model.heads import num_heads
 from rewardlab.model.load import load_trained_model, resolve_dtype, set_pad_token
-from rewardlab.model.parts import hidden_size
 from rewardlab.score.shaping import normalize_rewards
 
 logger = logging.getLogger(__name__)
@@ -126,7 +125,6 @@ class RewardModel:
         self.normalization = dict(normalization) if normalization else None
         self.device = next(model.parameters()).device
         self.num_heads = num_heads(model)
-        self.hidden_size = hidden_size(model)
         self.layout = choose_layout(model, self.pad_token_id, padding_free=padding_free)
         self.report: Counter[str] = Counter({status: 0 for status in STATUSES})
         self.source = source
@@ -327,7 +325,6 @@ class RewardModel:
             self.layout,
             self.pad_token_id,
             self.max_tokens_per_batch,
-            hidden_size=self.hidden_size,
         )
         for index, batch in passes:
             with torch.inference_mode():

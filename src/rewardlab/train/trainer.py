@@ -52,7 +52,6 @@ from rewardlab.model.load import (
     set_eos_token,
     set_pad_token,
 )
-from rewardlab.model.parts import hidden_size
 from rewardlab.train.bootstrap import BootstrapCollator
 from rewardlab.train.datasets import RunDatasets
 from rewardlab.train.engines import (
@@ -278,7 +277,6 @@ class RewardTrainer(Trainer):
             pad_to_multiple_of=args.pad_to_multiple_of,
             max_tokens_per_batch=args.max_tokens_per_batch,
             layout=layout,
-            hidden_size=hidden_size(model),
             overhead_tokens=args.sub_batch_overhead_tokens,
         )
 
