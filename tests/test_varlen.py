@@ -10,7 +10,7 @@ from tiny import make_model, make_tokenizer
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from rewardlab.layout import Layout
+from rewardlab.layout import Layout, varlen
 from rewardlab.layout.choose import choose_layout
 from rewardlab.layout.collate import lay_out
 from rewardlab.layout.forward import sequence_rewards
@@ -20,6 +20,7 @@ from rewardlab.layout.varlen import (
     SEGMENT_SDPA,
     choose_kernel,
     flash_varlen_attention,
+    flash_varlen_available,
     group_segments,
     reference_attention,
     segment_attention,
@@ -27,11 +28,14 @@ from rewardlab.layout.varlen import (
 )
 from rewardlab.model.load import set_pad_token
 
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="FlashAttention varlen needs a CUDA GPU")
+CUDA = pytest.mark.skipif(
+    not flash_varlen_available(), reason="FlashAttention varlen needs a CUDA GPU and torch.nn.attention.varlen"
+)
 
 
-def groups_plan(sequences_per_group):
-    """A packed row of shared-prefix groups (lists of id lists) and its varlen plan."""
+def groups_plan(sequences_per_group, group_calls=False):
+    """A packed row of shared-prefix groups (lists of id lists) and its varlen plan (with `group_calls`, told the
+    groups' spans, so that those cheap enough run as one masked call)."""
     segments, offset, groups = [], 0, []
     for sequences in sequences_per_group:
         group = shared_prefix_group(sequences, pad_token_id=None)
@@ -39,7 +43,8 @@ def groups_plan(sequences_per_group):
         groups.append((offset, group))
         offset += len(group)
     queries, keys = zip(*segments, strict=True)
-    return varlen_plan(queries, keys, causal=True), offset, groups
+    spans = [(start, start + len(group)) for start, group in groups] if group_calls else ()
+    return varlen_plan(queries, keys, causal=True, groups=spans), offset, groups
 
 
 ROW = [
@@ -73,9 +78,11 @@ def test_the_reference_is_each_sequence_attending_as_if_alone():
             torch.testing.assert_close(mine, alone[-len(mine) :], atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("causal", [True, False])
-def test_segment_sdpa_equals_the_reference_with_gradients(causal):
-    plan, n, _ = groups_plan(ROW)
+@pytest.mark.parametrize(("causal", "group_calls"), [(True, False), (True, True), (False, False)])
+def test_segment_sdpa_equals_the_reference_with_gradients(causal, group_calls, monkeypatch):
+    monkeypatch.setattr(varlen, "GROUP_CALL_MAX_COST", 10.0)  # every group of two or more segments: one call
+    plan, n, _ = groups_plan(ROW, group_calls)
+    assert len(plan["group_calls"]) == (3 if group_calls else 0)
     if not causal:  # packed encoder sequences: every sequence over its own tokens, both ways
         spans = [(s, e) for s, e in zip(plan["cu_seq_q"][:-1].tolist(), plan["cu_seq_q"][1:].tolist(), strict=True)]
         plan = varlen_plan(spans, [[span] for span in spans], causal=False)
@@ -87,6 +94,15 @@ def test_segment_sdpa_equals_the_reference_with_gradients(causal):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     for a, b in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_a_group_runs_as_one_call_only_where_that_costs_little_more():
+    # A long shared prompt and short answers: the dense group computes 1.3x the pairs its segments need.
+    long_prompt, _, _ = groups_plan([[[1] * 20 + [2, 3], [1] * 20 + [4, 5, 6]]], group_calls=True)
+    assert len(long_prompt["group_calls"]) == 1
+    # RM-Bench-like, a short prompt and long answers: about 2x; the segments run apart.
+    short_prompt, _, _ = groups_plan([[[1, 1] + [2] * 40, [1, 1] + [3] * 40]], group_calls=True)
+    assert short_prompt["group_calls"] == []
 
 
 def test_a_plan_says_where_each_segment_reads_its_keys():
@@ -162,3 +178,26 @@ def test_the_users_attention_implementation_runs_what_the_fast_path_does_not_tak
         assert not calls  # the packed row: the varlen kernel
         sequence_rewards(model, lay_out(sequences, Layout.PADDED, tok.pad_token_id))
     assert calls and set(calls) == {"Qwen3Attention"}  # the padded batch: the user's implementation
+
+
+@CUDA
+@pytest.mark.parametrize("arch", ["llama", "qwen3"])
+def test_a_bf16_model_on_cuda_trains_on_flash_varlen_exactly_within_rounding(arch, caplog):
+    tok, model, sequences, groups = pairs_and_model(arch, torch.bfloat16)
+    model.cuda()
+    with caplog.at_level(logging.INFO, logger="rewardlab.layout.choose"):
+        layout = choose_layout(model, tok.pad_token_id)
+    assert layout is Layout.SHARED_PREFIX and "FlashAttention varlen" in caplog.text
+    from accelerate.utils import send_to_device
+
+    padded = send_to_device(lay_out(sequences, Layout.PADDED, tok.pad_token_id), "cuda")
+    packed = send_to_device(lay_out(sequences, layout, tok.pad_token_id, groups=groups), "cuda")
+    expected = sequence_rewards(model, padded).float()
+    got = sequence_rewards(model, packed).float()
+    torch.testing.assert_close(got, expected, atol=5e-2 * max(1.0, expected.abs().max().item()), rtol=0)
+    expected.sum().backward()
+    reference = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    got.sum().backward()
+    for name, grad in reference.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad.float(), grad.float(), atol=0.1, rtol=0.1)

@@ -153,18 +153,19 @@ def pack_shared_prefix_groups(groups: Sequence[SharedPrefixGroup]) -> dict[str, 
     `input_ids`/`position_ids` (1, n); `varlen`: the row's `varlen_plan`; `readout_index` (S,): every sequence's
     read-out position, group after group.
     """
-    input_ids, position_ids, segments, readout = [], [], [], []
+    input_ids, position_ids, segments, readout, spans = [], [], [], [], []
     for group in groups:
         offset = len(input_ids)
         input_ids += group.input_ids
         position_ids += group.position_ids
         segments += group_segments(offset, group.prefix_length, group.tail_starts, len(group))
         readout += [offset + j for j in group.readout_index]
+        spans.append((offset, len(input_ids)))
     queries, keys = zip(*segments, strict=True) if segments else ((), ())
     return {
         "input_ids": torch.tensor([input_ids]),
         "position_ids": torch.tensor([position_ids]),
-        VARLEN_KEY: varlen_plan(queries, keys, causal=True),
+        VARLEN_KEY: varlen_plan(queries, keys, causal=True, groups=spans),
         "readout_index": torch.tensor(readout),
     }
 

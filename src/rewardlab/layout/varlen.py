@@ -14,9 +14,10 @@ interface of FlashAttention's varlen kernel (`cu_seq_q`, `cu_seq_k`, `max_q`, `m
 
 - `reference_attention`: plain torch with an explicit mask per segment; the definition the others are tested against.
 - `segment_attention`: PyTorch's SDPA once per segment (any device and dtype): square segments run with
-  `is_causal`, which lets SDPA skip the masked half, the others with their (queries x keys) causal mask. Written by
-  hand because no kernel in torch takes varlen segments on CPU (`varlen_attn` is CUDA-only, FlexAttention has no
-  CPU backward in torch 2.13).
+  `is_causal`, the others with their (queries x keys) causal mask. A group whose segments cost little more as one
+  dense (group x group) masked call runs as that one call (`GROUP_CALL_MAX_COST`): on CPU, fewer, larger SDPA calls
+  win, the backward above all (see BENCHMARKS.md). Written by hand because no kernel in torch takes varlen segments
+  on CPU (`varlen_attn` is CUDA-only, FlexAttention has no CPU backward in torch 2.13).
 - `flash_varlen_attention`: `torch.nn.attention.varlen.varlen_attn` (FlashAttention varlen, CUDA, fp16/bf16): one
   call for the whole row per layer.
 
@@ -39,13 +40,25 @@ VARLEN_KWARG = "rewardlab_varlen"
 Span = tuple[int, int]
 
 
-def varlen_plan(query_spans: Sequence[Span], key_spans: Sequence[Sequence[Span]], causal: bool) -> dict[str, Any]:
+# A group of segments runs as one dense masked SDPA call on CPU when that computes at most this many times the
+# query-key pairs its segments need (HH-RLHF pairs: about 1.25; RM-Bench's short prompts and long answers: about 2).
+GROUP_CALL_MAX_COST = 1.5
+
+
+def varlen_plan(
+    query_spans: Sequence[Span],
+    key_spans: Sequence[Sequence[Span]],
+    causal: bool,
+    groups: Sequence[Span] = (),
+) -> dict[str, Any]:
     """The varlen description of a packed row, from each segment's query span and key spans (row positions).
 
     `query_spans` must tile the row in order. Returns `cu_seq_q`, `cu_seq_k` (int32, (segments + 1,)), `kv_index`
     (int64, every segment's key positions in order; None when every segment's keys are its own queries), `max_q`,
-    `max_k`, `causal`, and `segments`: per segment (q_start, q_end, k_start, k_end) as Python ints, the offsets into
-    the queries and into the gathered keys.
+    `max_k`, `causal`, `segments`: per segment (q_start, q_end, k_start, k_end) as Python ints, the offsets into the
+    queries and into the gathered keys, `key_spans`: per segment its keys as row spans, and `group_calls`: for each
+    of `groups` (row spans holding whole segments, e.g. a shared-prefix group) that is cheaper as one call
+    (`GROUP_CALL_MAX_COST`), (start, end, its (n, n) bool mask).
     """
     cu_q, cu_k, kv_index, segments = [0], [0], [], []
     identity = True
@@ -67,7 +80,27 @@ def varlen_plan(query_spans: Sequence[Span], key_spans: Sequence[Sequence[Span]]
         "max_k": max((k_end - k_start for _, _, k_start, k_end in segments), default=0),
         "causal": causal,
         "segments": segments,
+        "key_spans": [list(spans) for spans in key_spans],
+        "group_calls": _group_calls(query_spans, key_spans, causal, groups),
     }
+
+
+def _group_calls(
+    query_spans: Sequence[Span], key_spans: Sequence[Sequence[Span]], causal: bool, groups: Sequence[Span]
+) -> list[tuple[int, int, torch.Tensor]]:
+    calls = []
+    for start, end in groups:
+        inside = [i for i, (q_start, _) in enumerate(query_spans) if start <= q_start < end]
+        needed = sum((query_spans[i][1] - query_spans[i][0]) * sum(e - s for s, e in key_spans[i]) for i in inside)
+        if len(inside) < 2 or (end - start) ** 2 > GROUP_CALL_MAX_COST * needed:
+            continue
+        mask = torch.zeros(end - start, end - start, dtype=torch.bool)
+        for i in inside:
+            (q_start, q_end), keys = query_spans[i], [p - start for s, e in key_spans[i] for p in range(s, e)]
+            allowed = causal_mask(q_end - q_start, len(keys)) if causal else torch.ones(q_end - q_start, len(keys))
+            mask[q_start - start : q_end - start, keys] = allowed.bool()
+        calls.append((start, end, mask))
+    return calls
 
 
 def group_segments(
@@ -127,19 +160,31 @@ def segment_attention(
     scale: float | None = None,
     dropout: float = 0.0,
 ) -> torch.Tensor:
-    """SDPA once per segment, mask-free where the segment is square (see the module doc)."""
-    key, value = _gathered(key, value, plan)
+    """SDPA once per segment, mask-free where the segment is square, or once per group where cheaper (see the
+    module doc). Keys and values are sliced from the row, copied only for segments whose keys are not contiguous."""
     heads = query.shape[1]
     key, value = _repeat_heads(key, heads), _repeat_heads(value, heads)
     q_all, k_all, v_all = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)  # (H, L, D)
-    outputs = []
-    for q_start, q_end, k_start, k_end in plan["segments"]:
-        q, k, v = q_all[:, q_start:q_end], k_all[:, k_start:k_end], v_all[:, k_start:k_end]
-        square = q_end - q_start == k_end - k_start
-        mask = None if square or not plan["causal"] else causal_mask(q_end - q_start, k_end - k_start, q.device)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=plan["causal"] and square, scale=scale
+    grouped = {start: (end, mask) for start, end, mask in plan["group_calls"]}
+    outputs, covered = [], 0
+    options = {"dropout_p": dropout, "scale": scale}
+    for (q_start, q_end, _, _), spans in zip(plan["segments"], plan["key_spans"], strict=True):
+        if q_start < covered:
+            continue  # inside a group computed as one call
+        if q_start in grouped:
+            end, mask = grouped[q_start]
+            q, k, v = (t[:, q_start:end] for t in (q_all, k_all, v_all))
+            outputs.append(F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.device), **options))
+            covered = end
+            continue
+        q = q_all[:, q_start:q_end]
+        k, v = (
+            torch.cat([t[:, s:e] for s, e in spans], dim=1) if len(spans) > 1 else t[:, spans[0][0] : spans[0][1]]
+            for t in (k_all, v_all)
         )
+        square = q_end - q_start == k.shape[1]
+        mask = None if square or not plan["causal"] else causal_mask(q_end - q_start, k.shape[1], q.device)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=plan["causal"] and square, **options)
         outputs.append(out)
     return torch.cat(outputs, dim=1).transpose(0, 1)
 
