@@ -56,9 +56,10 @@ def varlen_plan(
     `query_spans` must tile the row in order. Returns `cu_seq_q`, `cu_seq_k` (int32, (segments + 1,)), `kv_index`
     (int64, every segment's key positions in order; None when every segment's keys are its own queries), `max_q`,
     `max_k`, `causal`, `segments`: per segment (q_start, q_end, k_start, k_end) as Python ints, the offsets into the
-    queries and into the gathered keys, `key_spans`: per segment its keys as row spans, and `group_calls`: for each
-    of `groups` (row spans holding whole segments, e.g. a shared-prefix group) that is cheaper as one call
-    (`GROUP_CALL_MAX_COST`), (start, end, its (n, n) bool mask).
+    queries and into the gathered keys, `key_spans`: per segment its keys as row spans, and `group_calls`: those of
+    `groups` (row spans holding whole segments, e.g. a shared-prefix group) cheaper as one call on CPU
+    (`GROUP_CALL_MAX_COST`), as (start, end, first segment, last segment + 1). Their masks are built by the kernel
+    that uses them, on its device: a GPU on FlashAttention never needs them.
     """
     cu_q, cu_k, kv_index, segments = [0], [0], [], []
     identity = True
@@ -87,20 +88,25 @@ def varlen_plan(
 
 def _group_calls(
     query_spans: Sequence[Span], key_spans: Sequence[Sequence[Span]], causal: bool, groups: Sequence[Span]
-) -> list[tuple[int, int, torch.Tensor]]:
+) -> list[tuple[int, int, int, int]]:
     calls = []
     for start, end in groups:
         inside = [i for i, (q_start, _) in enumerate(query_spans) if start <= q_start < end]
         needed = sum((query_spans[i][1] - query_spans[i][0]) * sum(e - s for s, e in key_spans[i]) for i in inside)
-        if len(inside) < 2 or (end - start) ** 2 > GROUP_CALL_MAX_COST * needed:
-            continue
-        mask = torch.zeros(end - start, end - start, dtype=torch.bool)
-        for i in inside:
-            (q_start, q_end), keys = query_spans[i], [p - start for s, e in key_spans[i] for p in range(s, e)]
-            allowed = causal_mask(q_end - q_start, len(keys)) if causal else torch.ones(q_end - q_start, len(keys))
-            mask[q_start - start : q_end - start, keys] = allowed.bool()
-        calls.append((start, end, mask))
+        if len(inside) >= 2 and (end - start) ** 2 <= GROUP_CALL_MAX_COST * needed:
+            calls.append((start, end, inside[0], inside[-1] + 1))
     return calls
+
+
+def group_mask(plan: dict[str, Any], call: tuple[int, int, int, int], device: torch.device) -> torch.Tensor:
+    """The (n, n) bool mask of one group call: each of its segments' queries over that segment's keys."""
+    start, end, first, last = call
+    mask = torch.zeros(end - start, end - start, dtype=torch.bool, device=device)
+    for (q_start, q_end, _, _), spans in zip(plan["segments"][first:last], plan["key_spans"][first:last], strict=True):
+        keys = torch.cat([torch.arange(s - start, e - start, device=device) for s, e in spans])
+        allowed = causal_mask(q_end - q_start, len(keys), device)
+        mask[q_start - start : q_end - start, keys] = allowed if plan["causal"] else True
+    return mask
 
 
 def group_segments(
@@ -165,17 +171,20 @@ def segment_attention(
     heads = query.shape[1]
     key, value = _repeat_heads(key, heads), _repeat_heads(value, heads)
     q_all, k_all, v_all = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)  # (H, L, D)
-    grouped = {start: (end, mask) for start, end, mask in plan["group_calls"]}
+    grouped = {call[0]: call for call in plan["group_calls"]}
+    masks = plan.setdefault("group_masks", {})  # built once per batch, on first use, for every layer
     outputs, covered = [], 0
     options = {"dropout_p": dropout, "scale": scale}
     for (q_start, q_end, _, _), spans in zip(plan["segments"], plan["key_spans"], strict=True):
         if q_start < covered:
             continue  # inside a group computed as one call
         if q_start in grouped:
-            end, mask = grouped[q_start]
-            q, k, v = (t[:, q_start:end] for t in (q_all, k_all, v_all))
-            outputs.append(F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.device), **options))
-            covered = end
+            call = grouped[q_start]
+            if q_start not in masks:
+                masks[q_start] = group_mask(plan, call, query.device)
+            q, k, v = (t[:, q_start : call[1]] for t in (q_all, k_all, v_all))
+            outputs.append(F.scaled_dot_product_attention(q, k, v, attn_mask=masks[q_start], **options))
+            covered = call[1]
             continue
         q = q_all[:, q_start:q_end]
         k, v = (
