@@ -36,14 +36,16 @@ CUDA = pytest.mark.skipif(
 def groups_plan(sequences_per_group, group_calls=False):
     """A packed row of shared-prefix groups (lists of id lists) and its varlen plan (with `group_calls`, told the
     groups' spans, so that those cheap enough run as one masked call)."""
-    segments, offset, groups = [], 0, []
+    segments, offset, groups, spans = [], 0, [], []
     for sequences in sequences_per_group:
         group = shared_prefix_group(sequences, pad_token_id=None)
-        segments += group_segments(offset, group.prefix_length, group.tail_starts, len(group))
+        own = group_segments(offset, group.prefix_length, group.tail_starts, len(group))
+        spans.append((len(segments), len(segments) + len(own)))
+        segments += own
         groups.append((offset, group))
         offset += len(group)
     queries, keys = zip(*segments, strict=True)
-    spans = [(start, start + len(group)) for start, group in groups] if group_calls else ()
+    spans = spans if group_calls else ()
     return varlen_plan(queries, keys, causal=True, groups=spans), offset, groups
 
 
@@ -102,7 +104,7 @@ def test_a_group_runs_as_one_call_only_where_that_costs_little_more():
     assert len(long_prompt["group_calls"]) == 1
     # RM-Bench-like, a short prompt and long answers: about 2x; the segments run apart.
     short_prompt, _, _ = groups_plan([[[1, 1] + [2] * 40, [1, 1] + [3] * 40]], group_calls=True)
-    assert short_prompt["group_calls"] == []
+    assert short_prompt["group_calls"] == {}
 
 
 def test_a_plan_says_where_each_segment_reads_its_keys():

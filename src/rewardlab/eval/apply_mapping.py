@@ -89,20 +89,18 @@ def describe_skips(stats: Mapping[str, Any]) -> str:
     def n(count: int, what: str) -> str:
         return f"{count} {what}{'' if count == 1 else 's'}"
 
+    reasons = sorted((stats.get("invalid_by_reason") or {}).items(), key=lambda kv: -kv[1])
+    why = f" ({', '.join(f'{k}: {v}' for k, v in reasons)})" if reasons else ""
     parts = [
-        n(count, what)
-        for count, what in (
-            (stats.get("ties_skipped", 0), "tie"),
-            (stats.get("unrecognised_skipped", 0), "unrecognised label"),
-            (stats.get("invalid_skipped", 0), "invalid row"),
-            (stats.get("identical_skipped", 0), "identical pair"),
+        n(count, what) + detail
+        for count, what, detail in (
+            (stats.get("ties_skipped", 0), "tie", ""),
+            (stats.get("unrecognised_skipped", 0), "unrecognised label", ""),
+            (stats.get("invalid_skipped", 0), "invalid row", why),
+            (stats.get("identical_skipped", 0), "identical pair", ""),
         )
         if count
     ]
-    reasons = stats.get("invalid_by_reason") or {}
-    if reasons:
-        index = next(i for i, part in enumerate(parts) if "invalid row" in part)
-        parts[index] += f" ({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))})"
     return ", ".join(parts)
 
 

@@ -28,9 +28,9 @@ BASE_ATTENTION_KEY = "_rewardlab_base_attention"
 
 def _base_attention(module: torch.nn.Module) -> Any:
     base = getattr(module, BASE_ATTENTION_KEY, None)
-    if base in (None, "eager", "sdpa", ATTENTION_NAME) or base not in ALL_ATTENTION_FUNCTIONS:
-        return sdpa_attention_forward  # equal to eager attention up to rounding, and faster
-    return ALL_ATTENTION_FUNCTIONS[base]
+    if base in ALL_ATTENTION_FUNCTIONS and base != ATTENTION_NAME:
+        return ALL_ATTENTION_FUNCTIONS[base]
+    return sdpa_attention_forward  # for eager (model-specific, not registered): equal up to rounding, and faster
 
 
 def packed_attention(

@@ -153,14 +153,15 @@ def pack_shared_prefix_groups(groups: Sequence[SharedPrefixGroup]) -> dict[str, 
     `input_ids`/`position_ids` (1, n); `varlen`: the row's `varlen_plan`; `readout_index` (S,): every sequence's
     read-out position, group after group.
     """
-    input_ids, position_ids, segments, readout, spans = [], [], [], [], []
+    input_ids, position_ids, segments, readout, spans = [], [], [], [], []  # spans: each group's segments
     for group in groups:
         offset = len(input_ids)
         input_ids += group.input_ids
         position_ids += group.position_ids
-        segments += group_segments(offset, group.prefix_length, group.tail_starts, len(group))
+        own = group_segments(offset, group.prefix_length, group.tail_starts, len(group))
+        spans.append((len(segments), len(segments) + len(own)))
+        segments += own
         readout += [offset + j for j in group.readout_index]
-        spans.append((offset, len(input_ids)))
     queries, keys = zip(*segments, strict=True) if segments else ((), ())
     return {
         "input_ids": torch.tensor([input_ids]),

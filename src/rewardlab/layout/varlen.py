@@ -27,6 +27,7 @@ Every kernel takes token-major tensors, query (L, Hq, D) and key/value (L, Hkv, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,9 +58,9 @@ def varlen_plan(
     (int64, every segment's key positions in order; None when every segment's keys are its own queries), `max_q`,
     `max_k`, `causal`, `segments`: per segment (q_start, q_end, k_start, k_end) as Python ints, the offsets into the
     queries and into the gathered keys, `key_spans`: per segment its keys as row spans, and `group_calls`: those of
-    `groups` (row spans holding whole segments, e.g. a shared-prefix group) cheaper as one call on CPU
-    (`GROUP_CALL_MAX_COST`), as (start, end, first segment, last segment + 1). Their masks are built by the kernel
-    that uses them, on its device: a GPU on FlashAttention never needs them.
+    `groups` (ranges `(first, last + 1)` of segments that together cover a contiguous span, e.g. a shared-prefix
+    group) cheaper as one call on CPU (`GROUP_CALL_MAX_COST`), by their first segment: the range's end. Their masks
+    are built by the kernel that uses them, on its device: a GPU on FlashAttention never needs them.
     """
     cu_q, cu_k, kv_index, segments = [0], [0], [], []
     identity = True
@@ -82,25 +83,29 @@ def varlen_plan(
         "causal": causal,
         "segments": segments,
         "key_spans": [list(spans) for spans in key_spans],
-        "group_calls": _group_calls(query_spans, key_spans, causal, groups),
+        "group_calls": _group_calls(query_spans, key_spans, groups),
     }
 
 
 def _group_calls(
-    query_spans: Sequence[Span], key_spans: Sequence[Sequence[Span]], causal: bool, groups: Sequence[Span]
-) -> list[tuple[int, int, int, int]]:
-    calls = []
-    for start, end in groups:
-        inside = [i for i, (q_start, _) in enumerate(query_spans) if start <= q_start < end]
-        needed = sum((query_spans[i][1] - query_spans[i][0]) * sum(e - s for s, e in key_spans[i]) for i in inside)
-        if len(inside) >= 2 and (end - start) ** 2 <= GROUP_CALL_MAX_COST * needed:
-            calls.append((start, end, inside[0], inside[-1] + 1))
+    query_spans: Sequence[Span], key_spans: Sequence[Sequence[Span]], groups: Sequence[Span]
+) -> dict[int, int]:
+    calls = {}
+    for first, last in groups:
+        length = query_spans[last - 1][1] - query_spans[first][0]
+        pairs = [
+            (query_spans[i][1] - query_spans[i][0]) * sum(e - s for s, e in key_spans[i]) for i in range(first, last)
+        ]
+        needed = sum(pairs)
+        if last - first >= 2 and length**2 <= GROUP_CALL_MAX_COST * needed:
+            calls[first] = last
     return calls
 
 
-def group_mask(plan: dict[str, Any], call: tuple[int, int, int, int], device: torch.device) -> torch.Tensor:
-    """The (n, n) bool mask of one group call: each of its segments' queries over that segment's keys."""
-    start, end, first, last = call
+def group_mask(plan: dict[str, Any], first: int, last: int, device: torch.device) -> torch.Tensor:
+    """The (n, n) bool mask of the group call of segments `first` to `last - 1`: each segment's queries over its
+    keys."""
+    start, end = plan["segments"][first][0], plan["segments"][last - 1][1]
     mask = torch.zeros(end - start, end - start, dtype=torch.bool, device=device)
     for (q_start, q_end, _, _), spans in zip(plan["segments"][first:last], plan["key_spans"][first:last], strict=True):
         keys = torch.cat([torch.arange(s - start, e - start, device=device) for s, e in spans])
@@ -115,9 +120,10 @@ def group_segments(
     """The (query span, key spans) of one shared-prefix group placed at `offset` in the row (see the module doc)."""
     ends = [*tail_starts[1:], length]
     segments = [((offset, offset + ends[0]), [(offset, offset + ends[0])])]
+    prefix = [(offset, offset + prefix_length)] if prefix_length else []
     for start, end in zip(tail_starts[1:], ends[1:], strict=True):
-        keys = [(offset, offset + prefix_length), (offset + start, offset + end)] if prefix_length else []
-        segments.append(((offset + start, offset + end), keys or [(offset + start, offset + end)]))
+        own = (offset + start, offset + end)
+        segments.append((own, [*prefix, own]))
     return segments
 
 
@@ -171,21 +177,23 @@ def segment_attention(
     heads = query.shape[1]
     key, value = _repeat_heads(key, heads), _repeat_heads(value, heads)
     q_all, k_all, v_all = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)  # (H, L, D)
-    grouped = {call[0]: call for call in plan["group_calls"]}
+    segments, calls = plan["segments"], plan["group_calls"]
     masks = plan.setdefault("group_masks", {})  # built once per batch, on first use, for every layer
-    outputs, covered = [], 0
+    outputs = []
     options = {"dropout_p": dropout, "scale": scale}
-    for (q_start, q_end, _, _), spans in zip(plan["segments"], plan["key_spans"], strict=True):
-        if q_start < covered:
-            continue  # inside a group computed as one call
-        if q_start in grouped:
-            call = grouped[q_start]
-            if q_start not in masks:
-                masks[q_start] = group_mask(plan, call, query.device)
-            q, k, v = (t[:, q_start : call[1]] for t in (q_all, k_all, v_all))
-            outputs.append(F.scaled_dot_product_attention(q, k, v, attn_mask=masks[q_start], **options))
-            covered = call[1]
+    i = 0
+    while i < len(segments):
+        if i in calls:  # a group as one call
+            last = calls[i]
+            if i not in masks:
+                masks[i] = group_mask(plan, i, last, query.device)
+            start, end = segments[i][0], segments[last - 1][1]
+            q, k, v = (t[:, start:end] for t in (q_all, k_all, v_all))
+            outputs.append(F.scaled_dot_product_attention(q, k, v, attn_mask=masks[i], **options))
+            i = last
             continue
+        (q_start, q_end, _, _), spans = segments[i], plan["key_spans"][i]
+        i += 1
         q = q_all[:, q_start:q_end]
         k, v = (
             torch.cat([t[:, s:e] for s, e in spans], dim=1) if len(spans) > 1 else t[:, spans[0][0] : spans[0][1]]
@@ -227,6 +235,7 @@ KERNELS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+@functools.cache
 def flash_varlen_available() -> bool:
     """Whether this torch has the CUDA varlen kernel and a CUDA device to run it on."""
     try:

@@ -222,7 +222,7 @@ def _score_chunk(
         raise e.at(start + valid[e.index]) if e.index is not None else e from None
     for offset, row_scores in zip(valid, scores, strict=True):
         records[start + offset] = {"scores": row_scores}
-    return dict(sorted(records.items()))
+    return records
 
 
 def _write_skipped_rows(skipped: list[dict[str, Any]], path: Path) -> None:
