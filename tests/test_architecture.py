@@ -26,7 +26,7 @@ LAYERS = [
     {"score", "train"},
     {"layout", "metrics"},
     {"model", "data", "losses"},
-    {"config", "files"},
+    {"config", "files", "cpu_threads"},
     {"choices", "errors", "_compat", "_version"},
 ]
 FACE = {"__init__", "__main__"}

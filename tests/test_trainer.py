@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from tiny import make_model, make_tokenizer
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from rewardlab import RewardConfig, RewardTrainer
+from rewardlab.cpu_threads import AdaptiveThreads
 from rewardlab.errors import RewardlabError
 from rewardlab.layout import Layout
 from rewardlab.metrics.running import preference_metrics
@@ -398,3 +400,41 @@ def test_token_budget_trains_exactly_like_whole_batches(arch, padding_free, tmp_
 def test_token_budget_is_validated(tmp_path):
     with pytest.raises(ValueError, match="max_tokens_per_batch must be a positive"):
         config(tmp_path, max_tokens_per_batch=0)
+
+
+def test_contended_cpu_training_runs_on_the_cores_it_gets_and_gives_the_threads_back(tmp_path, monkeypatch):
+    """Every step measured at one core's worth of CPU time (as under a competing process): after the first step,
+    training and evaluation run on one thread; the user's thread count is back after each; the losses are those
+    of a run that was never adapted."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # two threads to adapt from, whatever the machine
+    set_threads = []
+    monkeypatch.setattr(torch, "set_num_threads", set_threads.append)
+    tok = make_tokenizer("llama")
+    losses = {}
+    for adapt in (False, True):
+        args = config(tmp_path, max_steps=4, per_device_train_batch_size=2, adapt_cpu_threads=adapt)
+        trainer = RewardTrainer(make_model("llama", tok), args=args, train_dataset=pairs(8), processing_class=tok)
+        if adapt:
+            # The process's CPU clock runs as fast as the wall clock: one core for two threads; the probe agrees.
+            contended = AdaptiveThreads(2, probe=lambda threads: 1.0, cpu_clock=time.perf_counter)
+            trainer.cpu_threads = contended
+        trainer.train()
+        losses[adapt] = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+        if adapt:
+            assert set_threads == [2, 1, 2]  # on entering train(), after the first step, on leaving
+            assert contended.threads == 1
+            trainer.evaluate(pairs(4))
+            assert set_threads[3:] == [1, 2]  # evaluation starts from what training measured, then gives them back
+        else:
+            assert trainer.cpu_threads is None and set_threads == []
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-6)
+
+
+def test_threads_are_adapted_only_on_a_cpu_with_several(tmp_path, monkeypatch):
+    tok = make_tokenizer("llama")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    trainer = RewardTrainer(make_model("llama", tok), args=config(tmp_path), train_dataset=pairs(4), processing_class=tok)
+    assert trainer.cpu_threads is None
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    trainer = RewardTrainer(make_model("llama", tok), args=config(tmp_path), train_dataset=pairs(4), processing_class=tok)
+    assert trainer.cpu_threads.max_threads == 4

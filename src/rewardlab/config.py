@@ -41,7 +41,7 @@ class RewardConfig(TrainingArguments):
 
     > Parameters that control the training
 
-    center_rewards_coefficient, activation_offloading; for ranked data ranking_loss, ranking_margin_scale; for
+    center_rewards_coefficient, activation_offloading, adapt_cpu_threads; for ranked data ranking_loss, ranking_margin_scale; for
     ensembles ensemble_heads, ensemble_bootstrap.
 
     > Deprecated parameters
@@ -199,6 +199,16 @@ class RewardConfig(TrainingArguments):
     )
     activation_offloading: bool = field(
         default=False, metadata={"help": "Offload activations to the CPU during training (GPU only)."}
+    )
+    adapt_cpu_threads: bool = field(
+        default=True,
+        metadata={
+            "help": "On a CPU: while other processes compete for the cores, compute with as many threads as the "
+            "process gets cores (measured every step: its CPU time over wall time, confirmed by a 50 ms probe), and "
+            "with torch's full thread count again once the cores are free. Contended threads wait for each other at "
+            "every operation, which can make training many times slower (rewardlab.cpu_threads). False: torch's "
+            "thread count is left alone."
+        },
     )
 
     # Rankings (K responses per prompt, see rewardlab.data.formats) and ensembles of heads (rewardlab.model.heads).
