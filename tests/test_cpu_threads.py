@@ -137,3 +137,11 @@ def test_core_share_measures_this_process_on_the_real_clocks():
     share = core_share(1, seconds=0.05)
     assert 0.0 < share <= 1.1  # one thread cannot hold more than one core
     assert torch.get_num_threads() == 2
+
+
+def test_one_thread_is_never_probed_for_fewer():
+    machine = Machine(cores=0.3, free=0.3)  # heavily contended: even one thread gets a third of a core
+    adaptive = adaptive_on(machine)
+    with adaptive.active():
+        assert machine.run(adaptive, 5) == [4, 1, 1, 1, 1]
+    assert machine.probes == [4]

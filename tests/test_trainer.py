@@ -432,9 +432,8 @@ def test_contended_cpu_training_runs_on_the_cores_it_gets_and_gives_the_threads_
 
 def test_threads_are_adapted_only_on_a_cpu_with_several(tmp_path, monkeypatch):
     tok = make_tokenizer("llama")
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    trainer = RewardTrainer(make_model("llama", tok), args=config(tmp_path), train_dataset=pairs(4), processing_class=tok)
-    assert trainer.cpu_threads is None
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
-    trainer = RewardTrainer(make_model("llama", tok), args=config(tmp_path), train_dataset=pairs(4), processing_class=tok)
-    assert trainer.cpu_threads.max_threads == 4
+    for threads, adapted in ((1, None), (4, 4)):
+        monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
+        model = make_model("llama", tok)
+        trainer = RewardTrainer(model, args=config(tmp_path), train_dataset=pairs(4), processing_class=tok)
+        assert (trainer.cpu_threads and trainer.cpu_threads.max_threads) == adapted

@@ -41,8 +41,8 @@ class RewardConfig(TrainingArguments):
 
     > Parameters that control the training
 
-    center_rewards_coefficient, activation_offloading, adapt_cpu_threads; for ranked data ranking_loss, ranking_margin_scale; for
-    ensembles ensemble_heads, ensemble_bootstrap.
+    center_rewards_coefficient, activation_offloading, adapt_cpu_threads; for ranked data ranking_loss,
+    ranking_margin_scale; for ensembles ensemble_heads, ensemble_bootstrap.
 
     > Deprecated parameters
 

@@ -108,7 +108,7 @@ class AdaptiveThreads:
         self._adapt(share)
 
     def _adapt(self, share: float) -> None:
-        if share < self.threads - 0.5:
+        if self.threads > 1 and share < self.threads - 0.5:
             self._probe_and_lower()
         elif self.threads < self.max_threads and self._steps - self._last_probe >= self.probe_interval:
             self._probe_and_raise()
