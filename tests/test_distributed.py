@@ -188,3 +188,126 @@ def test_rewardlab_train_under_torchrun_matches_one_process_and_only_rank_0_writ
     # Rank 0 wrote the model, run record, report and skipped rows; rank 1 wrote nothing in the output directory.
     assert (hooks / "writes-2.0").exists()
     assert not (hooks / "writes-2.1").exists(), (hooks / "writes-2.1").read_text()
+
+
+# accelerate turns FSDP on only for accelerator devices (in `AcceleratorState.__init__`, the FSDP branch sits under
+# MULTI_GPU, MULTI_XPU, ...), never for MULTI_CPU. This hook lifts that one gate, so that everything after it (the
+# FSDP2 wrapping, sharded training, checkpoints, resuming) runs the real accelerate and Trainer code on CPU.
+FSDP_ON_CPU = """
+import accelerate.state as _state
+from accelerate.utils import DistributedType
+_init = _state.AcceleratorState.__init__
+
+def __init__(self, *args, fsdp_plugin=None, **kwargs):
+    _init(self, *args, fsdp_plugin=fsdp_plugin, **kwargs)
+    if fsdp_plugin is not None and self.distributed_type == DistributedType.MULTI_CPU:
+        self.distributed_type = DistributedType.FSDP
+        self.fsdp_plugin = fsdp_plugin
+
+_state.AcceleratorState.__init__ = __init__
+"""
+
+
+def sharded(
+    nproc: int, directory: Path, *modes: str, nnodes: int = 1, hooks: Path | None = None, **extra_env: str
+) -> dict:
+    """Run sharded_run.py in `nproc` processes (on `nnodes` loopback "nodes" of nproc / nnodes processes each),
+    with `hooks` (a directory holding a sitecustomize.py) on the path and `extra_env` in the environment."""
+    path = f"{hooks}:{HERE}" if hooks else str(HERE)
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", **extra_env}
+    out = directory / f"result-{'-'.join(modes) or 'plain'}.json"
+    script = [str(HERE / "sharded_run.py"), str(out), str(directory), *modes]
+    if nproc == 1:
+        commands = [[sys.executable, *script]]
+    else:
+        # One rendezvous for all nodes, as on a cluster: each node's torchrun finds the others through it.
+        port = free_port()
+        per_node = nproc // nnodes
+        commands = [
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                f"--nnodes={nnodes}",
+                f"--nproc_per_node={per_node}",
+                "--rdzv_backend=c10d",
+                f"--rdzv_endpoint=127.0.0.1:{port}",
+                f"--node_rank={node}",
+                *script,
+            ]
+            for node in range(nnodes)
+        ]
+    procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (_, stderr) in zip(procs, outputs, strict=True):
+        if proc.returncode != 0:
+            clues = [line for line in stderr.splitlines() if any(k in line for k in ("rror", "terminate", "what"))]
+            raise AssertionError("\n".join(clues[:20]) or stderr[-3000:])
+    return json.loads(out.read_text())
+
+
+def rewards_of(model, eval_ids: list) -> np.ndarray:
+    """Each evaluation pair scored alone by a plain transformers model."""
+    import torch
+
+    with torch.no_grad():
+        return np.array([[model(input_ids=torch.tensor([ids])).logits.item() for ids in pair] for pair in eval_ids])
+
+
+def plain_rewards(model_dir: Path, eval_ids: list) -> np.ndarray:
+    from transformers import AutoModelForSequenceClassification
+
+    return rewards_of(AutoModelForSequenceClassification.from_pretrained(model_dir).eval(), eval_ids)
+
+
+@pytest.mark.slow
+def test_fsdp2_on_two_processes_trains_checkpoints_and_resumes_like_one_process(tmp_path):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(FSDP_ON_CPU)
+    single = sharded(1, tmp_path / "one")
+    fsdp = sharded(2, tmp_path / "fsdp", "fsdp", hooks=hooks)
+    assert (single["world"], fsdp["world"]) == (1, 2)
+    assert fsdp["fsdp"] and fsdp["wrapped"] == ["FSDPQwen3ForSequenceClassification"], fsdp["wrapped"]
+    assert fsdp["layout"] == single["layout"] == "shared_prefix"  # the fast path, under FSDP too
+    assert fsdp["steps_run"] == [1, 2, 3, 4] and list(fsdp["losses"]) == ["1", "2", "3", "4"]
+    np.testing.assert_allclose(list(fsdp["losses"].values()), list(single["losses"].values()), atol=1e-5)
+    for key in ("eval_accuracy", "eval_loss", "eval_margin", "eval_num_pairs"):
+        assert fsdp["metrics"][key] == pytest.approx(single["metrics"][key], abs=1e-5), key
+    np.testing.assert_allclose(fsdp["rewards"], single["rewards"], atol=1e-5)
+
+    # The sharded checkpoint, merged by accelerate into one file, is the plain model that scored those rewards.
+    from accelerate.utils import merge_fsdp_weights
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    merge_fsdp_weights(str(tmp_path / "fsdp/checkpoint-4/pytorch_model_fsdp_0"), str(tmp_path / "merged"))
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "one" / "model").eval()
+    model.load_state_dict(load_file(tmp_path / "merged" / "model.safetensors"), strict=True)
+    np.testing.assert_allclose(rewards_of(model, fsdp["eval_ids"]), np.array(single["rewards"]), atol=1e-5)
+
+    # Interrupted after the checkpoint of step 2: resuming from it gives the uninterrupted run's steps 3 and 4.
+    resumed = sharded(2, tmp_path / "fsdp", "fsdp", "resume", hooks=hooks)
+    assert resumed["steps_run"] == [3, 4] and list(resumed["losses"]) == ["1", "2", "3", "4"]
+    np.testing.assert_allclose([resumed["losses"][s] for s in "34"], [fsdp["losses"][s] for s in "34"], atol=1e-5)
+    np.testing.assert_allclose(resumed["rewards"], fsdp["rewards"], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_loopback_nodes_train_like_one_process_and_only_global_rank_0_writes(tmp_path):
+    """`torchrun --nnodes 2 --nproc_per_node 1 --rdzv_backend c10d`, one process per "node" on loopback."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(WRITE_LOGGER)
+    single = sharded(1, tmp_path / "one")
+    watched = {"WATCH_DIR": str(tmp_path / "nodes"), "WRITE_LOG": str(hooks / "writes")}
+    nodes = sharded(2, tmp_path / "nodes", nnodes=2, hooks=hooks, **watched)
+    assert nodes["world"] == 2
+    np.testing.assert_allclose(list(nodes["losses"].values()), list(single["losses"].values()), atol=1e-5)
+    np.testing.assert_allclose(nodes["rewards"], single["rewards"], atol=1e-5)
+    saved = plain_rewards(tmp_path / "nodes" / "model", nodes["eval_ids"])
+    np.testing.assert_allclose(saved, np.array(single["rewards"]), atol=1e-5)
+    # The second node's process (global rank 1) wrote only its own RNG state into the checkpoints, nothing else.
+    written = (hooks / "writes.1").read_text().splitlines() if (hooks / "writes.1").exists() else []
+    assert all(Path(p).name == "rng_state_1.pth" for p in written), written
+    assert any(Path(p).name == "rewardlab_run.json" for p in (hooks / "writes.0").read_text().splitlines())

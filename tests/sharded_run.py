@@ -1,0 +1,86 @@
+"""Run by test_distributed.py, alone or under torchrun: train 4 steps with a checkpoint after step 2, evaluate, save.
+
+`sharded_run.py OUT DIR [fsdp] [resume]`: with `fsdp`, under FSDP2 (parameters, gradients and optimizer state
+sharded over the processes; gloo on CPU); with `resume`, from DIR's checkpoint-2. The global batch is 4 pairs on any
+number of processes, each process's share split into micro-batches by a token budget, so the losses must match the
+one-process run. The main process writes the losses, metrics, evaluation rewards and how the model was wrapped to
+OUT; the model is saved to DIR/model.
+"""
+
+import json
+import sys
+
+from datasets import Dataset
+from tiny import make_model, make_tokenizer
+from transformers import TrainerCallback
+
+from rewardlab import RewardConfig, RewardTrainer
+
+FSDP2 = {
+    "fsdp_version": 2,
+    "reshard_after_forward": True,
+    "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+    "state_dict_type": "SHARDED_STATE_DICT",  # see test_distributed.py: a full one fails on CPU
+}
+
+
+def main(out_path: str, directory: str, fsdp: bool, resume: bool) -> None:
+    tok = make_tokenizer("qwen3")
+    rows = [
+        {"prompt": f"q {i} " + "word " * (i % 5), "chosen": f" blue {i}", "rejected": f" green {i % 3} no"}
+        for i in range(16)
+    ]
+    world = RewardConfig(output_dir=directory, use_cpu=True, report_to=[]).world_size
+    args = RewardConfig(
+        output_dir=directory,
+        per_device_train_batch_size=4 // world,
+        per_device_eval_batch_size=2,
+        max_steps=4,
+        learning_rate=1e-3,
+        logging_steps=1,
+        max_tokens_per_batch=12,
+        save_strategy="steps",
+        save_steps=2,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        gradient_checkpointing=False,
+        seed=7,
+        **({"fsdp": "full_shard", "fsdp_config": FSDP2} if fsdp else {}),
+    )
+    steps_run = []
+
+    class CountSteps(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps_run.append(state.global_step)
+
+    trainer = RewardTrainer(
+        make_model("qwen3", tok),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        eval_dataset=Dataset.from_list(rows[:7]),
+        processing_class=tok,
+        callbacks=[CountSteps()],
+    )
+    trainer.train(resume_from_checkpoint=f"{directory}/checkpoint-2" if resume else None)
+    metrics = trainer.evaluate()
+    rewards = trainer.predict(trainer.eval_dataset).predictions
+    trainer.save_model(f"{directory}/model")
+    if trainer.accelerator.is_main_process:
+        result = {
+            "world": world,
+            "fsdp": trainer.is_fsdp_enabled,
+            "wrapped": [type(m).__name__ for m in trainer.model_wrapped.modules() if "FSDP" in type(m).__name__][:1],
+            "layout": str(trainer.data_collator.layout),
+            "steps_run": steps_run,
+            "losses": {e["step"]: e["loss"] for e in trainer.state.log_history if "loss" in e},
+            "metrics": metrics,
+            "rewards": rewards.tolist(),
+            "eval_ids": [[row["chosen_ids"], row["rejected_ids"]] for row in trainer.eval_dataset],
+        }
+        with open(out_path, "w") as f:
+            json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], "fsdp" in sys.argv[3:], "resume" in sys.argv[3:])
