@@ -311,3 +311,83 @@ def test_two_loopback_nodes_train_like_one_process_and_only_global_rank_0_writes
     written = (hooks / "writes.1").read_text().splitlines() if (hooks / "writes.1").exists() else []
     assert all(Path(p).name == "rng_state_1.pth" for p in written), written
     assert any(Path(p).name == "rewardlab_run.json" for p in (hooks / "writes.0").read_text().splitlines())
+
+
+# Stops rank 1 after its first chunk, as a killed process would (its progress file keeps what it finished).
+INTERRUPT_RANK_1 = """
+import os
+import rewardlab.score.rows as _rows
+_score_chunk, _calls = _rows._score_chunk, []
+
+def _interrupted(*args, **kwargs):
+    _calls.append(1)
+    with open(os.environ["CHUNK_LOG"] + "." + os.environ.get("RANK", "0"), "a") as f:
+        f.write(f"{args[2]}\\n")  # the chunk's first row
+    if os.environ.get("INTERRUPT") and os.environ.get("RANK") == "1" and len(_calls) == 2:
+        os._exit(3)
+    return _score_chunk(*args, **kwargs)
+
+_rows._score_chunk = _interrupted
+"""
+
+
+def cli_score(nproc: int, model: Path, data: Path, out: Path, hooks: Path, *extra: str, **env_extra: str):
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(hooks),
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "CHUNK_LOG": str(hooks / f"chunks-{nproc}"),
+        **env_extra,
+    }
+    args = ["-m", "rewardlab", "score", "--model", str(model), "--input", str(data), "--output", str(out)]
+    args += ["--chunk_rows", "4", "--device", "cpu", *extra]
+    launcher = [sys.executable]
+    if nproc > 1:
+        launcher += ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}"]
+    return subprocess.run(launcher + args, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_scoring_under_torchrun_shares_the_rows_and_writes_the_one_process_output(tmp_path):
+    from tiny import save_tiny
+
+    model = save_tiny("qwen3", tmp_path / "model")
+    data = tmp_path / "rows.jsonl"
+    rows = [
+        {"prompt": f"q {i} " + "w " * (i % 5), "chosen": f" blue {i}", "rejected": f" green {i % 3}"} for i in range(23)
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(INTERRUPT_RANK_1)
+
+    one = cli_score(1, model, data, tmp_path / "one.jsonl", hooks)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = cli_score(2, model, data, tmp_path / "two.jsonl", hooks)
+    assert two.returncode == 0, two.stderr[-3000:]
+    expected = [json.loads(line) for line in (tmp_path / "one.jsonl").read_text().splitlines()]
+    scored = [json.loads(line) for line in (tmp_path / "two.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in scored] == [r["prompt"] for r in expected] == [r["prompt"] for r in rows]
+    for key in ("reward_chosen", "reward_rejected", "prob_chosen"):
+        np.testing.assert_allclose([r[key] for r in scored], [r[key] for r in expected], atol=1e-5)
+    # Six chunks of 4 rows, round robin: rank 0 scored rows 0, 8, 16; rank 1 rows 4, 12, 20.
+    assert (hooks / "chunks-2.0").read_text().split() == ["0", "8", "16"]
+    assert (hooks / "chunks-2.1").read_text().split() == ["4", "12", "20"]
+    assert not list(tmp_path.glob("two.jsonl.partial*"))
+
+    # Rank 1 dies after its first chunk: no output file; --resume scores only what is missing.
+    out = tmp_path / "resumed.jsonl"
+    interrupted = cli_score(2, model, data, out, hooks, INTERRUPT="1", CHUNK_LOG=str(hooks / "first"))
+    assert interrupted.returncode != 0 and not out.exists()
+    assert (tmp_path / "resumed.jsonl.partial.1-of-2.jsonl").exists()
+    resumed = cli_score(2, model, data, out, hooks, "--resume", CHUNK_LOG=str(hooks / "second"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (hooks / "second.1").read_text().split() == ["12", "20"]  # chunk 4 was done before the interruption
+    again = [json.loads(line) for line in out.read_text().splitlines()]
+    np.testing.assert_allclose([r["reward_chosen"] for r in again], [r["reward_chosen"] for r in expected], atol=1e-5)
+
+    # Resuming with another number of processes is refused, naming the leftover file.
+    (tmp_path / "resumed.jsonl.partial.0-of-3.jsonl").write_text("{}\n")
+    refused = cli_score(2, model, data, out, hooks, "--resume")
+    assert refused.returncode != 0 and "another number of processes" in refused.stderr

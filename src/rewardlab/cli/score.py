@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from datasets import Dataset
 
@@ -24,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score every row of a data set with a reward model and write the rows back with rewards. "
         "Pairs (chosen/rejected, any training format) get reward_chosen, reward_rejected and prob_chosen; "
         "prompt/completion rows and plain texts get reward. An ensemble also gives the standard deviations: "
-        "std_chosen, std_rejected and std_margin, or reward_std.",
+        "std_chosen, std_rejected and std_margin, or reward_std. Under torchrun or accelerate launch, the processes "
+        "share the rows (each on its own device) and the first writes the one output file.",
     )
     p.add_argument(
         "--model",
@@ -55,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         "them, with why, in <output>.skipped_rows.jsonl (default: stop at the first, naming row and field)",
     )
     add_reward_model_arguments(p)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from <output>.partial.jsonl")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from its progress files (<output>.partial.jsonl, or one per process)",
+    )
     return p
 
 
@@ -74,6 +80,7 @@ def main(argv: Sequence[str]) -> int:
     names = RowColumns(args.text_column, args.prompt_column, args.completion_column)
     mode = detect_mode(data.column_names, names)
     options = {"overlength_policy": args.overlength_policy} if args.overlength_policy else {}
+    processes = _processes(args)
     scorer = load_reward_model(args.model, args, max_tokens_per_batch=args.max_tokens_per_batch, **options)
     header = {"input": str(args.input), "split": args.split, "rows": len(data), "model": args.model, "mode": mode}
     scored, skipped = score_dataset(
@@ -86,7 +93,12 @@ def main(argv: Sequence[str]) -> int:
         chunk_rows=args.chunk_rows,
         resume=args.resume,
         skip_invalid_rows=args.skip_invalid_rows,
+        process=processes.process_index,
+        processes=processes.num_processes,
+        wait_for_everyone=processes.wait_for_everyone,
     )
+    if not processes.is_main_process:
+        return 0
     inputs = "; ".join(json.dumps({k: v for k, v in m.report.items() if v}) for m in members_of(scorer))
     print(f"scored {len(scored) - len(skipped)} rows ({mode}) into {output}; inputs: {inputs}")
     if skipped:
@@ -94,3 +106,14 @@ def main(argv: Sequence[str]) -> int:
         why = ", ".join(f"{code}: {n}" for code, n in reasons.most_common())
         print(f"skipped {len(skipped)} invalid rows ({why}), kept with empty rewards: {skipped_rows_path(output)}")
     return 0
+
+
+def _processes(args: argparse.Namespace) -> Any:
+    """accelerate's view of the processes launched together (one, without torchrun / accelerate launch); under
+    several, each scores on its own device unless --device says otherwise."""
+    from accelerate import PartialState
+
+    state = PartialState(cpu=args.device == "cpu")
+    if state.num_processes > 1 and args.device is None:
+        args.device = str(state.device)
+    return state

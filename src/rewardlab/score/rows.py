@@ -5,12 +5,17 @@ run continues where it stopped; the output file itself is written once at the en
 into place, so it is either absent (or the previous version) or complete. An invalid row stops the run naming the
 row and field, or (`skip_invalid_rows`) keeps its place with empty rewards and is listed, with why, in
 `<output>.skipped_rows.jsonl`.
+
+Several processes (`torchrun` / `accelerate launch`) share the chunks round robin: each scores its own, logging to its
+own progress file (`<output>.partial.<rank>-of-<processes>.jsonl`, so each resumes its own share), and the first
+process then assembles all of them in the rows' order and writes the one output file.
 """
 
 from __future__ import annotations
 
+import glob
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,8 +102,17 @@ def score_rows(
     return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-def partial_path(output: Path) -> Path:
-    return output.with_name(output.name + ".partial.jsonl")
+def partial_path(output: Path, process: int = 0, processes: int = 1) -> Path:
+    """The progress file of `process` of `processes`: `<output>.partial.jsonl` for a single process."""
+    shard = f".{process}-of-{processes}" if processes > 1 else ""
+    return output.with_name(f"{output.name}.partial{shard}.jsonl")
+
+
+def _other_progress_files(output: Path, processes: int) -> list[Path]:
+    """Progress files an interrupted run with another number of processes left behind."""
+    own = {partial_path(output, p, processes).name for p in range(processes)}
+    found = output.parent.glob(f"{glob.escape(output.name)}.partial*.jsonl")
+    return sorted(p for p in found if p.name not in own)
 
 
 def skipped_rows_path(output: Path) -> Path:
@@ -156,20 +170,32 @@ def score_dataset(
     chunk_rows: int = 512,
     resume: bool = False,
     skip_invalid_rows: bool = False,
-) -> tuple[Dataset, list[dict[str, Any]]]:
+    process: int = 0,
+    processes: int = 1,
+    wait_for_everyone: Callable[[], None] = lambda: None,
+) -> tuple[Dataset | None, list[dict[str, Any]]]:
     """`data` with its reward columns, written to `output` (its extension picks the format), `chunk_rows` rows per
-    progress save; `resume` continues from `<output>.partial.jsonl` when its `header` is this job's.
+    progress save; `resume` continues from the progress files when their `header` is this job's.
 
     An invalid row raises `InvalidRowError` naming it, or with `skip_invalid_rows` gets empty (null) rewards and is
-    listed (row, field, reason, code, content) in `<output>.skipped_rows.jsonl`. Returns the scored data and the
-    skipped rows.
+    listed (row, field, reason, code, content) in `<output>.skipped_rows.jsonl`. Under several processes, this is
+    `process` of `processes` (every one calls it, with a barrier as `wait_for_everyone`): it scores chunks `process`,
+    `process + processes`, ..., and the first process writes the output. Returns the scored data and the skipped
+    rows (on the other processes: None and []).
     """
-    progress = partial_path(output)
+    if resume and (stale := _other_progress_files(output, processes)):
+        raise RewardlabError(
+            f"{stale[0]} was left by a run with another number of processes: resume with that number, or delete "
+            "the progress files and run without --resume"
+        )
+    progress = partial_path(output, process, processes)
     done = read_partial(progress, header) if resume else {}
     if not done:
         progress.write_text(json.dumps(header) + "\n", encoding="utf-8")
-    with open(progress, "a", encoding="utf-8") as log, tqdm(total=len(data), desc="scoring", unit="row") as bar:
-        for start in range(0, len(data), chunk_rows):
+    starts = range(0, len(data), chunk_rows)[process::processes]
+    shared = sum(min(chunk_rows, len(data) - start) for start in starts)
+    with open(progress, "a", encoding="utf-8") as log, tqdm(total=shared, desc="scoring", unit="row") as bar:
+        for start in starts:
             stop = min(start + chunk_rows, len(data))
             if all(i in done for i in range(start, stop)):
                 bar.update(stop - start)
@@ -180,6 +206,11 @@ def score_dataset(
                 log.write(json.dumps({"index": index, **record}) + "\n")
             log.flush()
             bar.update(stop - start)
+    wait_for_everyone()  # every share is scored and its progress file closed
+    if process != 0:
+        return None, []
+    for other in range(1, processes):
+        done.update(read_partial(partial_path(output, other, processes), header))
     skipped = [{"row": i, **done[i]["skipped"], "content": data[i]} for i in range(len(data)) if "skipped" in done[i]]
     empty = dict.fromkeys(reward_columns(mode, scorer.has_uncertainty))
     for name in empty:
@@ -189,7 +220,9 @@ def score_dataset(
         data = data.add_column(name, values)
     _write_skipped_rows(skipped, skipped_rows_path(output))
     write_atomically(data, output)
-    progress.unlink(missing_ok=True)
+    finished = [partial_path(output, p, processes) for p in range(processes)]
+    for path in finished + _other_progress_files(output, processes):
+        path.unlink(missing_ok=True)
     return data, skipped
 
 
