@@ -4,7 +4,8 @@
 #      within bf16 rounding against the padded computation), then
 #   2. bf16 training throughput and GPU peak memory of rewardlab vs TRL 1.16 on SmolLM2-135M's shape and on a
 #      ~0.5B Qwen3 (Qwen3-0.6B's shape), both built from configs, on the bundled HH-RLHF pairs, batch 16,
-#      max_length 2048, TRL with flash_attention_2 when flash-attn is installed (else SDPA); the ratios are printed.
+#      max_length 2048, TRL with flash_attention_2 when flash-attn is installed (else SDPA); the ratios are printed;
+#   3. when vLLM is installed, its pooling runner's raw rewards against rewardlab's on the same token ids.
 #
 # Run from the repository root: bash benchmarks/gpu_check.sh
 # It needs torch with CUDA, transformers>=5.18, datasets, accelerate, peft and trl==1.16.0. A machine without some
@@ -36,3 +37,5 @@ for model in smollm2-config qwen3-0.5b; do
         --batch_size 16 --max_length 2048 --steps 8 --repeats 1 \
         --data src/rewardlab/demo_data/hh-rlhf-harmless-base-test.jsonl.gz
 done
+echo "== 3. rewardlab vs vLLM's pooling runner on the same token ids (skipped without vLLM)"
+$python benchmarks/vllm_check.py --texts 64
