@@ -1,10 +1,11 @@
 """Run by test_distributed.py, alone or under torchrun: train 4 steps with a checkpoint after step 2, evaluate, save.
 
-`sharded_run.py OUT DIR [fsdp] [resume]`: with `fsdp`, under FSDP2 (parameters, gradients and optimizer state
-sharded over the processes; gloo on CPU); with `resume`, from DIR's checkpoint-2. The global batch is 4 pairs on any
-number of processes, each process's share split into micro-batches by a token budget, so the losses must match the
-one-process run. The main process writes the losses, metrics, evaluation rewards and how the model was wrapped to
-OUT; the model is saved to DIR/model.
+`sharded_run.py OUT DIR [fsdp|zero2|zero3] [resume]`: with `fsdp`, under FSDP2 (parameters, gradients and optimizer
+state sharded over the processes; gloo on CPU), with `zero2`/`zero3` under DeepSpeed ZeRO; with `resume`, from DIR's
+checkpoint-2. The global batch is 4 pairs on any number of processes, each process's share split into micro-batches
+by a token budget (not under DeepSpeed, which refuses one), so the losses must match the one-process run. The main
+process writes the losses, metrics, evaluation rewards and how the model was wrapped to OUT; the model is saved to
+DIR/model.
 """
 
 import json
@@ -24,8 +25,23 @@ FSDP2 = {
 }
 
 
-def main(out_path: str, directory: str, fsdp: bool, resume: bool) -> None:
+def engine_options(engine: str | None) -> dict:
+    if engine == "fsdp":
+        return {"fsdp": "full_shard", "fsdp_config": FSDP2}
+    if engine in ("zero2", "zero3"):
+        zero = {"stage": int(engine[-1]), "stage3_gather_16bit_weights_on_model_save": True}
+        auto = dict.fromkeys(
+            ["train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size"], "auto"
+        )
+        return {"deepspeed": {"zero_optimization": zero, "gradient_clipping": "auto", **auto}}
+    return {}
+
+
+def main(out_path: str, directory: str, engine: str | None, resume: bool) -> None:
     tok = make_tokenizer("qwen3")
+    # Built before the config: under ZeRO-3 a model built after it is built under DeepSpeed's zero.Init, which on CPU
+    # sees one process (its batch-size check then fails).
+    model = make_model("qwen3", tok)
     rows = [
         {"prompt": f"q {i} " + "word " * (i % 5), "chosen": f" blue {i}", "rejected": f" green {i % 3} no"}
         for i in range(16)
@@ -38,7 +54,7 @@ def main(out_path: str, directory: str, fsdp: bool, resume: bool) -> None:
         max_steps=4,
         learning_rate=1e-3,
         logging_steps=1,
-        max_tokens_per_batch=12,
+        max_tokens_per_batch=None if engine and engine.startswith("zero") else 12,
         save_strategy="steps",
         save_steps=2,
         report_to=[],
@@ -46,7 +62,7 @@ def main(out_path: str, directory: str, fsdp: bool, resume: bool) -> None:
         disable_tqdm=True,
         gradient_checkpointing=False,
         seed=7,
-        **({"fsdp": "full_shard", "fsdp_config": FSDP2} if fsdp else {}),
+        **engine_options(engine),
     )
     steps_run = []
 
@@ -55,7 +71,7 @@ def main(out_path: str, directory: str, fsdp: bool, resume: bool) -> None:
             steps_run.append(state.global_step)
 
     trainer = RewardTrainer(
-        make_model("qwen3", tok),
+        model,
         args=args,
         train_dataset=Dataset.from_list(rows),
         eval_dataset=Dataset.from_list(rows[:7]),
@@ -70,6 +86,7 @@ def main(out_path: str, directory: str, fsdp: bool, resume: bool) -> None:
         result = {
             "world": world,
             "fsdp": trainer.is_fsdp_enabled,
+            "deepspeed": trainer.is_deepspeed_enabled,
             "wrapped": [type(m).__name__ for m in trainer.model_wrapped.modules() if "FSDP" in type(m).__name__][:1],
             "layout": str(trainer.data_collator.layout),
             "steps_run": steps_run,
@@ -83,4 +100,5 @@ def main(out_path: str, directory: str, fsdp: bool, resume: bool) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], "fsdp" in sys.argv[3:], "resume" in sys.argv[3:])
+    engines = [mode for mode in sys.argv[3:] if mode != "resume"]
+    main(sys.argv[1], sys.argv[2], engines[0] if engines else None, "resume" in sys.argv[3:])

@@ -1,5 +1,6 @@
 """Training and evaluation under two processes (gloo on CPU) match one process, on the fast path."""
 
+import importlib.util
 import json
 import os
 import socket
@@ -391,3 +392,27 @@ def test_scoring_under_torchrun_shares_the_rows_and_writes_the_one_process_outpu
     (tmp_path / "resumed.jsonl.partial.0-of-3.jsonl").write_text("{}\n")
     refused = cli_score(2, model, data, out, hooks, "--resume")
     assert refused.returncode != 0 and "another number of processes" in refused.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("deepspeed") is None,
+    reason="DeepSpeed is not installed (scripts/test.sh installs it, built against the CPU torch)",
+)
+@pytest.mark.parametrize("stage", ["zero2", "zero3"])
+def test_deepspeed_zero_on_two_processes_trains_saves_and_resumes_like_one_process(stage, tmp_path):
+    """ZeRO-2/3 on DeepSpeed's CPU accelerator (gloo), with the fast path; ZeRO-3 gathers the weights to save."""
+    single = sharded(1, tmp_path / "one")
+    ds = {"DS_ACCELERATOR": "cpu"}
+    double = sharded(2, tmp_path / stage, stage, **ds)
+    assert (single["world"], double["world"]) == (1, 2) and double["deepspeed"]
+    assert double["layout"] == "shared_prefix"
+    np.testing.assert_allclose(list(double["losses"].values()), list(single["losses"].values()), atol=1e-5)
+    for key in ("eval_accuracy", "eval_loss", "eval_margin", "eval_num_pairs"):
+        assert double["metrics"][key] == pytest.approx(single["metrics"][key], abs=1e-5), key
+    np.testing.assert_allclose(double["rewards"], single["rewards"], atol=1e-5)
+    saved = plain_rewards(tmp_path / stage / "model", double["eval_ids"])
+    np.testing.assert_allclose(saved, np.array(single["rewards"]), atol=1e-5)
+    resumed = sharded(2, tmp_path / stage, stage, "resume", **ds)
+    assert resumed["steps_run"] == [3, 4]
+    np.testing.assert_allclose([resumed["losses"][s] for s in "34"], [double["losses"][s] for s in "34"], atol=1e-5)
