@@ -191,11 +191,21 @@ def test_saved_checkpoint_is_a_standard_one_output_classifier(saved):
     import json
     from pathlib import Path
 
+    from safetensors import safe_open
+
     path, _, _ = saved
     config = json.loads(Path(path, "config.json").read_text())
     assert len(config["architectures"]) == 1 and config["architectures"][0].endswith("ForSequenceClassification")
     assert len(config["id2label"]) == 1
     assert config["pad_token_id"] is not None
+    # One weights file with one output row in the head (`score.weight` for decoders, `classifier.*` for encoders),
+    # and the tokenizer next to it: what a loader that converts *ForSequenceClassification reads.
+    assert Path(path, "tokenizer_config.json").exists() and Path(path, "tokenizer.json").exists()
+    with safe_open(str(Path(path, "model.safetensors")), "pt") as weights:
+        stored = weights.keys()
+        names = [k for k in stored if k.split(".")[0] in ("score", "classifier")]
+        heads = {k: weights.get_slice(k).get_shape() for k in names}
+    assert heads and all(shape[0] == 1 for name, shape in heads.items() if name.endswith("weight")), heads
 
 
 def test_lora_adapter_directory_scores_as_training_and_merges_into_a_plain_checkpoint(tmp_path):
