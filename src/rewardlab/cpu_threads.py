@@ -3,10 +3,10 @@
 Why: torch's intra-op threads meet at a barrier at the end of every parallel region, i.e. of almost every operation.
 When other processes compete for the cores, one of the threads is often descheduled, and the others wait at the
 barrier for a scheduler time slice. The smaller the operations, the more of the time is lost this way, and the fast
-path's operations are small (it computes less than a padded batch in as many operations): measured on 2 cores, a
-busy loop on one core slows its training more than 20x at 2 threads, while one thread keeps its quiet speed
-(BENCHMARKS.md). OpenMP's own answer, `OMP_DYNAMIC`, reads the load average, which counts this process's threads as
-load, and cannot be switched on after torch has started; so the adaptation is written here.
+path's operations are small (it computes less than a padded batch in as many operations): on 2 cores, a busy loop on
+one core makes its training many times slower at 2 threads, while one thread keeps its quiet speed (BENCHMARKS.md).
+OpenMP's own answer, `OMP_DYNAMIC`, reads the load average, which counts this process's threads as load, and cannot
+be switched on after torch has started; so the adaptation is written here.
 
 The measure is the share of the cores the process gets: its CPU time over wall time while it computes (all
 threads' CPU time, spinning included; a descheduled thread adds none). With N threads on N free cores it is about N;
