@@ -145,3 +145,28 @@ def test_one_thread_is_never_probed_for_fewer():
     with adaptive.active():
         assert machine.run(adaptive, 5) == [4, 1, 1, 1, 1]
     assert machine.probes == [4]
+
+
+def test_scoring_adapts_its_threads_on_a_cpu_and_gives_them_back():
+    """`RewardModel` on a contended CPU (fake clocks: one core for two threads) scores on one thread, with the
+    rewards of an unadapted model, and leaves torch's thread count as it found it."""
+    import time
+
+    from tiny import make_model, make_tokenizer
+
+    from rewardlab import RewardModel
+
+    tok = make_tokenizer("llama")
+    model = make_model("llama", tok)
+    torch.set_num_threads(2)
+    texts = ["the sky is blue", "it is green sorry", "warm today"] * 4
+    plain = RewardModel(model, tok, adapt_cpu_threads=False, max_tokens_per_batch=16)
+    assert plain.cpu_threads is None
+    expected = plain.score_texts(texts)
+    adapted = RewardModel(model, tok, max_tokens_per_batch=16)  # several forward passes
+    adapted.cpu_threads = AdaptiveThreads(2, probe=lambda threads: 1.0, cpu_clock=time.perf_counter)
+    seen = []  # torch's thread count at each forward pass
+    model.get_input_embeddings().register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    assert adapted.score_texts(texts) == pytest.approx(expected, abs=1e-6)
+    assert seen[0] == 2 and set(seen[1:]) == {1}
+    assert torch.get_num_threads() == 2

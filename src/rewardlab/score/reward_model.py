@@ -8,6 +8,7 @@ Pairs are scored in the training layout itself, so a pair's rewards are the trai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import Counter
@@ -21,6 +22,7 @@ from accelerate.utils import send_to_device
 from scipy.special import expit
 
 from rewardlab.choices import OVERLENGTH_POLICIES, TRUNCATE_PROMPT
+from rewardlab.cpu_threads import AdaptiveThreads
 from rewardlab.data.tokenize import (
     has_chat_template,
     leading_special_count,
@@ -87,6 +89,8 @@ class RewardModel:
         normalization: {"mean": m, "std": s} used by `normalize` (saved by training from its last evaluation).
         eos_token: the eos appended to plain text, as the `eos_token` training option (default: the tokenizer's).
         source: where the model comes from (`from_pretrained` sets its path or hub id), for reports.
+        adapt_cpu_threads: on a CPU, compute with as many threads as the process gets cores while other processes
+            compete (`rewardlab.cpu_threads`, as in training); the user's thread count is back after each call.
 
     `report` counts what every call so far did to its inputs: "ok", "prompt_truncated", "response_truncated",
     "dropped" (the statuses of `rewardlab.data.truncation`).
@@ -107,6 +111,7 @@ class RewardModel:
         normalization: Mapping[str, float] | None = None,
         eos_token: str | None = None,
         source: str | None = None,
+        adapt_cpu_threads: bool = True,
     ):
         if overlength_policy not in OVERLENGTH_POLICIES:
             raise RewardlabError(
@@ -128,6 +133,9 @@ class RewardModel:
         self.layout = choose_layout(model, self.pad_token_id, padding_free=padding_free)
         self.report: Counter[str] = Counter({status: 0 for status in STATUSES})
         self.source = source
+        # On a CPU, torch's thread count follows the cores the process gets (`rewardlab.cpu_threads`).
+        adapt = adapt_cpu_threads and self.device.type == "cpu" and torch.get_num_threads() > 1
+        self.cpu_threads = AdaptiveThreads() if adapt else None
 
     @classmethod
     def from_pretrained(
@@ -326,10 +334,13 @@ class RewardModel:
             self.pad_token_id,
             self.max_tokens_per_batch,
         )
-        for index, batch in passes:
-            with torch.inference_mode():
-                rewards = sequence_rewards(self.model, send_to_device(batch, self.device)).float().cpu().numpy()
-            out[index] = rewards.reshape(len(index), self.num_heads)
+        adapted = self.cpu_threads.active() if self.cpu_threads else contextlib.nullcontext()
+        with adapted:
+            for index, batch in passes:
+                measured = self.cpu_threads.step() if self.cpu_threads else contextlib.nullcontext()
+                with torch.inference_mode(), measured:
+                    rewards = sequence_rewards(self.model, send_to_device(batch, self.device)).float().cpu().numpy()
+                out[index] = rewards.reshape(len(index), self.num_heads)
         return out
 
 
