@@ -137,3 +137,21 @@ class AdaptiveThreads:
         logger.info("%s; computing with %d of %d threads", reason, threads, self.max_threads)
         self.threads = threads
         torch.set_num_threads(threads)
+
+
+def adaptive_threads(device: torch.device, enabled: bool = True) -> AdaptiveThreads | None:
+    """An `AdaptiveThreads` for computing on `device` from torch's current thread count, or None where there is
+    nothing to adapt: `enabled` False, a device other than the CPU, or a single thread."""
+    if enabled and device.type == "cpu" and torch.get_num_threads() > 1:
+        return AdaptiveThreads()
+    return None
+
+
+def adapted_threads(adaptive: AdaptiveThreads | None) -> contextlib.AbstractContextManager:
+    """`adaptive.active()`, or nothing for None."""
+    return adaptive.active() if adaptive is not None else contextlib.nullcontext()
+
+
+def measured_step(adaptive: AdaptiveThreads | None) -> contextlib.AbstractContextManager:
+    """`adaptive.step()`, or nothing for None."""
+    return adaptive.step() if adaptive is not None else contextlib.nullcontext()

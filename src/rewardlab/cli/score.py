@@ -7,8 +7,8 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from accelerate import PartialState
 from datasets import Dataset
 
 from rewardlab.choices import OVERLENGTH_POLICIES
@@ -80,7 +80,10 @@ def main(argv: Sequence[str]) -> int:
     names = RowColumns(args.text_column, args.prompt_column, args.completion_column)
     mode = detect_mode(data.column_names, names)
     options = {"overlength_policy": args.overlength_policy} if args.overlength_policy else {}
-    processes = _processes(args)
+    # The processes launched together (torchrun / accelerate launch; one otherwise), each on its own device.
+    processes = PartialState(cpu=args.device == "cpu")
+    if processes.num_processes > 1 and args.device is None:
+        args.device = str(processes.device)
     scorer = load_reward_model(args.model, args, max_tokens_per_batch=args.max_tokens_per_batch, **options)
     header = {"input": str(args.input), "split": args.split, "rows": len(data), "model": args.model, "mode": mode}
     scored, skipped = score_dataset(
@@ -106,14 +109,3 @@ def main(argv: Sequence[str]) -> int:
         why = ", ".join(f"{code}: {n}" for code, n in reasons.most_common())
         print(f"skipped {len(skipped)} invalid rows ({why}), kept with empty rewards: {skipped_rows_path(output)}")
     return 0
-
-
-def _processes(args: argparse.Namespace) -> Any:
-    """accelerate's view of the processes launched together (one, without torchrun / accelerate launch); under
-    several, each scores on its own device unless --device says otherwise."""
-    from accelerate import PartialState
-
-    state = PartialState(cpu=args.device == "cpu")
-    if state.num_processes > 1 and args.device is None:
-        args.device = str(state.device)
-    return state

@@ -8,7 +8,6 @@ Pairs are scored in the training layout itself, so a pair's rewards are the trai
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections import Counter
@@ -22,7 +21,7 @@ from accelerate.utils import send_to_device
 from scipy.special import expit
 
 from rewardlab.choices import OVERLENGTH_POLICIES, TRUNCATE_PROMPT
-from rewardlab.cpu_threads import AdaptiveThreads
+from rewardlab.cpu_threads import adapted_threads, adaptive_threads, measured_step
 from rewardlab.data.tokenize import (
     has_chat_template,
     leading_special_count,
@@ -134,8 +133,7 @@ class RewardModel:
         self.report: Counter[str] = Counter({status: 0 for status in STATUSES})
         self.source = source
         # On a CPU, torch's thread count follows the cores the process gets (`rewardlab.cpu_threads`).
-        adapt = adapt_cpu_threads and self.device.type == "cpu" and torch.get_num_threads() > 1
-        self.cpu_threads = AdaptiveThreads() if adapt else None
+        self.cpu_threads = adaptive_threads(self.device, adapt_cpu_threads)
 
     @classmethod
     def from_pretrained(
@@ -334,11 +332,9 @@ class RewardModel:
             self.pad_token_id,
             self.max_tokens_per_batch,
         )
-        adapted = self.cpu_threads.active() if self.cpu_threads else contextlib.nullcontext()
-        with adapted:
+        with adapted_threads(self.cpu_threads):
             for index, batch in passes:
-                measured = self.cpu_threads.step() if self.cpu_threads else contextlib.nullcontext()
-                with torch.inference_mode(), measured:
+                with torch.inference_mode(), measured_step(self.cpu_threads):
                     rewards = sequence_rewards(self.model, send_to_device(batch, self.device)).float().cpu().numpy()
                 out[index] = rewards.reshape(len(index), self.num_heads)
         return out

@@ -23,7 +23,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalPrediction
 
 from rewardlab.choices import PLACKETT_LUCE
 from rewardlab.config import RewardConfig
-from rewardlab.cpu_threads import AdaptiveThreads
+from rewardlab.cpu_threads import adapted_threads, adaptive_threads, measured_step
 from rewardlab.errors import RewardlabError, RewardlabTypeError
 from rewardlab.files import check_complete, last_complete_checkpoint, saving
 from rewardlab.layout.batch import Layout, layout_of
@@ -315,8 +315,7 @@ class RewardTrainer(Trainer):
         self.seen = SeenCounts()
         self.add_callback(self.seen)
         # On a CPU, torch's thread count follows the cores the process gets (`rewardlab.cpu_threads`).
-        adapt = args.adapt_cpu_threads and args.device.type == "cpu" and torch.get_num_threads() > 1
-        self.cpu_threads = AdaptiveThreads() if adapt else None
+        self.cpu_threads = adaptive_threads(args.device, args.adapt_cpu_threads)
         if (path := self.write_skipped_rows()) is not None:
             logger.warning("skipped rows and why: %s", path)
         if hasattr(self.model, "add_model_tags"):
@@ -351,7 +350,7 @@ class RewardTrainer(Trainer):
         if eval_dataset is not None and not isinstance(eval_dataset, str):
             eval_dataset = self.run_data.prepare_eval(eval_dataset)
         self._count_seen()  # for `eval_num_tokens`, the training tokens so far (TRL's metric); every process calls it
-        with self._adapted_threads():
+        with adapted_threads(self.cpu_threads):
             return super().evaluate(
                 eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix
             )
@@ -415,14 +414,8 @@ class RewardTrainer(Trainer):
         self._pending_pairs = self._pending_pairs + examples
 
     # ----------------------------------------------------------------------------------------------- steps
-    def _measured_step(self) -> contextlib.AbstractContextManager:
-        return self.cpu_threads.step() if self.cpu_threads is not None else contextlib.nullcontext()
-
-    def _adapted_threads(self) -> contextlib.AbstractContextManager:
-        return self.cpu_threads.active() if self.cpu_threads is not None else contextlib.nullcontext()
-
     def training_step(self, model, inputs, num_items_in_batch=None):
-        with self._offload_context(), self._measured_step():
+        with self._offload_context(), measured_step(self.cpu_threads):
             if layout_of(inputs) is not Layout.MICRO_BATCHES:
                 return super().training_step(model, inputs, num_items_in_batch)
             # Over the token budget: forward and backward per micro-batch, gradients accumulated. Only the last
@@ -439,7 +432,7 @@ class RewardTrainer(Trainer):
         """Every pair's [r_chosen, r_rejected] (or every ranking's rewards) as logits and its margin (or scores) as
         label, for `Trainer` to gather; see `rewardlab.train.predictions`."""
         inputs = self._prepare_inputs(inputs)
-        with torch.no_grad(), self.compute_loss_context_manager(), self._measured_step():
+        with torch.no_grad(), self.compute_loss_context_manager(), measured_step(self.cpu_threads):
             rewards = sequence_rewards(model, inputs)
         if self.ranking:
             logits, labels = ranking_predictions(rewards, inputs["scores"], inputs["group_sizes"].tolist())
@@ -534,7 +527,7 @@ class RewardTrainer(Trainer):
             logger.warning("resuming from %s", resume_from_checkpoint)
         elif resume_from_checkpoint:
             check_complete(resume_from_checkpoint)
-        with self._adapted_threads():
+        with adapted_threads(self.cpu_threads):
             return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def _load_callback_state(self) -> None:
