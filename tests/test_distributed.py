@@ -20,27 +20,44 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(nproc: int, out: Path, script: str = "distributed_run.py") -> dict:
-    env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc_per_node={nproc}",
-        f"--master_port={free_port()}",
-        str(HERE / script),
-        str(out),
-    ]
+def child_env(*path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a launched run: `path` first on PYTHONPATH (HERE when empty), one thread, no GPU."""
+    pythonpath = ":".join(str(p) for p in path or (HERE,))
+    return {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", **extra}
+
+
+def python(nproc: int) -> list[str]:
+    """The command that starts a Python program in `nproc` processes: plain Python for one, torchrun otherwise."""
     if nproc == 1:
-        cmd = [sys.executable, str(HERE / script), str(out)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        return [sys.executable]
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}"]
+
+
+def hooks_with(tmp_path: Path, code: str) -> Path:
+    """A directory whose sitecustomize.py (`code`) every Python started with it on PYTHONPATH runs first."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(code)
+    return hooks
+
+
+def failure(stderr: str) -> str:
+    """The lines of a failed run's stderr that say why."""
+    clues = [line for line in stderr.splitlines() if any(k in line for k in ("rror", "terminate", "what"))]
+    return "\n".join(clues[:20]) or stderr[-3000:]
+
+
+def run(nproc: int, out: Path, script: str = "distributed_run.py") -> dict:
+    def launch() -> subprocess.CompletedProcess:
+        command = [*python(nproc), str(HERE / script), str(out)]
+        return subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=300)
+
+    proc = launch()
     if proc.returncode != 0 and nproc > 1:
         # The rendezvous port is picked before torchrun binds it; on a busy machine it is rarely taken in between.
-        cmd[4] = f"--master_port={free_port()}"
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        proc = launch()
     if proc.returncode != 0:
-        clues = [line for line in proc.stderr.splitlines() if any(k in line for k in ("rror", "terminate", "what"))]
-        raise AssertionError("\n".join(clues[:20]) or proc.stderr[-3000:])
+        raise AssertionError(failure(proc.stderr))
     result = json.loads(out.read_text())
     if script != "distributed_run.py":
         return result
@@ -112,14 +129,7 @@ builtins.open, os.replace = open, replace
 
 
 def cli_train(nproc: int, base: Path, data: Path, out: Path, hooks: Path) -> dict:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(hooks),
-        "OMP_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-        "WATCH_DIR": str(out),
-        "WRITE_LOG": str(hooks / f"writes-{nproc}"),
-    }
+    env = child_env(hooks, WATCH_DIR=str(out), WRITE_LOG=str(hooks / f"writes-{nproc}"))
     args = [
         "-m",
         "rewardlab",
@@ -149,10 +159,7 @@ def cli_train(nproc: int, base: Path, data: Path, out: Path, hooks: Path) -> dic
         "--center_rewards_coefficient",
         "0.01",
     ]
-    launcher = [sys.executable]
-    if nproc > 1:
-        launcher += ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}"]
-    proc = subprocess.run(launcher + args, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(python(nproc) + args, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((out / "rewardlab_run.json").read_text())
 
@@ -171,9 +178,7 @@ def test_rewardlab_train_under_torchrun_matches_one_process_and_only_rank_0_writ
     rows[5]["rejected"] = rows[5]["chosen"]  # one invalid row, skipped and recorded
     (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[7:]))  # 7 pairs: ragged over 2
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(WRITE_LOGGER)
+    hooks = hooks_with(tmp_path, WRITE_LOGGER)
 
     single = cli_train(1, base, data, tmp_path / "one", hooks)
     double = cli_train(2, base, data, tmp_path / "two", hooks)
@@ -214,12 +219,11 @@ def sharded(
 ) -> dict:
     """Run sharded_run.py in `nproc` processes (on `nnodes` loopback "nodes" of nproc / nnodes processes each),
     with `hooks` (a directory holding a sitecustomize.py) on the path and `extra_env` in the environment."""
-    path = f"{hooks}:{HERE}" if hooks else str(HERE)
-    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", **extra_env}
+    env = child_env(*([hooks] if hooks else []), HERE, **extra_env)
     out = directory / f"result-{'-'.join(modes) or 'plain'}.json"
     script = [str(HERE / "sharded_run.py"), str(out), str(directory), *modes]
     if nproc == 1:
-        commands = [[sys.executable, *script]]
+        commands = [python(1) + script]
     else:
         # One rendezvous for all nodes, as on a cluster: each node's torchrun finds the others through it.
         port = free_port()
@@ -242,8 +246,7 @@ def sharded(
     outputs = [p.communicate(timeout=300) for p in procs]
     for proc, (_, stderr) in zip(procs, outputs, strict=True):
         if proc.returncode != 0:
-            clues = [line for line in stderr.splitlines() if any(k in line for k in ("rror", "terminate", "what"))]
-            raise AssertionError("\n".join(clues[:20]) or stderr[-3000:])
+            raise AssertionError(failure(stderr))
     return json.loads(out.read_text())
 
 
@@ -263,9 +266,7 @@ def plain_rewards(model_dir: Path, eval_ids: list) -> np.ndarray:
 
 @pytest.mark.slow
 def test_fsdp2_on_two_processes_trains_checkpoints_and_resumes_like_one_process(tmp_path):
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(FSDP_ON_CPU)
+    hooks = hooks_with(tmp_path, FSDP_ON_CPU)
     single = sharded(1, tmp_path / "one")
     fsdp = sharded(2, tmp_path / "fsdp", "fsdp", hooks=hooks)
     assert (single["world"], fsdp["world"]) == (1, 2)
@@ -297,9 +298,7 @@ def test_fsdp2_on_two_processes_trains_checkpoints_and_resumes_like_one_process(
 @pytest.mark.slow
 def test_two_loopback_nodes_train_like_one_process_and_only_global_rank_0_writes(tmp_path):
     """`torchrun --nnodes 2 --nproc_per_node 1 --rdzv_backend c10d`, one process per "node" on loopback."""
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(WRITE_LOGGER)
+    hooks = hooks_with(tmp_path, WRITE_LOGGER)
     single = sharded(1, tmp_path / "one")
     watched = {"WATCH_DIR": str(tmp_path / "nodes"), "WRITE_LOG": str(hooks / "writes")}
     nodes = sharded(2, tmp_path / "nodes", nnodes=2, hooks=hooks, **watched)
@@ -333,20 +332,10 @@ _rows._score_chunk = _interrupted
 
 
 def cli_score(nproc: int, model: Path, data: Path, out: Path, hooks: Path, *extra: str, **env_extra: str):
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(hooks),
-        "OMP_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-        "CHUNK_LOG": str(hooks / f"chunks-{nproc}"),
-        **env_extra,
-    }
+    env = child_env(hooks, **{"CHUNK_LOG": str(hooks / f"chunks-{nproc}"), **env_extra})
     args = ["-m", "rewardlab", "score", "--model", str(model), "--input", str(data), "--output", str(out)]
     args += ["--chunk_rows", "4", "--device", "cpu", *extra]
-    launcher = [sys.executable]
-    if nproc > 1:
-        launcher += ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}"]
-    return subprocess.run(launcher + args, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(python(nproc) + args, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow
@@ -359,9 +348,7 @@ def test_scoring_under_torchrun_shares_the_rows_and_writes_the_one_process_outpu
         {"prompt": f"q {i} " + "w " * (i % 5), "chosen": f" blue {i}", "rejected": f" green {i % 3}"} for i in range(23)
     ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(INTERRUPT_RANK_1)
+    hooks = hooks_with(tmp_path, INTERRUPT_RANK_1)
 
     one = cli_score(1, model, data, tmp_path / "one.jsonl", hooks)
     assert one.returncode == 0, one.stderr[-3000:]
