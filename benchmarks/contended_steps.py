@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from train_throughput import DEFAULT_DATA, competing, load_model_and_tokenizer, read_pairs
+from train_throughput import DEFAULT_DATA, load_model_and_tokenizer, read_pairs, run_child
 
 
 def measure(steps: int, data: Path) -> dict:
@@ -82,15 +79,10 @@ def main() -> None:
     if args.child:
         print("RESULT " + json.dumps(measure(args.steps, Path(args.data))))
         return
-    child = [sys.executable, __file__, "--child", "--steps", str(args.steps), "--data", args.data]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-    with competing(args.contention):
-        out = subprocess.run(child, capture_output=True, text=True, env=env, check=False)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        sys.exit(out.stderr[-3000:])
+    child = [__file__, "--child", "--steps", str(args.steps), "--data", args.data]
+    result = run_child(child, "the measured", args.contention)
     print(f"contention={args.contention} steps={args.steps}")
-    for name, value in json.loads(lines[-1][7:]).items():
+    for name, value in result.items():
         print(f"{name:32s} {value if isinstance(value, list) else round(value, 3)}")
 
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from train_throughput import DEFAULT_DATA, competing, load_model_and_tokenizer, read_pairs
+from train_throughput import DEFAULT_DATA, load_model_and_tokenizer, read_pairs, run_child
 
 
 def child(model: str, pairs: int, adapt: bool) -> None:
@@ -50,13 +48,8 @@ def main() -> None:
     results: dict[str, list[float]] = {"off": [], "on": []}
     for _ in range(args.repeats):
         for adapt in results:
-            command = [sys.executable, __file__, "--pairs", str(args.pairs), "--child", model, adapt]
-            with competing(args.contention):
-                out = subprocess.run(command, capture_output=True, text=True, check=False)
-            lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-            if out.returncode != 0 or not lines:
-                sys.exit(out.stderr[-3000:])
-            results[adapt].append(json.loads(lines[-1][7:])["pairs_per_s"])
+            command = [__file__, "--pairs", str(args.pairs), "--child", model, adapt]
+            results[adapt].append(run_child(command, f"adapt_cpu_threads {adapt}", args.contention)["pairs_per_s"])
     print(f"{args.pairs} pairs, small Qwen3, contention={args.contention}, {args.repeats} repeats")
     for adapt, values in results.items():
         each = [round(v, 1) for v in values]
