@@ -8,6 +8,7 @@ process writes the losses, metrics, evaluation rewards and how the model was wra
 DIR/model.
 """
 
+import faulthandler
 import json
 import sys
 
@@ -100,5 +101,6 @@ def main(out_path: str, directory: str, engine: str | None, resume: bool) -> Non
 
 
 if __name__ == "__main__":
+    faulthandler.dump_traceback_later(120)  # a hung run shows where on stderr (test_distributed.py retries it)
     engines = [mode for mode in sys.argv[3:] if mode != "resume"]
     main(sys.argv[1], sys.argv[2], engines[0] if engines else None, "resume" in sys.argv[3:])
