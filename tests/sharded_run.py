@@ -1,9 +1,11 @@
 """Run by test_distributed.py, alone or under torchrun: train 4 steps with a checkpoint after step 2, evaluate, save.
 
-`sharded_run.py OUT DIR [fsdp|zero2|zero3] [resume]`: with `fsdp`, under FSDP2 (parameters, gradients and optimizer
-state sharded over the processes; gloo on CPU), with `zero2`/`zero3` under DeepSpeed ZeRO; with `resume`, from DIR's
-checkpoint-2. The global batch is 4 pairs on any number of processes, each process's share split into micro-batches
-by a token budget (not under DeepSpeed, which refuses one), so the losses must match the one-process run. The main
+`sharded_run.py OUT DIR [fsdp|zero2|zero3|odin] [resume]`: with `fsdp`, under FSDP2 (parameters, gradients and
+optimizer state sharded over the processes; gloo on CPU), with `zero2`/`zero3` under DeepSpeed ZeRO, with `odin`
+under DDP with `length_debias='odin'`; with `resume`, from DIR's checkpoint-2. The global batch is 4 pairs on any
+number of processes, each process's share split into micro-batches by a token budget (not under DeepSpeed, which
+refuses one), so the losses must match the one-process run. With `odin`, whose correlation terms are over each
+forward's responses, the batch is 2 pairs per process, accumulated twice on one process instead. The main
 process writes the losses, metrics, evaluation rewards and how the model was wrapped to OUT; the model is saved to
 DIR/model.
 """
@@ -48,14 +50,17 @@ def main(out_path: str, directory: str, engine: str | None, resume: bool) -> Non
         for i in range(16)
     ]
     world = RewardConfig(output_dir=directory, use_cpu=True, report_to=[]).world_size
+    odin = engine == "odin"
     args = RewardConfig(
         output_dir=directory,
-        per_device_train_batch_size=4 // world,
+        per_device_train_batch_size=2 if odin else 4 // world,
+        gradient_accumulation_steps=2 // world if odin else 1,
+        length_debias="odin" if odin else None,
         per_device_eval_batch_size=2,
         max_steps=4,
         learning_rate=1e-3,
         logging_steps=1,
-        max_tokens_per_batch=None if engine and engine.startswith("zero") else 12,
+        max_tokens_per_batch=None if engine in ("zero2", "zero3", "odin") else 12,
         save_strategy="steps",
         save_steps=2,
         report_to=[],
@@ -92,6 +97,11 @@ def main(out_path: str, directory: str, engine: str | None, resume: bool) -> Non
             "layout": str(trainer.data_collator.layout),
             "steps_run": steps_run,
             "losses": {e["step"]: e["loss"] for e in trainer.state.log_history if "loss" in e},
+            "length_logs": [
+                [e["length_correlation"], e.get("length_head_correlation")]
+                for e in trainer.state.log_history
+                if "length_correlation" in e
+            ],
             "metrics": metrics,
             "rewards": rewards.tolist(),
             "eval_ids": [[row["chosen_ids"], row["rejected_ids"]] for row in trainer.eval_dataset],

@@ -300,6 +300,23 @@ def test_train_with_yaml_config(tiny_dirs, tmp_path, capsys):
     assert (out / "rewardlab_run.json").is_file()
 
 
+def test_train_with_length_debias_end_to_end(tiny_dirs, tmp_path, capsys):
+    """`--length_debias odin`: the run logs each head's correlation with length, records the option, and the
+    report after training gives the length statistics of the saved (quality) reward and of the length head."""
+    data = write_pairs(tmp_path / "pairs.jsonl")
+    out = str(tmp_path / "out")
+    argv = tiny_train_argv(tiny_dirs["qwen3"], data, out) + ["--length_debias", "odin"]
+    argv += ["--length_head_coefficient", "0.5", "--logging_steps", "1"]
+    code, stdout, err = run_main(capsys, argv)
+    assert code == 0, err
+    record = json.loads(Path(out, "rewardlab_run.json").read_text())
+    assert record["args"]["length_debias"] == "odin" and record["args"]["length_head_coefficient"] == 0.5
+    logged = [e for e in record["log_history"] if "loss" in e and "eval_loss" not in e]
+    assert logged and {"length_correlation", "length_head_correlation"} <= set(logged[-1])
+    results = json.loads(Path(out, "report.json").read_text())["results"]["trained model"]["evaluation split"]
+    assert set(results["length_head"]) >= {"pearson", "spearman", "chosen_shorter"} and results["length_bias"]
+
+
 def test_train_rankings_with_an_ensemble_end_to_end(tiny_dirs, tmp_path, capsys):
     """RM-Bench's own layout (lists of chosen and of rejected responses) trains through the CLI as rankings; the
     report and `rewardlab eval` read the same file as all its comparisons, with the ensemble's uncertainty."""

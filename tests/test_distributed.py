@@ -342,6 +342,23 @@ def test_two_loopback_nodes_train_like_one_process_and_only_global_rank_0_writes
     assert any(Path(p).name == "rewardlab_run.json" for p in (hooks / "writes.0").read_text().splitlines())
 
 
+@pytest.mark.slow
+def test_length_debiased_training_on_two_processes_matches_one_accumulating_as_many_batches(tmp_path):
+    """`length_debias='odin'` under DDP: each process's forward has its own correlation terms, so 2 processes of 2
+    pairs equal one process accumulating 2 batches of 2, in losses, logged correlations, metrics and saved model."""
+    single = sharded(1, tmp_path / "one", "odin")
+    double = sharded(2, tmp_path / "two", "odin")
+    assert double["world"] == 2 and double["layout"] == single["layout"] == "shared_prefix"
+    np.testing.assert_allclose(list(double["losses"].values()), list(single["losses"].values()), atol=1e-5)
+    assert len(double["length_logs"]) == 4 and all(head is not None for _, head in double["length_logs"])
+    np.testing.assert_allclose(double["length_logs"], single["length_logs"], atol=1e-5)
+    for key in ("eval_accuracy", "eval_loss", "eval_margin", "eval_num_pairs"):
+        assert double["metrics"][key] == pytest.approx(single["metrics"][key], abs=1e-5), key
+    np.testing.assert_allclose(double["rewards"], single["rewards"], atol=1e-5)
+    saved = plain_rewards(tmp_path / "two" / "model", double["eval_ids"])  # the quality head, in plain transformers
+    np.testing.assert_allclose(saved, np.array(single["rewards"]), atol=1e-5)
+
+
 # Stops rank 1 after its first chunk, as a killed process would (its progress file keeps what it finished).
 INTERRUPT_RANK_1 = """
 import os

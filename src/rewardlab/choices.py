@@ -11,6 +11,10 @@ OVERLENGTH_POLICIES = (TRUNCATE_PROMPT, DROP, ERROR)
 PAIRWISE, PLACKETT_LUCE = "pairwise", "plackett_luce"
 RANKING_LOSSES = (PAIRWISE, PLACKETT_LUCE)
 
+# How training takes response length out of the reward; see `rewardlab.losses.length_decorrelation_loss`.
+ODIN, CORRELATION = "odin", "correlation"
+LENGTH_DEBIAS_METHODS = (ODIN, CORRELATION)
+
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     """`value` if it is one of `choices`, else a ValueError naming the option and every choice."""

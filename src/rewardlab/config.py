@@ -1,5 +1,5 @@
 """RewardConfig: every field of TRL 1.16's RewardConfig, plus rewardlab's own data-policy, layout, ranking and
-ensemble options."""
+ensemble and length-debiasing options."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ import torch
 from transformers import TrainingArguments
 
 from rewardlab._compat import dict_fields_of
-from rewardlab.choices import OVERLENGTH_POLICIES, PAIRWISE, RANKING_LOSSES, TRUNCATE_PROMPT, check_choice
+from rewardlab.choices import (
+    LENGTH_DEBIAS_METHODS,
+    ODIN,
+    OVERLENGTH_POLICIES,
+    PAIRWISE,
+    RANKING_LOSSES,
+    TRUNCATE_PROMPT,
+    check_choice,
+)
 
 # One extra forward call costs about this many padded tokens on a CPU; the scorer uses it too.
 DEFAULT_SUB_BATCH_OVERHEAD_TOKENS = 32
@@ -42,7 +50,8 @@ class RewardConfig(TrainingArguments):
     > Parameters that control the training
 
     center_rewards_coefficient, activation_offloading, adapt_cpu_threads; for ranked data ranking_loss,
-    ranking_margin_scale; for ensembles ensemble_heads, ensemble_bootstrap.
+    ranking_margin_scale; for ensembles ensemble_heads, ensemble_bootstrap; against length bias length_debias,
+    length_decorrelation_coefficient, length_head_coefficient, head_orthogonality_coefficient.
 
     > Deprecated parameters
 
@@ -249,6 +258,40 @@ class RewardConfig(TrainingArguments):
         },
     )
 
+    # Training length bias out of the reward (rewardlab.losses.length_decorrelation_loss, rewardlab.model.length_head).
+    length_debias: str | None = field(
+        default=None,
+        metadata={
+            "help": "Train the reward to not follow response length (its tokens after the prompt the responses to it "
+            "share). 'odin' (Chen et al. 2024): a second, length head on the same hidden state; the Bradley-Terry "
+            "loss fits the sum of both heads, plus length_decorrelation_coefficient * |corr(quality, length)| - "
+            "length_head_coefficient * corr(length head, length) over the batch's responses, plus "
+            "head_orthogonality_coefficient * |w_quality . w_length|. The saved num_labels=1 head is the quality "
+            "head; the length head is saved next to it (RewardModel returns it, plain transformers ignores it). "
+            "'correlation': one head, plus length_decorrelation_coefficient * |corr(reward, length)|. "
+            "None: plain Bradley-Terry.",
+            "choices": list(LENGTH_DEBIAS_METHODS),
+        },
+    )
+    length_decorrelation_coefficient: float = field(
+        default=1.0,
+        metadata={
+            "help": "length_debias: weight of |Pearson correlation| between the saved (quality) reward and response "
+            "length, over each forward's responses."
+        },
+    )
+    length_head_coefficient: float = field(
+        default=1.0,
+        metadata={
+            "help": "length_debias='odin': weight of the length head's Pearson correlation with response length "
+            "(subtracted: the length head is pushed to carry length)."
+        },
+    )
+    head_orthogonality_coefficient: float = field(
+        default=1.0,
+        metadata={"help": "length_debias='odin': weight of |w_quality . w_length| (the heads kept orthogonal)."},
+    )
+
     # Deprecated in TRL, kept so TRL configs still load.
     pad_token: str | None = field(
         default=None,
@@ -277,6 +320,13 @@ class RewardConfig(TrainingArguments):
         check_choice("ranking_loss", self.ranking_loss, RANKING_LOSSES)
         if self.ensemble_heads < 1:
             raise ValueError(f"ensemble_heads must be at least 1, got {self.ensemble_heads}")
+        if self.length_debias is not None:
+            check_choice("length_debias", self.length_debias, LENGTH_DEBIAS_METHODS)
+            if self.length_debias == ODIN and self.ensemble_heads > 1:
+                raise ValueError("length_debias='odin' trains one quality and one length head: set ensemble_heads=1")
+        for name in ("length_decorrelation_coefficient", "length_head_coefficient", "head_orthogonality_coefficient"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.max_length is not None and self.max_length < 2:
             raise ValueError(f"max_length must be at least 2 (or None), got {self.max_length}")
         if isinstance(self.pad_to_multiple_of, str) and self.pad_to_multiple_of != "auto":

@@ -17,6 +17,15 @@ responses each prompt has. For one prompt with rewards r and scores s:
   approximation): a tie group G met while the responses R remain contributes `-sum_{i in G} r_i + |G| * logsumexp_R(r)`.
   The last group contributes nothing when it is alone; the loss is divided by the number of responses that had
   another response still remaining, and the batch loss is the mean over prompts.
+
+Against length bias (`length_debias`), a term is added to either loss, over the S responses of one forward (a
+per-device batch, or one micro-batch), with ρ the Pearson correlation over those responses and L their lengths:
+
+* `correlation`: `λ_Q * |ρ(r, L)|` on the one reward head.
+* `odin` (Chen et al. 2024, "ODIN: Disentangled Reward Mitigates Hacking in RLHF"): two heads on one hidden state,
+  quality q and length l; the preference loss above is computed on r = q + l, plus
+  `λ_Q * |ρ(q, L)| - λ_L * ρ(l, L)` (`length_decorrelation_loss`) `+ λ_O * |w_q . w_l|` (the heads' weights kept
+  orthogonal; `rewardlab.model.length_head` computes it). The quality head is the reward that is saved and used.
 """
 
 from __future__ import annotations
@@ -173,3 +182,32 @@ def plackett_luce_loss(
     if not losses:
         return rewards.sum() * 0.0
     return _weighted_mean(losses, kept, weights)
+
+
+def pearson_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of two (S,) tensors, differentiable in both; 0 when either is constant (or S < 2), where
+    it is undefined and there is nothing to decorrelate."""
+    x, y = x - x.mean(), y.to(x.dtype) - y.to(x.dtype).mean()
+    variances = (x * x).sum() * (y * y).sum()
+    defined = variances > 0
+    # No branch on the value (a host sync every step on a GPU), and no gradient through the undefined case's
+    # denominator (which would be NaN): the substitute 1 is never used.
+    return torch.where(defined, (x * y).sum() * torch.rsqrt(torch.where(defined, variances, 1.0)), 0.0)
+
+
+def length_decorrelation_loss(
+    quality: torch.Tensor,
+    lengths: torch.Tensor,
+    decorrelation_coefficient: float,
+    length_rewards: torch.Tensor | None = None,
+    length_head_coefficient: float = 0.0,
+) -> torch.Tensor:
+    """`λ_Q * |ρ(quality, L)| - λ_L * ρ(length_rewards, L)` over S responses (see the module docstring).
+
+    `quality`, `lengths` and `length_rewards` are (S,); without `length_rewards` (one head) only the first term.
+    Returns a scalar.
+    """
+    loss = decorrelation_coefficient * pearson_correlation(quality, lengths).abs()
+    if length_rewards is not None:
+        loss = loss - length_head_coefficient * pearson_correlation(length_rewards, lengths)
+    return loss

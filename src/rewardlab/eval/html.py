@@ -95,6 +95,12 @@ def _summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, dict[str, str |
             ("accuracy when chosen is longer (n)", _group(length.get("chosen_longer"))),
             ("accuracy when chosen is shorter (n)", _group(length.get("chosen_shorter"))),
         ]
+    length_head = metrics.get("length_head")
+    if length_head:  # a model trained with length_debias='odin': its length head, left out of the reward
+        rows += [
+            ("length head–length correlation (Pearson)", _text(_num(length_head.get("pearson"), 3))),
+            ("length head–length correlation (Spearman)", _text(_num(length_head.get("spearman"), 3))),
+        ]
     ensemble = metrics.get("ensemble")
     if ensemble:
         rows += [

@@ -32,6 +32,7 @@ from rewardlab.eval.mapping import LabelMapping, parse_mapping
 from rewardlab.files import atomic_path, read_run_record
 from rewardlab.losses import ordered_pairs
 from rewardlab.metrics.bootstrap import uncertainty_gap
+from rewardlab.metrics.pairs import length_bias
 from rewardlab.metrics.report import evaluate_pairs, json_safe
 from rewardlab.metrics.uncertainty import auroc, uncertainty_metrics
 from rewardlab.score.ensemble import RewardEnsemble
@@ -186,6 +187,9 @@ def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet) -> dict[st
     }
     if scores.std_margin is not None:  # an ensemble: the heads' disagreement on each pair
         scored["std_margin"] = np.asarray(scores.std_margin, dtype=float)
+    if getattr(scores, "length_rewards_chosen", None) is not None:  # a model trained with length_debias='odin'
+        scored["length_rewards_chosen"] = np.asarray(scores.length_rewards_chosen, dtype=float)
+        scored["length_rewards_rejected"] = np.asarray(scores.length_rewards_rejected, dtype=float)
     return scored
 
 
@@ -211,6 +215,14 @@ def _metrics(
         # The baseline the std must beat: a small |margin| flags mistakes too, and needs no ensemble.
         margin = np.abs(scored["rewards_chosen"] - scored["rewards_rejected"])
         metrics["ensemble"]["margin_auroc"] = auroc(-margin[np.isfinite(margin)], wrong[np.isfinite(margin)])
+    if "length_rewards_chosen" in scored:
+        # The length head, which the saved reward leaves out: how much length it carries, in the saved reward's terms.
+        metrics["length_head"] = length_bias(
+            scored["length_rewards_chosen"],
+            scored["length_rewards_rejected"],
+            scored["chosen_lengths"],
+            scored["rejected_lengths"],
+        )
     for worst in metrics["worst_pairs"]:
         row = rows[worst["index"]]
         worst["texts"] = {k: _shorten(row[k]) for k in ("prompt", "chosen", "rejected") if row.get(k) is not None}

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from transformers.data.data_collator import DataCollatorMixin
 
 from rewardlab.config import DEFAULT_SUB_BATCH_OVERHEAD_TOKENS
+from rewardlab.data.truncation import common_prefix_length
 from rewardlab.layout.batch import LAYOUT_KEY, Layout
 from rewardlab.layout.plan import (
     SharedPrefixGroup,
@@ -76,6 +77,17 @@ def lay_out(
         raise ValueError(f"lay_out builds one batch; {layout} is made by split_into_micro_batches")
     batch[LAYOUT_KEY] = layout
     return batch
+
+
+def response_lengths(sequences: Sequence[Sequence[int]], groups: Groups) -> torch.Tensor:
+    """(S,) each sequence's own tokens: those after the prefix it shares with the other sequences of its group (for a
+    pair or a ranking, the prompt), the length `rewardlab eval` measures and `length_debias` trains out."""
+    lengths = torch.zeros(len(sequences), dtype=torch.float)
+    for group in groups:
+        shared = common_prefix_length(*(sequences[i] for i in group))
+        for i in group:
+            lengths[i] = len(sequences[i]) - shared
+    return lengths
 
 
 def example_cost(sequences: Sequence[Sequence[int]], layout: Layout, pad_token_id: int) -> int:
@@ -211,7 +223,8 @@ class LayoutCollator(DataCollatorMixin):
     """The collator of one `layout`: examples to sequences (`sequences_of`), sequences to a batch (`lay_out`), and,
     with `max_tokens_per_batch`, a batch that would compute more tokens than that split into `MICRO_BATCHES` of
     whole examples (`split_examples`), so peak memory follows the budget while the loss and gradients stay
-    the whole batch's. Subclasses say how examples become sequences and what else a batch carries."""
+    the whole batch's. `with_response_lengths` adds every sequence's `response_lengths` (for `length_debias`).
+    Subclasses say how examples become sequences and what else a batch carries."""
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
@@ -219,6 +232,7 @@ class LayoutCollator(DataCollatorMixin):
     return_tensors: str = "pt"
     layout: Layout = Layout.PADDED
     overhead_tokens: int = DEFAULT_SUB_BATCH_OVERHEAD_TOKENS
+    with_response_lengths: bool = False
 
     def __post_init__(self):
         self.layout = Layout(self.layout)  # also accept the layout's name
@@ -250,6 +264,8 @@ class LayoutCollator(DataCollatorMixin):
             pad_to_multiple_of=self.pad_to_multiple_of,
         )
         batch.update(self.fields(examples))
+        if self.with_response_lengths:
+            batch["response_lengths"] = response_lengths(sequences, groups)
         if self.layout is not Layout.PADDED:  # a padded batch counts its real tokens in its attention mask
             batch["num_real_tokens"] = torch.tensor(sum(len(s) for s in sequences))
         return batch

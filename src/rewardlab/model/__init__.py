@@ -3,17 +3,22 @@
 - `load`: load a model and tokenizer (hub id, path or object; pad/eos token, chat template, dropout, PEFT) and load
   a trained one back (full checkpoint or LoRA adapter);
 - `heads`: ensembles of score heads on one trunk, saved as a plain mean head plus the heads;
+- `length_head`: a length head next to the reward head (ODIN), saved as the plain quality head plus the length head;
 - `parts`: find the `*ForSequenceClassification`, its score head and hidden size inside any wrapper.
 """
 
 from rewardlab.model.heads import EnsembleHead, head_mean, install_ensemble_head, num_heads
+from rewardlab.model.length_head import QualityAndLengthHead, has_length_head, install_length_head
 from rewardlab.model.load import load_model, load_tokenizer, load_trained_model
 from rewardlab.model.parts import score_head_name, unwrap_reward_model
 
 __all__ = [
     "EnsembleHead",
+    "QualityAndLengthHead",
+    "has_length_head",
     "head_mean",
     "install_ensemble_head",
+    "install_length_head",
     "load_model",
     "load_tokenizer",
     "load_trained_model",

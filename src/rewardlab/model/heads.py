@@ -70,12 +70,18 @@ def _head_owner(model: nn.Module) -> tuple[nn.Module, str]:
     return inner, score_head_name(inner)
 
 
-def num_heads(model: nn.Module) -> int:
-    """How many reward heads `model` has: N for an ensemble, 1 for an ordinary reward model."""
+def trained_head(model: nn.Module) -> nn.Module:
+    """The score head that trains and scores: the model's own, or PEFT's trained copy of it."""
     inner, name = _head_owner(model)
     head = getattr(inner, name)
     if hasattr(head, "modules_to_save"):  # PEFT's wrapper around the trained copy of the head
         head = head.modules_to_save["default"]
+    return head
+
+
+def num_heads(model: nn.Module) -> int:
+    """How many reward heads `model` has: N for an ensemble, 1 for an ordinary reward model."""
+    head = trained_head(model)
     return head.num_heads if isinstance(head, EnsembleHead) else 1
 
 
@@ -125,6 +131,23 @@ def _weights_file(name_or_path: str, key: str) -> str:
     return path
 
 
+def read_saved_tensors(directory: str, keys: list[str]) -> dict[str, torch.Tensor]:
+    """The tensors of `keys` that a saved checkpoint (one safetensors file or a sharded index) holds."""
+    from safetensors import safe_open
+
+    tensors = {}
+    for key in keys:
+        try:
+            with safe_open(_weights_file(directory, key), framework="pt") as f:
+                if key in f.keys():  # noqa: SIM118 (safe_open has no __contains__)
+                    tensors[key] = f.get_tensor(key)
+        except KeyError:  # not in the shard index
+            continue
+        except OSError as e:
+            raise RewardlabError(f"{directory}: {key} cannot be read ({e})") from None
+    return tensors
+
+
 def restore_ensemble_head(model: nn.Module, directory: str) -> None:
     """Give a model loaded by plain `from_pretrained` (which kept only the mean head) its saved ensemble heads back.
 
@@ -133,30 +156,19 @@ def restore_ensemble_head(model: nn.Module, directory: str) -> None:
     n = getattr(model.config, CONFIG_KEY, None)
     if not n:
         return
-    from safetensors import safe_open
-
     inner, name = _head_owner(model)
     head = getattr(inner, name)
-    tensors = {}
-    for suffix in ("heads", "heads_bias"):  # a head without bias (causal LMs) saves no heads_bias
-        key = f"{name}.{suffix}"
-        try:
-            with safe_open(_weights_file(directory, key), framework="pt") as f:
-                if key in f.keys():  # noqa: SIM118 (safe_open has no __contains__)
-                    tensors[suffix] = f.get_tensor(key)
-        except KeyError:  # not in the shard index
-            continue
-        except OSError as e:
-            raise RewardlabError(f"{directory} is an ensemble of {n} heads but {key} cannot be read ({e})") from None
-    if "heads" not in tensors or tensors["heads"].shape[0] != n:
+    # A head without bias (causal LMs) saves no heads_bias.
+    saved = read_saved_tensors(directory, [f"{name}.heads", f"{name}.heads_bias"])
+    heads, bias = saved.get(f"{name}.heads"), saved.get(f"{name}.heads_bias")
+    if heads is None or heads.shape[0] != n:
         raise RewardlabError(f"{directory}: config says {n} ensemble heads, but the weights hold no `{name}.heads`")
     like = head.weight
-    bias = tensors.get("heads_bias")
     setattr(
         inner,
         name,
         EnsembleHead(
-            tensors["heads"].to(device=like.device, dtype=like.dtype),
+            heads.to(device=like.device, dtype=like.dtype),
             None if bias is None else bias.to(device=like.device, dtype=like.dtype),
         ),
     )

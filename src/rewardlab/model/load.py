@@ -25,9 +25,12 @@ from transformers import (
 )
 
 from rewardlab._compat import ignoring_load_keys
+from rewardlab.choices import ODIN
 from rewardlab.errors import MissingExtraError, RewardlabError, RewardlabTypeError, first_line
 from rewardlab.files import check_complete, read_run_record
 from rewardlab.model.heads import ENSEMBLE_HEAD_KEYS, install_ensemble_head, is_ensemble_config, restore_ensemble_head
+from rewardlab.model.length_head import CONFIG_KEY as LENGTH_HEAD_CONFIG_KEY
+from rewardlab.model.length_head import LENGTH_HEAD_KEYS, install_length_head, restore_length_head
 from rewardlab.model.parts import score_head_name
 
 logger = logging.getLogger(__name__)
@@ -49,7 +52,7 @@ def resolve_dtype(value: Any) -> Any:
 def loading_class(name_or_path: str, new_head: bool = False, **config_kwargs: Any) -> type:
     """`AutoModelForSequenceClassification`, or the checkpoint's own class told which weights not to report:
 
-    - an ensemble's N heads, restored next by `restore_ensemble_head`;
+    - an ensemble's N heads, restored next by `restore_ensemble_head`, and a length head (`restore_length_head`);
     - with `new_head` (a base model starting reward training), the score head transformers reports as newly
       initialised and a causal LM's `lm_head` it reports as unused: both are the point of loading it, and TRL hides
       the same report.
@@ -60,6 +63,8 @@ def loading_class(name_or_path: str, new_head: bool = False, **config_kwargs: An
         return AutoModelForSequenceClassification  # whose own loading call reports the problem
     model_class = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING.get(type(config), None)
     unexpected = list(ENSEMBLE_HEAD_KEYS) if is_ensemble_config(config) else []
+    if getattr(config, LENGTH_HEAD_CONFIG_KEY, False):
+        unexpected += LENGTH_HEAD_KEYS
     missing = []
     if new_head:
         unexpected.append(r"^lm_head\.")
@@ -104,8 +109,9 @@ def load_model(
                 f"model {name_or_path!r} has no sequence-classification variant in transformers: {first_line(e)}"
             ) from e
         raise
-    # Plain transformers loaded the ensemble's mean head only; rewardlab also wants every head.
+    # Plain transformers loaded the ensemble's mean head (or the quality head) only; rewardlab also wants every head.
     restore_ensemble_head(model, name_or_path)
+    restore_length_head(model, name_or_path)
     return model
 
 
@@ -262,9 +268,12 @@ def load_trained_model(
         if not base:
             raise RewardlabError(f"{path}/adapter_config.json names no base model: pass base_model")
         model = load_model(base, {"dtype": dtype})
-        heads = (read_run_record(path) or {}).get("args", {}).get("ensemble_heads") or 1
-        if heads > 1:  # the adapter's saved head is an ensemble: give the base model one to load it into
-            install_ensemble_head(model, heads)
+        trained = (read_run_record(path) or {}).get("args", {})
+        # The adapter's saved head may be an ensemble or have a length head: give the base model one to load it into.
+        if (trained.get("ensemble_heads") or 1) > 1:
+            install_ensemble_head(model, trained["ensemble_heads"])
+        if trained.get("length_debias") == ODIN:
+            install_length_head(model)
         model = PeftModel.from_pretrained(model, path)
     if tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id

@@ -47,6 +47,7 @@ from rewardlab.layout.collate import forward_passes
 from rewardlab.layout.forward import sequence_rewards
 from rewardlab.layout.plan import group_by_shared_prefix
 from rewardlab.model.heads import num_heads
+from rewardlab.model.length_head import has_length_head
 from rewardlab.model.load import load_trained_model, resolve_dtype, set_pad_token
 from rewardlab.score.shaping import normalize_rewards
 
@@ -60,7 +61,8 @@ class PairScores:
     `chosen_tokens`/`rejected_tokens` count each response's own tokens as scored: those after the prefix the two
     sequences share (the prompt, explicit or implied), after truncation. For an ensemble the rewards are the heads'
     mean, and `std_chosen`/`std_rejected`/`std_margin` are the standard deviations across heads of each reward and
-    of `r_chosen - r_rejected` (None for a single-head model).
+    of `r_chosen - r_rejected` (None for a single-head model). For a model trained with `length_debias='odin'` the
+    rewards are the quality head's, and `length_rewards_chosen`/`length_rewards_rejected` the length head's.
     """
 
     rewards_chosen: list[float]
@@ -71,6 +73,8 @@ class PairScores:
     std_chosen: list[float] | None = None
     std_rejected: list[float] | None = None
     std_margin: list[float] | None = None
+    length_rewards_chosen: list[float] | None = None
+    length_rewards_rejected: list[float] | None = None
 
 
 class RewardModel:
@@ -96,6 +100,8 @@ class RewardModel:
 
     An ensemble (trained with `ensemble_heads`, see `rewardlab.model.heads`) scores with the heads' mean, and
     `score_texts`/`score` with `return_std=True` also return each reward's standard deviation across heads.
+    A model trained with `length_debias='odin'` scores with its quality head, the reward it was trained to give
+    (the one plain `transformers` loads), and with `return_length=True` also returns its length head's rewards.
     """
 
     def __init__(
@@ -129,6 +135,7 @@ class RewardModel:
         self.normalization = dict(normalization) if normalization else None
         self.device = next(model.parameters()).device
         self.num_heads = num_heads(model)
+        self.has_length_head = has_length_head(model)
         self.layout = choose_layout(model, self.pad_token_id, padding_free=padding_free)
         self.report: Counter[str] = Counter({status: 0 for status in STATUSES})
         self.source = source
@@ -164,14 +171,15 @@ class RewardModel:
 
     # ------------------------------------------------------------------------------------------------ scoring
     def score_texts(
-        self, texts: Sequence[str], return_std: bool = False
+        self, texts: Sequence[str], return_std: bool = False, return_length: bool = False
     ) -> list[float] | tuple[list[float], list[float]]:
         """Rewards of whole texts (tokenized as training tokenizes a plain-text sequence, eos appended).
 
         A text over `max_length` loses its oldest tokens (after BOS/CLS), so its end, the response, is kept.
         `return_std=True` (ensembles): (mean rewards, their standard deviations across heads).
+        `return_length=True` (a length head): (quality rewards, the length head's rewards).
         """
-        self._check_return_std(return_std)
+        self._check_extra_output(return_std, return_length)
         texts = _check_list(texts, "texts")
         sequences, prompt_lengths = [], []
         for i, text in enumerate(texts):
@@ -180,16 +188,22 @@ class RewardModel:
             ids = tokenize_text(self.tokenizer, text, self.eos_token_id)
             sequences.append(ids)
             prompt_lengths.append(len(ids) - 1)
-        return self._score_sequences(sequences, prompt_lengths, return_std)
+        return self._score_sequences(sequences, prompt_lengths, return_std, return_length)
 
     def score(
-        self, prompts: Sequence[Any], completions: Sequence[Any], return_std: bool = False, **chat_template_kwargs: Any
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        return_std: bool = False,
+        return_length: bool = False,
+        **chat_template_kwargs: Any,
     ) -> list[float] | tuple[list[float], list[float]]:
         """Rewards of completions to prompts: strings (concatenated, as training does) or message lists (the
         conversation prompt + completion through the chat template). Over-length inputs lose prompt tokens first.
         `return_std=True` (ensembles): (mean rewards, their standard deviations across heads).
+        `return_length=True` (a length head): (quality rewards, the length head's rewards).
         """
-        self._check_return_std(return_std)
+        self._check_extra_output(return_std, return_length)
         prompts, completions = _check_list(prompts, "prompts"), _check_list(completions, "completions")
         if len(prompts) != len(completions):
             raise RewardlabError(f"{len(prompts)} prompts but {len(completions)} completions: give one prompt each")
@@ -201,7 +215,7 @@ class RewardModel:
             )
             sequences.append(ids)
             prompt_lengths.append(min(common_prefix_length(ids, prompt_ids), len(ids) - 1))
-        return self._score_sequences(sequences, prompt_lengths, return_std)
+        return self._score_sequences(sequences, prompt_lengths, return_std, return_length)
 
     def score_pairs(
         self, chosen: Sequence[Any], rejected: Sequence[Any], prompts: Sequence[Any] | None = None
@@ -234,9 +248,15 @@ class RewardModel:
         groups = [[2 * k, 2 * k + 1] for k in range(len(statuses))]
         heads = self._rewards(sequences, groups)
         heads[np.repeat(np.array(statuses) == DROPPED, 2)] = np.nan
+        if self.has_length_head:
+            length = {
+                "length_rewards_chosen": heads[0::2, 1].tolist(),
+                "length_rewards_rejected": heads[1::2, 1].tolist(),
+            }
+            heads = heads[:, :1]
         chosen_heads, rejected_heads = heads[0::2], heads[1::2]
         chosen_r, rejected_r = chosen_heads.mean(1).tolist(), rejected_heads.mean(1).tolist()
-        stds = {}
+        stds = length if self.has_length_head else {}
         if self.num_heads > 1:
             stds = {
                 "std_chosen": chosen_heads.std(1, ddof=1).tolist(),
@@ -293,14 +313,23 @@ class RewardModel:
             f"and {type(completion).__name__})",
         )
 
-    def _check_return_std(self, return_std: bool) -> None:
+    def _check_extra_output(self, return_std: bool, return_length: bool) -> None:
         if return_std and self.num_heads == 1:
             raise RewardlabError(
                 "return_std=True needs an ensemble (a model trained with ensemble_heads >= 2); this model has one head"
             )
+        if return_length and not self.has_length_head:
+            raise RewardlabError(
+                "return_length=True needs a length head (a model trained with length_debias='odin'); this model has "
+                "none"
+            )
 
     def _score_sequences(
-        self, sequences: list[list[int]], prompt_lengths: list[int], return_std: bool = False
+        self,
+        sequences: list[list[int]],
+        prompt_lengths: list[int],
+        return_std: bool = False,
+        return_length: bool = False,
     ) -> list[float] | tuple[list[float], list[float]]:
         keep = [leading_special_count(ids, self.tokenizer) for ids in sequences]
         statuses, cut = [], []
@@ -315,16 +344,20 @@ class RewardModel:
         _log_report(statuses)
         heads = self._rewards(cut, group_by_shared_prefix(cut) if self.layout.shares_prefixes else None)
         heads[np.array(statuses) == DROPPED] = np.nan
+        if self.has_length_head:
+            quality = heads[:, 0].tolist()
+            return (quality, heads[:, 1].tolist()) if return_length else quality
         mean = heads.mean(1).tolist()
         return (mean, heads.std(1, ddof=1).tolist()) if return_std else mean
 
     def _rewards(self, sequences: list[list[int]], groups: list[list[int]] | None) -> np.ndarray:
-        """Rewards (sequences, heads) of `sequences`, in forward passes under the token budget. `groups` are
-        sequences answering one prompt, which a layout that shares prefixes computes once; otherwise, or without
-        `groups`, each sequence is scored on its own."""
+        """Rewards (sequences, heads) of `sequences` (with a length head: [quality, length]), in forward passes under
+        the token budget. `groups` are sequences answering one prompt, which a layout that shares prefixes computes
+        once; otherwise, or without `groups`, each sequence is scored on its own."""
         if groups is None or not self.layout.shares_prefixes:
             groups = [[i] for i in range(len(sequences))]
-        out = np.full((len(sequences), self.num_heads), np.nan)
+        width = 2 if self.has_length_head else self.num_heads  # [quality, length], or every head of an ensemble
+        out = np.full((len(sequences), width), np.nan)
         passes = forward_passes(
             sequences,
             groups,
@@ -336,7 +369,7 @@ class RewardModel:
             for index, batch in passes:
                 with torch.inference_mode(), measured_step(self.cpu_threads):
                     rewards = sequence_rewards(self.model, send_to_device(batch, self.device)).float().cpu().numpy()
-                out[index] = rewards.reshape(len(index), self.num_heads)
+                out[index] = rewards.reshape(len(index), width)
         return out
 
 

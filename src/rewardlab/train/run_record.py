@@ -35,6 +35,10 @@ _RECORDED_ARGS = (
     "ranking_margin_scale",
     "ensemble_heads",
     "ensemble_bootstrap",
+    "length_debias",
+    "length_decorrelation_coefficient",
+    "length_head_coefficient",
+    "head_orthogonality_coefficient",
 )
 
 

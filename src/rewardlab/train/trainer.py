@@ -21,7 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, Trai
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalPrediction
 
-from rewardlab.choices import PLACKETT_LUCE
+from rewardlab.choices import ODIN, PLACKETT_LUCE
 from rewardlab.config import RewardConfig
 from rewardlab.cpu_threads import adapted_threads, adaptive_threads, measured_step
 from rewardlab.errors import RewardlabError, RewardlabTypeError
@@ -29,8 +29,14 @@ from rewardlab.files import check_complete, last_complete_checkpoint, saving
 from rewardlab.layout.batch import Layout, layout_of
 from rewardlab.layout.choose import choose_layout
 from rewardlab.layout.collate import DataCollatorForPreference, DataCollatorForRanking, LayoutCollator
-from rewardlab.layout.forward import pair_rewards, sequence_rewards
-from rewardlab.losses import bradley_terry_loss, pairwise_ranking_loss, plackett_luce_loss
+from rewardlab.layout.forward import sequence_rewards
+from rewardlab.losses import (
+    bradley_terry_loss,
+    length_decorrelation_loss,
+    pairwise_ranking_loss,
+    pearson_correlation,
+    plackett_luce_loss,
+)
 from rewardlab.metrics.running import (
     RANKING_SUM_KEYS,
     batch_statistics,
@@ -41,6 +47,7 @@ from rewardlab.metrics.running import (
     summarize_statistics,
 )
 from rewardlab.model.heads import head_mean, install_ensemble_head, num_heads
+from rewardlab.model.length_head import has_length_head, install_length_head, length_head_of
 from rewardlab.model.load import (
     check_num_labels,
     disable_dropout,
@@ -201,6 +208,7 @@ class RewardTrainer(Trainer):
         check_num_labels(model)
         self.base_model_id = model_id
         self._setup_ensemble(model, args)
+        self._setup_length_head(model, args)
         return model, model_id, revision
 
     @staticmethod
@@ -216,6 +224,20 @@ class RewardTrainer(Trainer):
         elif existing > 1:
             logger.warning("the model is an ensemble of %d heads: training all of them", existing)
             args.ensemble_heads = existing
+
+    @staticmethod
+    def _setup_length_head(model: Any, args: RewardConfig) -> None:
+        """Give the model a length head for `length_debias='odin'`, or keep training the one a checkpoint has."""
+        if args.length_debias == ODIN:
+            install_length_head(model, seed=args.seed)
+        elif has_length_head(model):
+            if args.length_debias is not None:
+                raise RewardlabError(
+                    f"the model has a length head (trained with length_debias='odin'), but length_debias="
+                    f"{args.length_debias!r}: use 'odin', or start from a model without one"
+                )
+            logger.warning("the model has a length head: training it with length_debias='odin'")
+            args.length_debias = ODIN
 
     @staticmethod
     def _setup_tokenizer(
@@ -279,6 +301,7 @@ class RewardTrainer(Trainer):
             max_tokens_per_batch=args.max_tokens_per_batch,
             layout=layout,
             overhead_tokens=args.sub_batch_overhead_tokens,
+            with_response_lengths=True,  # logged correlations with length, and what length_debias trains out
         )
 
     def _check_distributed_setup(self, args: RewardConfig) -> None:
@@ -312,6 +335,9 @@ class RewardTrainer(Trainer):
         self._train_stats = self._empty_statistics().to(args.device)
         self._pending_tokens = 0
         self._pending_pairs = 0
+        # Sums since the last log of each forward's correlation of the saved reward and of the length head with
+        # response length, and the number of forwards.
+        self._length_stats = torch.zeros(3, dtype=torch.float64, device=args.device)
         self.seen = SeenCounts()
         self.add_callback(self.seen)
         # On a CPU, torch's thread count follows the cores the process gets (`rewardlab.cpu_threads`).
@@ -360,7 +386,9 @@ class RewardTrainer(Trainer):
         if self.ranking:
             return self._ranking_loss(model, inputs, return_outputs)
         margin = inputs.get("margin")
-        rewards_chosen, rewards_rejected = pair_rewards(model, inputs)
+        rewards = sequence_rewards(model, inputs)  # all chosen, then all rejected
+        fitted, length_loss = self._length_debiased(model, rewards, inputs)
+        rewards_chosen, rewards_rejected = fitted.chunk(2)
         loss = bradley_terry_loss(
             rewards_chosen,
             rewards_rejected,
@@ -368,26 +396,27 @@ class RewardTrainer(Trainer):
             self.args.center_rewards_coefficient,
             weights=inputs.get("bootstrap_weights"),
         )
+        loss = loss + length_loss
         if "loss_weight" in inputs:  # a micro-batch: its share of the whole batch's mean loss
             loss = loss * inputs["loss_weight"]
         if model.training:
-            # Metrics are those of the ensemble's mean reward, the one a saved model gives.
-            stats = batch_statistics(
-                head_mean(rewards_chosen), head_mean(rewards_rejected), margin, self.args.center_rewards_coefficient
-            )
+            # Metrics are those of the reward a saved model gives: the ensemble's mean, or the quality head.
+            saved_chosen, saved_rejected = self._saved_reward(rewards).chunk(2)
+            stats = batch_statistics(saved_chosen, saved_rejected, margin, self.args.center_rewards_coefficient)
             self._count_batch(inputs, stats, rewards_chosen.shape[0])
         outputs = {"rewards_chosen": rewards_chosen, "rewards_rejected": rewards_rejected}
         return (loss, outputs) if return_outputs else loss
 
     def _ranking_loss(self, model, inputs, return_outputs=False):
         rewards = sequence_rewards(model, inputs)
+        fitted, length_loss = self._length_debiased(model, rewards, inputs)
         scores, sizes = inputs["scores"], inputs["group_sizes"].tolist()
-        loss = self._ranking_objective(rewards, scores, sizes, inputs.get("bootstrap_weights"))
+        loss = self._ranking_objective(fitted, scores, sizes, inputs.get("bootstrap_weights")) + length_loss
         if model.training:
-            mean = head_mean(rewards)
+            mean = self._saved_reward(rewards)
             with torch.no_grad():
                 # The logged loss is the mean reward's, unweighted: for one head without bootstrap, the loss itself.
-                plain = rewards.dim() == 1 and "bootstrap_weights" not in inputs
+                plain = rewards.dim() == 1 and "bootstrap_weights" not in inputs and not self.args.length_debias
                 logged = loss if plain else self._ranking_objective(mean, scores, sizes)
                 stats = ranking_statistics(mean, scores, sizes, logged)
             self._count_batch(inputs, stats.to(self._train_stats.device), len(sizes))
@@ -395,6 +424,51 @@ class RewardTrainer(Trainer):
             loss = loss * inputs["loss_weight"]
         outputs = {"rewards": rewards}
         return (loss, outputs) if return_outputs else loss
+
+    def _saved_reward(self, rewards: torch.Tensor) -> torch.Tensor:
+        """The reward a saved model gives, (S,), of the rewards the model computes in training: the quality head's
+        ((S, 2): [quality, length]) or an ensemble's mean ((S, N))."""
+        return rewards[:, 0] if self.args.length_debias == ODIN else head_mean(rewards)
+
+    def _length_debiased(
+        self, model: Any, rewards: torch.Tensor, inputs: dict[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """The rewards the preference loss fits, and the loss term that takes length out of the saved reward
+        (`length_debias`, `rewardlab.losses`): for 'odin', quality + length and the heads' decorrelation and
+        orthogonality terms; for 'correlation', the rewards themselves and their decorrelation term. Training also
+        counts each head's correlation with length here, for the logs."""
+        args = self.args
+        lengths = inputs.get("response_lengths")
+        if lengths is None:
+            if args.length_debias:
+                raise RewardlabError(
+                    "length_debias needs each response's length, which rewardlab's collators give "
+                    "(`response_lengths`): leave data_collator unset, or use DataCollatorForPreference("
+                    "with_response_lengths=True)"
+                )
+            return rewards, 0.0
+        if args.length_debias == ODIN:
+            quality, length = rewards[:, 0], rewards[:, 1]
+            fitted = quality + length
+            loss = length_decorrelation_loss(
+                quality, lengths, args.length_decorrelation_coefficient, length, args.length_head_coefficient
+            )
+            loss = loss + args.head_orthogonality_coefficient * length_head_of(model).orthogonality
+        else:
+            quality, length, fitted = head_mean(rewards), None, rewards
+            loss = 0.0
+            if args.length_debias:
+                loss = length_decorrelation_loss(quality, lengths, args.length_decorrelation_coefficient)
+        if model.training:
+            with torch.no_grad():
+                correlations = [pearson_correlation(quality.detach().double(), lengths.double())]
+                correlations.append(
+                    pearson_correlation(length.detach().double(), lengths.double())
+                    if length is not None
+                    else quality.new_zeros((), dtype=torch.float64)
+                )
+                self._length_stats = self._length_stats + torch.stack([*correlations, correlations[0].new_ones(())])
+        return fitted, loss
 
     def _ranking_objective(
         self, rewards: torch.Tensor, scores: torch.Tensor, sizes: Sequence[int], weights: torch.Tensor | None = None
@@ -434,6 +508,8 @@ class RewardTrainer(Trainer):
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.compute_loss_context_manager(), measured_step(self.cpu_threads):
             rewards = sequence_rewards(model, inputs)
+        if self.args.length_debias == ODIN:  # evaluated is the reward a saved model gives
+            rewards = rewards[:, 0]
         if self.ranking:
             logits, labels = ranking_predictions(rewards, inputs["scores"], inputs["group_sizes"].tolist())
         else:
@@ -470,8 +546,21 @@ class RewardTrainer(Trainer):
             logs.update(summary)
             logs["num_tokens"] = self.seen.tokens
             logs["num_pairs_seen"] = self.seen.pairs
+            logs.update(self._length_correlations())
             self._train_stats = self._empty_statistics().to(self.args.device)
         super().log(logs, start_time)
+
+    def _length_correlations(self) -> dict[str, float]:
+        """The mean over the forwards since the last log (all processes) of the saved reward's correlation with
+        response length (`length_correlation`) and, with a length head, of the length head's; a collective."""
+        correlation_q, correlation_l, forwards = self.accelerator.gather(self._length_stats[None]).sum(0).tolist()
+        self._length_stats.zero_()
+        if not forwards:
+            return {}
+        out = {"length_correlation": correlation_q / forwards}
+        if self.args.length_debias == ODIN:
+            out["length_head_correlation"] = correlation_l / forwards
+        return out
 
     def _count_seen(self) -> None:
         """Add the pairs and tokens of every process since the last count to `seen` (a collective: all call it)."""
