@@ -8,6 +8,7 @@ import torch
 from rewardlab.cpu_threads import (
     FIRST_PROBE_INTERVAL,
     LAST_PROBE_INTERVAL,
+    LONGEST_PROBE_WAIT_SECONDS,
     AdaptiveThreads,
     core_share,
     threads_for_share,
@@ -39,14 +40,14 @@ class Machine:
         self.probes.append(threads)
         return min(self.free, threads)
 
-    def run(self, adaptive: AdaptiveThreads, steps: int) -> list[int]:
-        """The thread count torch had during each of `steps` steps."""
+    def run(self, adaptive: AdaptiveThreads, steps: int, seconds: float = 1.0) -> list[int]:
+        """The thread count torch had during each of `steps` steps of `seconds` each."""
         seen = []
         for _ in range(steps):
             with adaptive.step():
                 seen.append(torch.get_num_threads())
-                self.wall += 1.0
-                self.cpu += min(self.cores, seen[-1])
+                self.wall += seconds
+                self.cpu += seconds * min(self.cores, seen[-1])
         return seen
 
 
@@ -115,6 +116,19 @@ def test_raises_that_do_not_hold_are_probed_ever_less_often():
     assert intervals[0] == FIRST_PROBE_INTERVAL
     assert sorted(set(intervals)) == [8, 16, 32, 64, 128, 256]
     assert intervals[-1] == LAST_PROBE_INTERVAL
+
+
+def test_long_steps_get_the_cores_back_within_the_longest_probe_wait():
+    """Backed off to 256 steps by raises that did not hold, 30-second steps still probe every two minutes."""
+    machine = Machine(cores=1.0, free=1.0)
+    adaptive = adaptive_on(machine)
+    adaptive.probe_interval = LAST_PROBE_INTERVAL
+    with adaptive.active():
+        assert machine.run(adaptive, 2, seconds=30.0) == [4, 1]
+        machine.cores = machine.free = 4
+        seen = machine.run(adaptive, 8, seconds=30.0)
+    # Lowered by the probe at 30 s; the raise probe comes at 150 s, the end of the fifth step.
+    assert LONGEST_PROBE_WAIT_SECONDS == 120.0 and seen == [1, 1, 1, 4, 4, 4, 4, 4]
 
 
 def test_the_users_thread_count_comes_back_after_the_outermost_block_and_steps_outside_change_nothing():

@@ -13,7 +13,8 @@ threads' CPU time, spinning included; a descheduled thread adds none). With N th
 with a busy loop on one of two cores, about 1. `AdaptiveThreads` measures every compute step it wraps; a step that got
 less than `threads - 0.5` cores is confirmed by a short probe (`core_share`), after which the process runs with the
 threads its cores support. While below the user's thread count it probes the full count every few steps (8 at
-first, twice as long after every raise that a contended step undid, up to 256) and raises the count again when the
+first, twice as long after every raise that a contended step undid, up to 256, but never more than two minutes
+apart, so long steps get their cores back soon after the other processes end) and raises the count again when the
 cores are free.
 """
 
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 FIRST_PROBE_INTERVAL = 8
 LAST_PROBE_INTERVAL = 256
+# The longest wait between raise probes, whatever the step count: a failed probe costs 50 ms, a raise that does not
+# hold one contended step.
+LONGEST_PROBE_WAIT_SECONDS = 120.0
 # How long a probe computes. Long enough to span several scheduler time slices (a few ms each), short against a step.
 PROBE_SECONDS = 0.05
 
@@ -79,6 +83,7 @@ class AdaptiveThreads:
         self._probe, self._clock, self._cpu_clock = probe, clock, cpu_clock
         self._steps = 0
         self._last_probe = 0
+        self._last_probe_time = clock()
         self._last_raise: int | None = None
         self._depth = 0
 
@@ -110,8 +115,15 @@ class AdaptiveThreads:
     def _adapt(self, share: float) -> None:
         if self.threads > 1 and share < self.threads - 0.5:
             self._probe_and_lower()
-        elif self.threads < self.max_threads and self._steps - self._last_probe >= self.probe_interval:
+        elif self.threads < self.max_threads and self._probe_due():
             self._probe_and_raise()
+
+    def _probe_due(self) -> bool:
+        waited = self._clock() - self._last_probe_time >= LONGEST_PROBE_WAIT_SECONDS
+        return waited or self._steps - self._last_probe >= self.probe_interval
+
+    def _mark_probe(self) -> None:
+        self._last_probe, self._last_probe_time = self._steps, self._clock()
 
     def _probe_and_lower(self) -> None:
         measured = self._probe(self.threads)
@@ -122,11 +134,11 @@ class AdaptiveThreads:
             self.probe_interval = min(2 * self.probe_interval, LAST_PROBE_INTERVAL)  # the raise did not hold
         elif self._last_raise is None or self._steps - self._last_raise > self.probe_interval:
             self.probe_interval = FIRST_PROBE_INTERVAL  # a new episode of contention
-        self._last_probe = self._steps
+        self._mark_probe()
         self._set(target, f"other processes are using the CPU: {self.threads} threads got {measured:.1f} cores")
 
     def _probe_and_raise(self) -> None:
-        self._last_probe = self._steps
+        self._mark_probe()
         measured = self._probe(self.max_threads)
         target = threads_for_share(measured, self.max_threads)
         if target > self.threads:
