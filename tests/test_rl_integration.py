@@ -79,9 +79,11 @@ def test_grpo_trains_with_a_rewardlab_reward_function(conversational, tmp_path):
     np.testing.assert_allclose(again, first_rewards, atol=1e-5)
 
 
-def test_grpo_loads_a_saved_reward_model_by_path(tmp_path):
-    """The saved model works unchanged as TRL's `reward_funcs="<path>"` (a plain sequence-classification model)."""
-    reward_dir, _, data = train_and_save("qwen3", tmp_path / "rm")
+@pytest.mark.parametrize("length_debias", [None, "odin"])
+def test_grpo_loads_a_saved_reward_model_by_path(length_debias, tmp_path):
+    """The saved model works unchanged as TRL's `reward_funcs="<path>"` (a plain sequence-classification model);
+    one trained with `length_debias='odin'` gives TRL its quality head, the reward rewardlab scores with."""
+    reward_dir, _, data = train_and_save("qwen3", tmp_path / "rm", length_debias=length_debias)
     policy = tiny_policy(tmp_path)
     args = trl.GRPOConfig(
         output_dir=str(tmp_path / "grpo"),
@@ -103,3 +105,17 @@ def test_grpo_loads_a_saved_reward_model_by_path(tmp_path):
     )
     trainer.train()
     assert any(k.startswith("rewards/") for e in trainer.state.log_history for k in e)
+    from rewardlab import RewardModel
+
+    scorer = RewardModel.from_pretrained(reward_dir, device="cpu")
+    assert scorer.has_length_head == (length_debias == "odin")
+    ids = scorer.tokenizer("the sky is blue" + scorer.tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    loaded = trainer.reward_funcs[0]
+    assert args.bf16  # TRL's default: accelerate runs the loaded model's forward under bf16 autocast
+    with torch.no_grad():
+        trl_reward = loaded(input_ids=torch.tensor([ids])).logits.item()
+    assert trl_reward == pytest.approx(scorer.score_texts(["the sky is blue"])[0], abs=2e-3)
+    if length_debias:  # not the length head's reward, nor the sum of both
+        length = scorer.score_texts(["the sky is blue"], return_length=True)[1][0]
+        assert abs(length) > 1e-2 and trl_reward != pytest.approx(trl_reward + length, abs=2e-3)
+        assert trl_reward != pytest.approx(length, abs=2e-3)

@@ -435,8 +435,7 @@ class RewardTrainer(Trainer):
     ) -> tuple[torch.Tensor, torch.Tensor | float]:
         """The rewards the preference loss fits, and the loss term that takes length out of the saved reward
         (`length_debias`, `rewardlab.losses`): for 'odin', quality + length and the heads' decorrelation and
-        orthogonality terms; for 'correlation', the rewards themselves and their decorrelation term. Training also
-        counts each head's correlation with length here, for the logs."""
+        orthogonality terms; for 'correlation', the rewards themselves and their decorrelation term."""
         args = self.args
         lengths = inputs.get("response_lengths")
         if lengths is None:
@@ -447,28 +446,33 @@ class RewardTrainer(Trainer):
                     "with_response_lengths=True)"
                 )
             return rewards, 0.0
-        if args.length_debias == ODIN:
-            quality, length = rewards[:, 0], rewards[:, 1]
-            fitted = quality + length
-            loss = length_decorrelation_loss(
-                quality, lengths, args.length_decorrelation_coefficient, length, args.length_head_coefficient
+        if args.length_debias != ODIN:
+            quality = head_mean(rewards)
+            self._count_length_correlations(model, lengths, quality)
+            if not args.length_debias:
+                return rewards, 0.0
+            return rewards, length_decorrelation_loss(quality, lengths, args.length_decorrelation_coefficient)
+        quality, length = rewards[:, 0], rewards[:, 1]
+        self._count_length_correlations(model, lengths, quality, length)
+        loss = length_decorrelation_loss(
+            quality, lengths, args.length_decorrelation_coefficient, length, args.length_head_coefficient
+        )
+        return quality + length, loss + args.head_orthogonality_coefficient * length_head_of(model).orthogonality
+
+    def _count_length_correlations(
+        self, model: Any, lengths: torch.Tensor, quality: torch.Tensor, length: torch.Tensor | None = None
+    ) -> None:
+        """Add a training forward's correlations of the saved reward and of the length head with length to the
+        sums `log` reports."""
+        if not model.training:
+            return
+        with torch.no_grad():
+            lengths = lengths.double()
+            correlations = [pearson_correlation(quality.detach().double(), lengths)]
+            correlations.append(
+                lengths.new_zeros(()) if length is None else pearson_correlation(length.double(), lengths)
             )
-            loss = loss + args.head_orthogonality_coefficient * length_head_of(model).orthogonality
-        else:
-            quality, length, fitted = head_mean(rewards), None, rewards
-            loss = 0.0
-            if args.length_debias:
-                loss = length_decorrelation_loss(quality, lengths, args.length_decorrelation_coefficient)
-        if model.training:
-            with torch.no_grad():
-                correlations = [pearson_correlation(quality.detach().double(), lengths.double())]
-                correlations.append(
-                    pearson_correlation(length.detach().double(), lengths.double())
-                    if length is not None
-                    else quality.new_zeros((), dtype=torch.float64)
-                )
-                self._length_stats = self._length_stats + torch.stack([*correlations, correlations[0].new_ones(())])
-        return fitted, loss
+            self._length_stats += torch.stack([*correlations, lengths.new_ones(())])
 
     def _ranking_objective(
         self, rewards: torch.Tensor, scores: torch.Tensor, sizes: Sequence[int], weights: torch.Tensor | None = None
