@@ -437,3 +437,23 @@ def test_threads_are_adapted_only_on_a_cpu_with_several(tmp_path, monkeypatch):
         model = make_model("llama", tok)
         trainer = RewardTrainer(model, args=config(tmp_path), train_dataset=pairs(4), processing_class=tok)
         assert (trainer.cpu_threads and trainer.cpu_threads.max_threads) == adapted
+
+
+def test_head_learning_rate_puts_the_score_head_in_groups_of_its_own(tmp_path):
+    """`head_learning_rate`: the new head (weight and bias) trains at its own rate, on the same schedule."""
+    tok = make_tokenizer("bert")
+    model = make_model("bert", tok)
+    args = config(tmp_path, learning_rate=1e-3, head_learning_rate=0.1, weight_decay=0.01, warmup_steps=1)
+    trainer = RewardTrainer(model, args=args, train_dataset=pairs(8), processing_class=tok)
+    optimizer = trainer.create_optimizer()
+    head = {id(p) for p in model.classifier.parameters()}
+    for group in optimizer.param_groups:
+        ids = {id(p) for p in group["params"]}
+        assert ids <= head if group["lr"] == 0.1 else not ids & head
+    head_groups = [g for g in optimizer.param_groups if g["lr"] == 0.1]
+    assert sorted(g["weight_decay"] for g in head_groups) == [0.0, 0.01]  # the bias does not decay, as in Trainer
+    assert trainer.create_optimizer() is optimizer and len(optimizer.param_groups) == 4
+    trainer.train()
+    assert trainer.lr_scheduler.base_lrs == pytest.approx([1e-3, 1e-3, 0.1, 0.1])  # one schedule scales them all
+    with pytest.raises(ValueError, match="head_learning_rate must be >= 0"):
+        RewardConfig(output_dir=str(tmp_path), head_learning_rate=-1.0, report_to=[])

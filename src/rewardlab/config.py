@@ -49,7 +49,8 @@ class RewardConfig(TrainingArguments):
 
     > Parameters that control the training
 
-    center_rewards_coefficient, activation_offloading, adapt_cpu_threads; for ranked data ranking_loss,
+    center_rewards_coefficient, head_learning_rate, activation_offloading, adapt_cpu_threads; for ranked data
+    ranking_loss,
     ranking_margin_scale; for ensembles ensemble_heads, ensemble_bootstrap; against length bias length_debias,
     length_decorrelation_coefficient, length_head_coefficient, head_orthogonality_coefficient.
 
@@ -206,6 +207,14 @@ class RewardConfig(TrainingArguments):
             "(Eisenstein et al. 2023). Recommended: 0.01."
         },
     )
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the score head (and of a length head or an ensemble's heads): the part of a "
+            "reward model that starts random, which may learn faster than the pretrained trunk. It follows the same "
+            "schedule as learning_rate. None: learning_rate."
+        },
+    )
     activation_offloading: bool = field(
         default=False, metadata={"help": "Offload activations to the CPU during training (GPU only)."}
     )
@@ -324,6 +333,8 @@ class RewardConfig(TrainingArguments):
             check_choice("length_debias", self.length_debias, LENGTH_DEBIAS_METHODS)
             if self.length_debias == ODIN and self.ensemble_heads > 1:
                 raise ValueError("length_debias='odin' trains one quality and one length head: set ensemble_heads=1")
+        if self.head_learning_rate is not None and self.head_learning_rate < 0:
+            raise ValueError(f"head_learning_rate must be >= 0, got {self.head_learning_rate}")
         for name in ("length_decorrelation_coefficient", "length_head_coefficient", "head_orthogonality_coefficient"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -26,6 +26,7 @@ _RECORDED_ARGS = (
     "skip_invalid_rows",
     "center_rewards_coefficient",
     "learning_rate",
+    "head_learning_rate",
     "num_train_epochs",
     "max_steps",
     "per_device_train_batch_size",

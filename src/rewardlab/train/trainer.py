@@ -46,7 +46,7 @@ from rewardlab.metrics.running import (
     summarize_ranking_statistics,
     summarize_statistics,
 )
-from rewardlab.model.heads import head_mean, install_ensemble_head, num_heads
+from rewardlab.model.heads import head_mean, install_ensemble_head, num_heads, trained_head
 from rewardlab.model.length_head import has_length_head, install_length_head, length_head_of
 from rewardlab.model.load import (
     check_num_labels,
@@ -537,6 +537,23 @@ class RewardTrainer(Trainer):
         if self._user_compute_metrics is not None:
             metrics.update(self._user_compute_metrics(prediction))
         return metrics
+
+    # ----------------------------------------------------------------------------------------------- optimizer
+    def create_optimizer(self, model=None):
+        """`Trainer`'s optimizer, with the score head's parameters in groups of their own at `head_learning_rate`
+        (the scheduler scales every group's rate alike)."""
+        optimizer = super().create_optimizer(model)
+        if self.args.head_learning_rate is None or getattr(optimizer, "rewardlab_head_groups", False):
+            return optimizer
+        head = {id(p) for p in trained_head(self.model).parameters()}
+        for group in list(optimizer.param_groups):
+            in_head = [p for p in group["params"] if id(p) in head]
+            if in_head:
+                group["params"] = [p for p in group["params"] if id(p) not in head]
+                optimizer.add_param_group({**group, "params": in_head, "lr": self.args.head_learning_rate})
+        optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+        optimizer.rewardlab_head_groups = True
+        return optimizer
 
     # ----------------------------------------------------------------------------------------------- logging
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
