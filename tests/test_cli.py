@@ -315,6 +315,7 @@ def test_train_with_length_debias_end_to_end(tiny_dirs, tmp_path, capsys):
     assert logged and {"length_correlation", "length_head_correlation"} <= set(logged[-1])
     results = json.loads(Path(out, "report.json").read_text())["results"]["trained model"]["evaluation split"]
     assert set(results["length_head"]) >= {"pearson", "spearman", "chosen_shorter"} and results["length_bias"]
+    assert "Trained with `length_debias=odin`" in Path(out, "README.md").read_text()
 
 
 def test_train_rankings_with_an_ensemble_end_to_end(tiny_dirs, tmp_path, capsys):
