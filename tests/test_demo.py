@@ -101,6 +101,11 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     skipped = re.findall(r"identical chosen and rejected: (\d+)", stdout)
     assert sum(map(int, skipped)) == 2
     assert "Wall time:" in stdout and out in stdout
+    assert f"Evaluation report: {out}/report.html" in stdout and os.path.exists(os.path.join(out, "report.json"))
+    assert stdout.count("human-preferred") == 3 and f"rewardlab score --model {out}" in stdout
+    with open(os.path.join(out, "README.md"), encoding="utf-8") as f:
+        card = f.read()
+    assert "`sentence-transformers/all-MiniLM-L6-v2`" in card and "site-packages" not in card
     with open(os.path.join(out, "rewardlab_run.json"), encoding="utf-8") as f:
         record = json.load(f)
     assert record["global_step"] == 2

@@ -149,3 +149,12 @@ def test_a_base_model_gets_its_new_head_without_a_load_report(tmp_path):
         assert "score.weight" in reports.last and "MISSING" in reports.last
     finally:
         logging.getLogger("transformers").removeHandler(reports)
+
+
+def test_a_cached_snapshot_is_named_by_its_hub_id():
+    from rewardlab.model.load import hub_id_of
+
+    cached = "/home/u/.cache/huggingface/hub/models--Qwen--Qwen3-0.6B/snapshots/0123abc"
+    assert hub_id_of(cached) == "Qwen/Qwen3-0.6B" and hub_id_of(cached + "/") == "Qwen/Qwen3-0.6B"
+    assert hub_id_of("models--gpt2/snapshots/0123abc") == "gpt2"
+    assert hub_id_of("Qwen/Qwen3-0.6B") == "Qwen/Qwen3-0.6B" and hub_id_of("runs/sft") == "runs/sft"

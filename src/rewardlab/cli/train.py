@@ -415,18 +415,24 @@ def run_train(script_args: ScriptArguments, model_args: ModelArguments, training
     return 0
 
 
-def write_eval_report(trainer: Any, eval_dataset: Any, source: str) -> str | None:
-    """The `rewardlab eval` report of the trained model on the evaluation split, written next to the model."""
-    if not isinstance(eval_dataset, Dataset):  # a streamed eval set cannot be read twice
-        return None
+def trained_reward_model(trainer: Any) -> RewardModel:
+    """The trainer's model as a `RewardModel`, scoring as the run trained (its max_length, policy and eos)."""
     args = trainer.args
-    model = RewardModel(
+    return RewardModel(
         trainer.model,
         trainer.processing_class,
         max_length=args.max_length,
         overlength_policy=args.overlength_policy,
         eos_token=args.eos_token,
     )
+
+
+def write_eval_report(trainer: Any, eval_dataset: Any, source: str) -> str | None:
+    """The `rewardlab eval` report of the trained model on the evaluation split, written next to the model."""
+    if not isinstance(eval_dataset, Dataset):  # a streamed eval set cannot be read twice
+        return None
+    args = trainer.args
+    model = trained_reward_model(trainer)
     # Rows the trainer skipped as invalid are skipped (and counted) here too.
     eval_set = eval_set_from_rows(
         eval_dataset.to_list(), "evaluation split", source, skip_invalid_rows=args.skip_invalid_rows

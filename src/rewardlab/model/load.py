@@ -74,6 +74,16 @@ def loading_class(name_or_path: str, new_head: bool = False, **config_kwargs: An
     return ignoring_load_keys(model_class, unexpected, missing)
 
 
+def hub_id_of(name_or_path: str) -> str:
+    """How a run names its base model: the repository of a Hugging Face cache snapshot
+    (`.../models--org--name/snapshots/<revision>`, a copy of `org/name`), anything else as given."""
+    parts = Path(name_or_path).parts
+    for i, part in enumerate(parts[:-2]):
+        if part.startswith("models--") and parts[i + 1] == "snapshots":
+            return part.removeprefix("models--").replace("--", "/")
+    return name_or_path
+
+
 def load_model(
     name_or_path: str,
     model_init_kwargs: dict[str, Any] | None = None,

@@ -52,6 +52,7 @@ from rewardlab.model.load import (
     check_num_labels,
     disable_dropout,
     fix_peft_config,
+    hub_id_of,
     is_peft_model,
     load_model,
     load_tokenizer,
@@ -206,7 +207,7 @@ class RewardTrainer(Trainer):
             if quantization_config is not None:
                 logger.warning("quantization_config is ignored: the model is already instantiated")
         check_num_labels(model)
-        self.base_model_id = model_id
+        self.base_model_id = hub_id_of(model_id)
         self._setup_ensemble(model, args)
         self._setup_length_head(model, args)
         return model, model_id, revision
