@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Peak learning rate, after a 5%% warmup, decaying linearly to 0 (2e-4 made MiniLM collapse to a "
         "constant reward).",
     )
+    parser.add_argument(
+        "--head_learning_rate",
+        type=float,
+        default=None,
+        help="Peak learning rate of the new score head, on the same schedule (default: --learning_rate).",
+    )
     parser.add_argument("--seed", type=int, default=42, help="Seed of the training order and the score head.")
     return parser
 
@@ -138,6 +144,7 @@ def demo_config(args: argparse.Namespace, train_pool: int) -> Any:
         per_device_eval_batch_size=64,
         **training_length(args, train_pool),
         learning_rate=args.learning_rate,
+        head_learning_rate=args.head_learning_rate,
         lr_scheduler_type="linear",
         warmup_steps=0.05,
         max_length=args.max_length,
