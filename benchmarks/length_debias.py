@@ -1,13 +1,16 @@
 """Does `length_debias` take length out of a real reward model without costing accuracy? Real model, real data.
 
 Trains all-MiniLM-L6-v2 on RMB-pairwise helpfulness (the chosen answer is the longer one in 65% of its pairs) once per
-`--methods` entry, with the same data, seed and budget (`none` is plain Bradley-Terry), then evaluates every model
+`--methods` entry (`none` is plain Bradley-Terry; `odin:prompt` is `--length_debias odin
+--length_decorrelation_scope prompt`), with the same data, seed and budget, then evaluates every model
 with `rewardlab eval` on held-out RMB helpfulness, HH-RLHF helpful-base and the UltraFeedback eval file. It prints,
-per model and set, the accuracy, the reward-length Pearson correlation and the accuracy on pairs whose chosen answer
-is the shorter / the longer, each with its 95% bootstrap interval (the eval report's), and for ODIN the length head's
+per model and set, the accuracy, the reward-length Pearson correlation over all responses and that of each pair's
+margin with its length difference (within the pair), and the accuracy on pairs whose chosen answer is the shorter /
+the longer, each with its 95% bootstrap interval where the eval report gives one, and for ODIN the length head's
 correlation. Length is each response's tokens after the prompt, after truncation to `--max_length`.
 
     python benchmarks/length_debias.py --train_pairs 2000 --methods none odin correlation
+    python benchmarks/length_debias.py --train_pairs 2000 --methods odin:prompt correlation:prompt
 
 The reports stay in `--output_dir/<method>/eval/report.json` (and report.html).
 """
@@ -46,7 +49,9 @@ def train(method: str, rows: list[dict], args: argparse.Namespace, directory: Pa
     config = demo_config(demo_args, len(rows))
     config.seed = args.seed
     config.logging_steps = 10
-    config.length_debias = None if method == "none" else method
+    debias, _, scope = method.partition(":")
+    config.length_debias = None if debias == "none" else debias
+    config.length_decorrelation_scope = scope or "batch"
     trainer = RewardTrainer(model=minilm_path(), args=config, train_dataset=Dataset.from_list(rows))
     trainer.train()
     trainer.save_model(str(directory))
@@ -115,6 +120,7 @@ def main() -> None:
                 "pairs": metrics["n_evaluated"],
                 "accuracy": cell(metrics["accuracy"]),
                 "length_pearson": cell(length.get("pearson")),
+                "margin_length_pearson": f"{length.get('margin_length_pearson', float('nan')):.3f}",
                 "chosen_shorter": group(length.get("chosen_shorter")),
                 "chosen_longer": group(length.get("chosen_longer")),
                 "length_head_pearson": "–" if head.get("pearson") is None else f"{head['pearson']:.3f}",
@@ -123,14 +129,15 @@ def main() -> None:
             print(json.dumps(row), flush=True)
 
     print(
-        "\n| method | evaluated on | pairs | accuracy | reward-length Pearson | acc., chosen shorter | "
-        "acc., chosen longer | length head Pearson |"
+        "\n| method | evaluated on | pairs | accuracy | reward-length Pearson | margin-length difference Pearson | "
+        "acc., chosen shorter | acc., chosen longer | length head Pearson |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in table:
         print(
             f"| {r['method']} | {r['set']} | {r['pairs']} | {r['accuracy']} | {r['length_pearson']} | "
-            f"{r['chosen_shorter']} | {r['chosen_longer']} | {r['length_head_pearson']} |"
+            f"{r['margin_length_pearson']} | {r['chosen_shorter']} | {r['chosen_longer']} | "
+            f"{r['length_head_pearson']} |"
         )
 
 

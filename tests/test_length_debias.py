@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from test_ranking import rankings
 from test_trainer import config, pairs
 from tiny import make_model, make_tokenizer
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
@@ -18,7 +17,12 @@ from rewardlab.errors import RewardlabError
 from rewardlab.layout import DataCollatorForPreference, Layout
 from rewardlab.layout.collate import response_lengths
 from rewardlab.layout.forward import pair_rewards
-from rewardlab.losses import length_decorrelation_loss, pairwise_ranking_loss, pearson_correlation
+from rewardlab.losses import (
+    length_decorrelation_loss,
+    pairwise_ranking_loss,
+    pearson_correlation,
+    within_group_deviations,
+)
 from rewardlab.model.length_head import QualityAndLengthHead, has_length_head, install_length_head
 from rewardlab.score.reward_model import RewardModel
 
@@ -116,12 +120,27 @@ def test_installed_length_head_keeps_the_reward_head_as_the_quality_head():
     assert install_length_head(model) is head
 
 
+def test_within_group_deviations_subtract_each_groups_mean():
+    values, groups = torch.tensor([1.0, 5.0, 3.0, 7.0, 2.0]), torch.tensor([0, 1, 0, 1, 2])
+    assert within_group_deviations(values, groups, 3).tolist() == [-1.0, -1.0, 1.0, 1.0, 0.0]
+    lengths = torch.tensor([4, 9, 2, 7, 3])  # integer lengths come back as floats
+    assert within_group_deviations(lengths, groups, 3).tolist() == [1.0, 1.0, -1.0, -1.0, 0.0]
+
+
+def centred_in_pairs(values, pairs: int) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    mean = (values[:pairs] + values[pairs:]) / 2
+    return values - np.concatenate([mean, mean])
+
+
+@pytest.mark.parametrize("scope", ["batch", "prompt"])
 @pytest.mark.parametrize("method", ["odin", "correlation"])
-def test_trainer_loss_is_the_hand_computation(method, tmp_path):
+def test_trainer_loss_is_the_hand_computation(method, scope, tmp_path):
     tok = make_tokenizer("llama")
     model = make_model("llama", tok)
     coefficients = {"length_decorrelation_coefficient": 0.5, "length_head_coefficient": 0.3}
     args = config(tmp_path, length_debias=method, head_orthogonality_coefficient=2.0, **coefficients)
+    args.length_decorrelation_scope = scope
     trainer = RewardTrainer(model, args=args, train_dataset=pairs(8, margin=True), processing_class=tok)
     examples = [trainer.train_dataset[i] for i in range(4)]
     batch = trainer.data_collator(examples)
@@ -138,14 +157,16 @@ def test_trainer_loss_is_the_hand_computation(method, tmp_path):
     lengths = [len(e["chosen_ids"]) - k for e, k in zip(examples, shared, strict=True)]
     lengths += [len(e["rejected_ids"]) - k for e, k in zip(examples, shared, strict=True)]
     margin = torch.tensor([float(e["margin"]) for e in examples])
-    quality = outputs[:, 0]
+    quality, length = outputs[:, 0], outputs[:, -1]
+    fitted = outputs.sum(-1) if method == "odin" else quality
+    if scope == "prompt":  # each response against the other answer to its prompt
+        quality, length, lengths = (centred_in_pairs(x, 4) for x in (quality, length, lengths))
     if method == "odin":
-        fitted = outputs.sum(-1)
         head = model.score
-        extra = 0.5 * abs(corr(quality, lengths)) - 0.3 * corr(outputs[:, 1], lengths)
+        extra = 0.5 * abs(corr(quality, lengths)) - 0.3 * corr(length, lengths)
         extra += 2.0 * abs(float((head.weight * head.length_weight).sum().detach()))
     else:
-        fitted, extra = quality, 0.5 * abs(corr(quality, lengths))
+        extra = 0.5 * abs(corr(quality, lengths))
     bt = -torch.nn.functional.logsigmoid(fitted[:4] - fitted[4:] - margin).mean().item()
     assert loss == pytest.approx(bt + extra, abs=1e-5)
 
@@ -254,12 +275,26 @@ def test_odin_lora_adapter_reloads_both_heads_and_plain_peft_gets_the_quality_he
     assert first == pytest.approx(trained[0, 0], abs=1e-5)
 
 
-def test_rankings_train_with_odin_on_the_sum_of_the_heads(tmp_path):
+def ranked_answers(n: int, seed: int = 0) -> Dataset:
+    """Rankings of 2 to 4 answers of different lengths, in a random order."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        k = int(rng.integers(2, 5))
+        responses = [" " + " ".join(rng.choice(WORDS, size=j + 1)) for j in range(k)]
+        scores = rng.permutation(k).tolist()  # distinct: every row carries a preference
+        rows.append({"prompt": f"the sky {i} ?", "responses": responses, "scores": scores})
+    return Dataset.from_list(rows)
+
+
+@pytest.mark.parametrize("scope", ["batch", "prompt"])
+def test_rankings_train_with_odin_on_the_sum_of_the_heads(scope, tmp_path):
     tok = make_tokenizer("llama")
     model = make_model("llama", tok)
     args = config(tmp_path, length_debias="odin", head_orthogonality_coefficient=0.0, per_device_eval_batch_size=3)
+    args.length_decorrelation_scope = scope
     trainer = RewardTrainer(
-        model, args=args, train_dataset=rankings(12), eval_dataset=rankings(5, 1), processing_class=tok
+        model, args=args, train_dataset=ranked_answers(12), eval_dataset=ranked_answers(5, 1), processing_class=tok
     )
     examples = [trainer.train_dataset[i] for i in range(3)]
     batch = trainer.data_collator(examples)
@@ -272,7 +307,13 @@ def test_rankings_train_with_odin_on_the_sum_of_the_heads(tmp_path):
     scores = torch.tensor([s for e in examples for s in e["scores"]], dtype=torch.float)
     sizes = [len(e["response_ids"]) for e in examples]
     expected = pairwise_ranking_loss(outputs.sum(-1), scores, sizes).item()
-    expected += abs(corr(outputs[:, 0], lengths)) - corr(outputs[:, 1], lengths)
+    quality, length, lengths = outputs[:, 0].numpy(), outputs[:, 1].numpy(), lengths.numpy()
+    if scope == "prompt":  # each response against the others to its prompt
+        ends = np.cumsum(sizes)[:-1]
+        quality, length, lengths = (
+            np.concatenate([part - part.mean() for part in np.split(x, ends)]) for x in (quality, length, lengths)
+        )
+    expected += abs(corr(quality, lengths)) - corr(length, lengths)
     assert loss == pytest.approx(expected, abs=1e-5)
     trainer.train()
     logged = [e for e in trainer.state.log_history if "top1_accuracy" in e]

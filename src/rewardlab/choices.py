@@ -14,6 +14,9 @@ RANKING_LOSSES = (PAIRWISE, PLACKETT_LUCE)
 # How training takes response length out of the reward; see `rewardlab.losses.length_decorrelation_loss`.
 ODIN, CORRELATION = "odin", "correlation"
 LENGTH_DEBIAS_METHODS = (ODIN, CORRELATION)
+# Which responses its correlations compare: all those of a forward, or each with the others answering its prompt.
+BATCH, PROMPT = "batch", "prompt"
+LENGTH_DECORRELATION_SCOPES = (BATCH, PROMPT)
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:

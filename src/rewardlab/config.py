@@ -12,7 +12,9 @@ from transformers import TrainingArguments
 
 from rewardlab._compat import dict_fields_of
 from rewardlab.choices import (
+    BATCH,
     LENGTH_DEBIAS_METHODS,
+    LENGTH_DECORRELATION_SCOPES,
     ODIN,
     OVERLENGTH_POLICIES,
     PAIRWISE,
@@ -52,7 +54,8 @@ class RewardConfig(TrainingArguments):
     center_rewards_coefficient, head_learning_rate, activation_offloading, adapt_cpu_threads; for ranked data
     ranking_loss,
     ranking_margin_scale; for ensembles ensemble_heads, ensemble_bootstrap; against length bias length_debias,
-    length_decorrelation_coefficient, length_head_coefficient, head_orthogonality_coefficient.
+    length_decorrelation_coefficient, length_decorrelation_scope, length_head_coefficient,
+    head_orthogonality_coefficient.
 
     > Deprecated parameters
 
@@ -289,6 +292,16 @@ class RewardConfig(TrainingArguments):
             "length, over each forward's responses."
         },
     )
+    length_decorrelation_scope: str = field(
+        default=BATCH,
+        metadata={
+            "help": "length_debias: which responses the correlations with length compare. 'batch' (ODIN's): all "
+            "responses of a forward, across prompts. 'prompt': each response's reward and length relative to the "
+            "mean of the responses to its prompt, so only how the reward follows length between answers to one "
+            "prompt (the pair, the ranking, an RL group) is taken out.",
+            "choices": list(LENGTH_DECORRELATION_SCOPES),
+        },
+    )
     length_head_coefficient: float = field(
         default=1.0,
         metadata={
@@ -335,6 +348,7 @@ class RewardConfig(TrainingArguments):
                 raise ValueError("length_debias='odin' trains one quality and one length head: set ensemble_heads=1")
         if self.head_learning_rate is not None and self.head_learning_rate < 0:
             raise ValueError(f"head_learning_rate must be >= 0, got {self.head_learning_rate}")
+        check_choice("length_decorrelation_scope", self.length_decorrelation_scope, LENGTH_DECORRELATION_SCOPES)
         for name in ("length_decorrelation_coefficient", "length_head_coefficient", "head_orthogonality_coefficient"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

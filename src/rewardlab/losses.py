@@ -21,6 +21,9 @@ responses each prompt has. For one prompt with rewards r and scores s:
 Against length bias (`length_debias`), a term is added to either loss, over the S responses of one forward (a
 per-device batch, or one micro-batch), with ρ the Pearson correlation over those responses and L their lengths:
 
+With `length_decorrelation_scope='prompt'`, r and L are first taken relative to the mean of the responses to the
+same prompt (`within_group_deviations`): only how the reward follows length between answers to one prompt counts.
+
 * `correlation`: `λ_Q * |ρ(r, L)|` on the one reward head.
 * `odin` (Chen et al. 2024, "ODIN: Disentangled Reward Mitigates Hacking in RLHF"): two heads on one hidden state,
   quality q and length l; the preference loss above is computed on r = q + l, plus
@@ -195,6 +198,14 @@ def pearson_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.where(defined, (x * y).sum() * torch.rsqrt(torch.where(defined, variances, 1.0)), 0.0)
 
 
+def within_group_deviations(values: torch.Tensor, groups: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """(S,) `values` minus the mean of their group; `groups` (S,) is each value's group index in [0, num_groups)."""
+    values = values.to(torch.promote_types(values.dtype, torch.float32))
+    sums = values.new_zeros(num_groups).index_add(0, groups, values)
+    counts = values.new_zeros(num_groups).index_add(0, groups, torch.ones_like(values))
+    return values - (sums / counts.clamp_min(1))[groups]
+
+
 def length_decorrelation_loss(
     quality: torch.Tensor,
     lengths: torch.Tensor,
@@ -205,7 +216,8 @@ def length_decorrelation_loss(
     """`λ_Q * |ρ(quality, L)| - λ_L * ρ(length_rewards, L)` over S responses (see the module docstring).
 
     `quality`, `lengths` and `length_rewards` are (S,); without `length_rewards` (one head) only the first term.
-    Returns a scalar.
+    Pass them through `within_group_deviations` first to correlate each response with the others to its prompt
+    only (`length_decorrelation_scope='prompt'`). Returns a scalar.
     """
     loss = decorrelation_coefficient * pearson_correlation(quality, lengths).abs()
     if length_rewards is not None:

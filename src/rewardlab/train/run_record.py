@@ -38,6 +38,7 @@ _RECORDED_ARGS = (
     "ensemble_bootstrap",
     "length_debias",
     "length_decorrelation_coefficient",
+    "length_decorrelation_scope",
     "length_head_coefficient",
     "head_orthogonality_coefficient",
 )

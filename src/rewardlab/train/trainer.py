@@ -21,7 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, Trai
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalPrediction
 
-from rewardlab.choices import ODIN, PLACKETT_LUCE
+from rewardlab.choices import ODIN, PLACKETT_LUCE, PROMPT
 from rewardlab.config import RewardConfig
 from rewardlab.cpu_threads import adapted_threads, adaptive_threads, measured_step
 from rewardlab.errors import RewardlabError, RewardlabTypeError
@@ -36,6 +36,7 @@ from rewardlab.losses import (
     pairwise_ranking_loss,
     pearson_correlation,
     plackett_luce_loss,
+    within_group_deviations,
 )
 from rewardlab.metrics.running import (
     RANKING_SUM_KEYS,
@@ -447,18 +448,31 @@ class RewardTrainer(Trainer):
                     "with_response_lengths=True)"
                 )
             return rewards, 0.0
-        if args.length_debias != ODIN:
-            quality = head_mean(rewards)
-            self._count_length_correlations(model, lengths, quality)
-            if not args.length_debias:
-                return rewards, 0.0
-            return rewards, length_decorrelation_loss(quality, lengths, args.length_decorrelation_coefficient)
-        quality, length = rewards[:, 0], rewards[:, 1]
+        odin = args.length_debias == ODIN
+        quality, length = (rewards[:, 0], rewards[:, 1]) if odin else (head_mean(rewards), None)
+        fitted = quality + length if odin else rewards
+        if args.length_decorrelation_scope == PROMPT:  # each response against the others to its prompt
+            group, num_groups = self._prompt_of_each_response(inputs, len(lengths))
+            quality, lengths = (within_group_deviations(x, group, num_groups) for x in (quality, lengths))
+            length = None if length is None else within_group_deviations(length, group, num_groups)
         self._count_length_correlations(model, lengths, quality, length)
+        if not args.length_debias:
+            return fitted, 0.0
         loss = length_decorrelation_loss(
             quality, lengths, args.length_decorrelation_coefficient, length, args.length_head_coefficient
         )
-        return quality + length, loss + args.head_orthogonality_coefficient * length_head_of(model).orthogonality
+        if odin:
+            loss = loss + args.head_orthogonality_coefficient * length_head_of(model).orthogonality
+        return fitted, loss
+
+    def _prompt_of_each_response(self, inputs: dict[str, Any], num_responses: int) -> tuple[torch.Tensor, int]:
+        """Each response's prompt index in the batch (pairs: all chosen, then all rejected), and the prompts."""
+        device = inputs["response_lengths"].device
+        if self.ranking:
+            sizes = inputs["group_sizes"].to(device)
+            return torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes), len(sizes)
+        pairs = num_responses // 2
+        return torch.arange(pairs, device=device).repeat(2), pairs
 
     def _count_length_correlations(
         self, model: Any, lengths: torch.Tensor, quality: torch.Tensor, length: torch.Tensor | None = None
