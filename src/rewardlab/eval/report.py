@@ -187,7 +187,7 @@ def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet) -> dict[st
     }
     if scores.std_margin is not None:  # an ensemble: the heads' disagreement on each pair
         scored["std_margin"] = np.asarray(scores.std_margin, dtype=float)
-    if getattr(scores, "length_rewards_chosen", None) is not None:  # a model trained with length_debias='odin'
+    if scores.length_rewards_chosen is not None:  # a model trained with length_debias="odin"
         scored["length_rewards_chosen"] = np.asarray(scores.length_rewards_chosen, dtype=float)
         scored["length_rewards_rejected"] = np.asarray(scores.length_rewards_rejected, dtype=float)
     return scored
