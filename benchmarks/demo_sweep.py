@@ -23,6 +23,7 @@ SETTINGS = {
     "--head_learning_rate 1e-3",
     "lr 5e-5, batch 8, 256 tokens, head 1e-3, 2400 pairs": "--learning_rate 5e-5 --batch_size 8 "
     "--head_learning_rate 1e-3 --max_train_pairs 2400",
+    "defaults, every training pair (4,266), one epoch": "--max_train_pairs 0",
 }
 
 
