@@ -244,25 +244,27 @@ def sharded(
             ]
             for node in range(nnodes)
         ]
-    stderrs = launch_together(commands, env)
-    if stderrs is None:
+    results = launch_together(commands, env)
+    if results is None:
         # A run takes under a minute. Once in many CI runs a two-node launch has hung after training (each worker's
         # stack is then on its stderr, see sharded_run.py): the launch is retried once, on a new rendezvous port.
         commands = [
             [f"--rdzv_endpoint=127.0.0.1:{free_port()}" if "rdzv_endpoint" in a else a for a in c] for c in commands
         ]
-        stderrs = launch_together(commands, env)
-        if stderrs is None:
+        results = launch_together(commands, env)
+        if results is None:
             raise AssertionError("the launch hung twice")
-    for stderr in stderrs:
-        if stderr is not True:
+    for returncode, stderr in results:
+        if returncode != 0:
             raise AssertionError(failure(stderr))
     return json.loads(out.read_text())
 
 
-def launch_together(commands: list[list[str]], env: dict[str, str], timeout: float = 180) -> list | None:
-    """Start `commands` together and wait for all: per command True (it succeeded) or its stderr; None when one
-    was still running after `timeout` seconds (all are then killed, with their children)."""
+def launch_together(
+    commands: list[list[str]], env: dict[str, str], timeout: float = 180
+) -> list[tuple[int, str]] | None:
+    """Start `commands` together and wait for all: each one's (return code, stderr); None when one was still
+    running after `timeout` seconds (all are then killed, with their children)."""
     procs = [
         subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         for c in commands
@@ -276,7 +278,7 @@ def launch_together(commands: list[list[str]], env: dict[str, str], timeout: flo
             stderr = p.communicate()[1]
             print(f"hung launch {p.args}:\n{stderr[-6000:]}", file=sys.stderr)
         return None
-    return [True if p.returncode == 0 else stderr for p, (_, stderr) in zip(procs, outputs, strict=True)]
+    return [(p.returncode, stderr) for p, (_, stderr) in zip(procs, outputs, strict=True)]
 
 
 def rewards_of(model, eval_ids: list) -> np.ndarray:

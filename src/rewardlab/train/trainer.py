@@ -483,7 +483,7 @@ class RewardTrainer(Trainer):
             return
         with torch.no_grad():
             lengths = lengths.double()
-            correlations = [pearson_correlation(quality.detach().double(), lengths)]
+            correlations = [pearson_correlation(quality.double(), lengths)]
             correlations.append(
                 lengths.new_zeros(()) if length is None else pearson_correlation(length.double(), lengths)
             )
@@ -557,9 +557,9 @@ class RewardTrainer(Trainer):
     def create_optimizer(self, model=None):
         """`Trainer`'s optimizer, with the score head's parameters in groups of their own at `head_learning_rate`
         (the scheduler scales every group's rate alike)."""
+        if self.args.head_learning_rate is None or self.optimizer is not None:  # none asked, or already built
+            return super().create_optimizer(model)
         optimizer = super().create_optimizer(model)
-        if self.args.head_learning_rate is None or getattr(optimizer, "rewardlab_head_groups", False):
-            return optimizer
         head = {id(p) for p in trained_head(self.model).parameters()}
         for group in list(optimizer.param_groups):
             in_head = [p for p in group["params"] if id(p) in head]
@@ -567,7 +567,6 @@ class RewardTrainer(Trainer):
                 group["params"] = [p for p in group["params"] if id(p) not in head]
                 optimizer.add_param_group({**group, "params": in_head, "lr": self.args.head_learning_rate})
         optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
-        optimizer.rewardlab_head_groups = True
         return optimizer
 
     # ----------------------------------------------------------------------------------------------- logging
