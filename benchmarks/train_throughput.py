@@ -171,6 +171,8 @@ def one_run(args) -> dict:
 
     class Clock(TrainerCallback):
         def on_step_end(self, *a, **k):
+            if gpu:
+                torch.cuda.synchronize()  # the step's kernels have finished, not just been queued
             step_times.append(time.perf_counter())
 
     config = RewardConfig(
@@ -192,6 +194,13 @@ def one_run(args) -> dict:
     )
     trainer = RewardTrainer(model, args=config, train_dataset=data, processing_class=tok, callbacks=[Clock()])
     n_pairs = len(trainer.train_dataset)
+    if args.library == "rewardlab":
+        from rewardlab.layout.varlen import choose_kernel
+
+        dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+        attention = f"{trainer.data_collator.layout}: {choose_kernel(torch.device(args.device), dtype)[1]}"
+    else:
+        attention = model.config._attn_implementation
     start = time.perf_counter()
     trainer.train()
     # Steady state: skip the first step (allocations, thread pools), time the rest.
@@ -222,6 +231,7 @@ def one_run(args) -> dict:
         "params": params,
         "train_seconds": time.perf_counter() - start,
         "pairs_kept": n_pairs,
+        "attention": attention,
     }
 
 

@@ -142,6 +142,28 @@ def test_flash_varlen_equals_the_reference_on_cuda(dtype):
         torch.testing.assert_close(a.float(), b.float(), atol=5e-2, rtol=5e-2)
 
 
+@pytest.mark.parametrize("takes_enable_gqa", [True, False])
+def test_flash_varlen_gives_grouped_keys_as_the_installed_torch_takes_them(monkeypatch, takes_enable_gqa):
+    # torch < 2.13's varlen_attn has no enable_gqa: keys and values must arrive with the query's head count.
+    import torch.nn.attention.varlen as torch_varlen
+
+    calls = []
+
+    def fake_varlen_attn(query, key, value, *args, **kwargs):
+        calls.append((key.shape[1], value.shape[1], kwargs))
+        return query
+
+    monkeypatch.setattr(torch_varlen, "varlen_attn", fake_varlen_attn)
+    monkeypatch.setattr(varlen, "varlen_attn_takes_enable_gqa", lambda: takes_enable_gqa)
+    plan, n, _ = groups_plan(ROW)
+    flash_varlen_attention(*qkv(n, heads=4, kv_heads=2), plan)
+    (key_heads, value_heads, kwargs), *_ = calls
+    if takes_enable_gqa:
+        assert (key_heads, value_heads) == (2, 2) and kwargs["enable_gqa"] is True
+    else:
+        assert (key_heads, value_heads) == (4, 4) and "enable_gqa" not in kwargs
+
+
 def pairs_and_model(arch, dtype=torch.float32):
     tok = make_tokenizer(arch)
     model = make_model(arch, tok).to(dtype).eval()
@@ -161,6 +183,16 @@ def test_a_bf16_model_keeps_the_fast_path_on_cpu(arch, caplog):
         padded = sequence_rewards(model, lay_out(sequences, Layout.PADDED, tok.pad_token_id)).float()
         fast = sequence_rewards(model, lay_out(sequences, layout, tok.pad_token_id, groups=groups)).float()
     torch.testing.assert_close(fast, padded, atol=5e-2 * max(1.0, padded.abs().max().item()), rtol=0)
+
+
+def test_the_log_line_names_the_kernel_of_the_device_and_dtype_training_will_run_in(caplog):
+    # A trainer chooses the layout before it moves the model to its GPU and before autocast: it passes both.
+    tok, model, _, _ = pairs_and_model("qwen3")
+    with caplog.at_level(logging.INFO, logger="rewardlab.layout.choose"):
+        choose_layout(model, tok.pad_token_id, compute=(torch.device("cuda"), torch.float32))
+    assert "attention: SDPA per segment (FlashAttention varlen needs fp16/bf16, the model is torch.float32)" in (
+        caplog.text
+    )
 
 
 def test_the_users_attention_implementation_runs_what_the_fast_path_does_not_take_over():

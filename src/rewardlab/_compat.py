@@ -8,6 +8,7 @@ fails a test instead of a user's run.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -68,6 +69,18 @@ def ignoring_load_keys(model_class: type, unexpected: list[str] = (), missing: l
         "_keys_to_ignore_on_load_missing": [*(model_class._keys_to_ignore_on_load_missing or []), *missing],
     }
     return type(model_class.__name__, (model_class,), ignored)
+
+
+@functools.cache
+def varlen_attn_takes_enable_gqa() -> bool:
+    """Whether `torch.nn.attention.varlen.varlen_attn` has `enable_gqa` (torch 2.13 added it). Before that, keys and
+    values with fewer heads than the queries are repeated to the query heads first, at the cost of their memory.
+    Removable when rewardlab's torch floor is 2.13."""
+    import inspect
+
+    from torch.nn.attention.varlen import varlen_attn
+
+    return "enable_gqa" in inspect.signature(varlen_attn).parameters
 
 
 def check_installed_versions() -> list[str]:

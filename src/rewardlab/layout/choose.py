@@ -28,12 +28,15 @@ def choose_layout(
     padding_free: bool = True,
     share_prompt: bool | None = None,
     processes: int = 1,
+    compute: tuple[torch.device, torch.dtype] | None = None,
 ) -> Layout:
     """The layout `model` computes batches in; switches the model's attention for the packed layouts.
 
     `padding_free=False`: `PADDED`. `share_prompt`: None tries `SHARED_PREFIX` and falls back quietly (an encoder
     has no prompt to share); True warns when it cannot be used; False skips it. `processes > 1`: no `SUB_BATCHES`,
-    whose several forward calls before one backward DDP/FSDP wrappers do not allow.
+    whose several forward calls before one backward DDP/FSDP wrappers do not allow. `compute`: the device and dtype
+    attention will run in, for the log line (default: the model's parameters'; a trainer about to move the model to
+    a GPU under bf16 autocast passes those).
     """
     name = type(unwrap_reward_model(model)).__name__
     if not padding_free:
@@ -43,7 +46,7 @@ def choose_layout(
     if share_prompt is not False:
         problem = _shared_prefix_problem(model, pad_token_id)
         if problem is None:
-            why = f"a causal model that passed the start-up check; attention: {_kernel(model)}"
+            why = f"a causal model that passed the start-up check; attention: {_kernel(model, compute)}"
             return _chosen(name, Layout.SHARED_PREFIX, why)
         reasons.append(f"share_prompt is off: {problem}")
         # Expected for encoders (nothing to share), so only a causal model that fails the check warns.
@@ -51,7 +54,7 @@ def choose_layout(
     problem = _packed_problem(model, pad_token_id)
     if problem is None:
         why = "; ".join(reasons) or "an encoder that passed the start-up check"
-        return _chosen(name, Layout.PACKED, f"{why}; attention: {_kernel(model)}", warn)
+        return _chosen(name, Layout.PACKED, f"{why}; attention: {_kernel(model, compute)}", warn)
     reasons.append(f"cannot pack sequences: {problem}")
     if processes > 1:
         reasons.append("sub-batches need one process")
@@ -59,11 +62,13 @@ def choose_layout(
     return _chosen(name, Layout.SUB_BATCHES, "; ".join(reasons), warn)
 
 
-def _kernel(model: torch.nn.Module) -> str:
+def _kernel(model: torch.nn.Module, compute: tuple[torch.device, torch.dtype] | None) -> str:
     """Which varlen kernel the packed rows' attention runs on (`rewardlab.layout.varlen.choose_kernel`), and why;
     calls without a varlen plan keep the model's own attention implementation."""
-    parameter = next(unwrap_reward_model(model).parameters())
-    _, why = choose_kernel(parameter.device, parameter.dtype)
+    if compute is None:
+        parameter = next(unwrap_reward_model(model).parameters())
+        compute = parameter.device, parameter.dtype
+    _, why = choose_kernel(*compute)
     return why
 
 

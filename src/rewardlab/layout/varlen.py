@@ -34,6 +34,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from rewardlab._compat import varlen_attn_takes_enable_gqa
+
 # Where a varlen plan travels in a batch, and the keyword under which the model's forward passes it to attention.
 VARLEN_KEY = "varlen"
 VARLEN_KWARG = "rewardlab_varlen"
@@ -213,6 +215,12 @@ def flash_varlen_attention(
     from torch.nn.attention.varlen import varlen_attn
 
     key, value = _gathered(key, value, plan)
+    grouped = {}
+    if query.shape[1] != key.shape[1]:
+        if varlen_attn_takes_enable_gqa():
+            grouped["enable_gqa"] = True
+        else:
+            key, value = _repeat_heads(key, query.shape[1]), _repeat_heads(value, query.shape[1])
     return varlen_attn(
         query,
         key,
@@ -223,7 +231,7 @@ def flash_varlen_attention(
         plan["max_k"],
         scale=scale,
         window_size=(-1, 0) if plan["causal"] else (-1, -1),
-        enable_gqa=query.shape[1] != key.shape[1],
+        **grouped,
     )
 
 
@@ -255,5 +263,5 @@ def choose_kernel(device: torch.device, dtype: torch.dtype, dropout: float = 0.0
     if dropout > 0:
         return SEGMENT_SDPA, "SDPA per segment (FlashAttention varlen has no attention dropout)"
     if not flash_varlen_available():
-        return SEGMENT_SDPA, "SDPA per segment (this torch has no torch.nn.attention.varlen)"
+        return SEGMENT_SDPA, "SDPA per segment (no CUDA device, or this torch has no torch.nn.attention.varlen)"
     return FLASH_VARLEN, f"FlashAttention varlen (torch.nn.attention.varlen) on CUDA in {dtype}"

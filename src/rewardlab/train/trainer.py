@@ -87,6 +87,11 @@ class SeenCounts(TrainerCallback, ExportableState):
         return {"args": {}, "attributes": {"pairs": self.pairs, "tokens": self.tokens}}
 
 
+def _autocast_dtype(args: RewardConfig) -> torch.dtype | None:
+    """The dtype mixed precision runs the model's matrix products (and so attention) in, or None without it."""
+    return torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
+
+
 class RewardTrainer(Trainer):
     """Train a Bradley-Terry reward model. Same arguments as TRL 1.16's `RewardTrainer`.
 
@@ -295,6 +300,7 @@ class RewardTrainer(Trainer):
             padding_free=args.padding_free,
             share_prompt=args.share_prompt,
             processes=args.world_size,
+            compute=(args.device, _autocast_dtype(args) or next(model.parameters()).dtype),
         )
         collator = DataCollatorForRanking if self.ranking else DataCollatorForPreference
         return collator(
