@@ -194,13 +194,18 @@ def one_run(args) -> dict:
     )
     trainer = RewardTrainer(model, args=config, train_dataset=data, processing_class=tok, callbacks=[Clock()])
     n_pairs = len(trainer.train_dataset)
+    kernels = set()  # what the packed rows' attention actually ran on, as (kernel, dtype)
     if args.library == "rewardlab":
-        from rewardlab.layout.varlen import choose_kernel
+        from rewardlab.layout import attention as packed
 
-        dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
-        attention = f"{trainer.data_collator.layout}: {choose_kernel(torch.device(args.device), dtype)[1]}"
-    else:
-        attention = model.config._attn_implementation
+        choose = packed.choose_kernel
+
+        def recorded(device, dtype, dropout=0.0):
+            kernel = choose(device, dtype, dropout)
+            kernels.add(f"{kernel[0]} in {dtype}")
+            return kernel
+
+        packed.choose_kernel = recorded
     start = time.perf_counter()
     trainer.train()
     # Steady state: skip the first step (allocations, thread pools), time the rest.
@@ -231,7 +236,7 @@ def one_run(args) -> dict:
         "params": params,
         "train_seconds": time.perf_counter() - start,
         "pairs_kept": n_pairs,
-        "attention": attention,
+        "attention": ", ".join(sorted(kernels)) or model.config._attn_implementation,
     }
 
 

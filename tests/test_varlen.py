@@ -10,7 +10,7 @@ from tiny import make_model, make_tokenizer
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from rewardlab.layout import Layout, varlen
+from rewardlab.layout import Layout, attention, varlen
 from rewardlab.layout.choose import choose_layout
 from rewardlab.layout.collate import lay_out
 from rewardlab.layout.forward import sequence_rewards
@@ -195,6 +195,33 @@ def test_the_log_line_names_the_kernel_of_the_device_and_dtype_training_will_run
     )
 
 
+def kernels_chosen(monkeypatch):
+    """Record the (kernel, dtype) of every packed attention call."""
+    chosen = []
+
+    def recording(device, dtype, dropout=0.0):
+        kernel = choose_kernel(device, dtype, dropout)
+        chosen.append((kernel[0], dtype))
+        return kernel
+
+    monkeypatch.setattr(attention, "choose_kernel", recording)
+    return chosen
+
+
+def test_under_autocast_the_varlen_kernel_computes_in_the_autocast_dtype(monkeypatch):
+    # A float32 model trained with bf16=True: rotary embeddings leave query and key in float32, but SDPA (and so the
+    # padded computation) runs in bf16; the packed row's kernel must too (on CUDA that is what selects FlashAttention).
+    chosen = kernels_chosen(monkeypatch)
+    tok, model, sequences, groups = pairs_and_model("llama")
+    layout = choose_layout(model, tok.pad_token_id)
+    chosen.clear()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        padded = sequence_rewards(model, lay_out(sequences, Layout.PADDED, tok.pad_token_id)).float()
+        fast = sequence_rewards(model, lay_out(sequences, layout, tok.pad_token_id, groups=groups)).float()
+    assert chosen and set(chosen) == {(SEGMENT_SDPA, torch.bfloat16)}
+    torch.testing.assert_close(fast, padded, atol=5e-2 * max(1.0, padded.abs().max().item()), rtol=0)
+
+
 def test_the_users_attention_implementation_runs_what_the_fast_path_does_not_take_over():
     calls = []
 
@@ -235,3 +262,21 @@ def test_a_bf16_model_on_cuda_trains_on_flash_varlen_exactly_within_rounding(arc
     got.sum().backward()
     for name, grad in reference.items():
         torch.testing.assert_close(dict(model.named_parameters())[name].grad.float(), grad.float(), atol=0.1, rtol=0.1)
+
+
+@CUDA
+def test_a_float32_model_under_bf16_autocast_on_cuda_runs_flash_varlen(monkeypatch):
+    chosen = kernels_chosen(monkeypatch)
+    tok, model, sequences, groups = pairs_and_model("qwen3")
+    model.cuda()
+    layout = choose_layout(model, tok.pad_token_id)
+    from accelerate.utils import send_to_device
+
+    padded = send_to_device(lay_out(sequences, Layout.PADDED, tok.pad_token_id), "cuda")
+    packed = send_to_device(lay_out(sequences, layout, tok.pad_token_id, groups=groups), "cuda")
+    chosen.clear()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        expected = sequence_rewards(model, padded).float()
+        got = sequence_rewards(model, packed).float()
+    assert chosen and set(chosen) == {(FLASH_VARLEN, torch.bfloat16)}
+    torch.testing.assert_close(got, expected, atol=5e-2 * max(1.0, expected.abs().max().item()), rtol=0)

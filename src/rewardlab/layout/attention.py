@@ -46,6 +46,12 @@ def packed_attention(
     plan = kwargs.pop(VARLEN_KWARG, None)
     if plan is None:
         return _base_attention(module)(module, query, key, value, attention_mask, **kwargs)
+    if torch.is_autocast_enabled(query.device.type):
+        # Under mixed precision SDPA computes in the autocast dtype, whatever its inputs (rotary embeddings leave
+        # query and key in float32). The varlen kernels are not autocast ops: give them what SDPA would compute on,
+        # which is also what lets FlashAttention varlen run under bf16/fp16 autocast.
+        dtype = torch.get_autocast_dtype(query.device.type)
+        query, key, value = (t.to(dtype) for t in (query, key, value))
     dropout = kwargs.get("dropout", 0.0) if module.training else 0.0
     kernel, _ = choose_kernel(query.device, query.dtype, dropout)
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # token-major (L, H, D)
