@@ -139,7 +139,9 @@ def test_flash_varlen_equals_the_reference_on_cuda(dtype):
     grads = torch.autograd.grad(got.float().square().sum(), tensors)
     torch.testing.assert_close(got.float(), expected.float(), atol=2e-2, rtol=2e-2)
     for a, b in zip(grads, expected_grads, strict=True):
-        torch.testing.assert_close(a.float(), b.float(), atol=5e-2, rtol=5e-2)
+        # Half-precision rounding is relative to the gradient's scale (up to ~30 here): on an H200 a gradient that
+        # is exactly 0 (a query with one key) came out as 0.066 once in bf16, one bf16 step at magnitude 8-16.
+        torch.testing.assert_close(a.float(), b.float(), atol=1e-2 * b.abs().max().item(), rtol=5e-2)
 
 
 @pytest.mark.parametrize("takes_enable_gqa", [True, False])
