@@ -9,6 +9,8 @@ whichever library trained it); the training clock stops while it scores. TRL dro
 score head. Prints a table, writes the curves to `--plot`.
 
     python benchmarks/time_to_accuracy.py --train_pairs 1600 --interval 60
+    python benchmarks/time_to_accuracy.py --train_pairs 1600 --interval 120 --batch_size 16 --learning_rate 1e-4 \
+        --max_length 256                                  # the demo's recipe
 """
 
 from __future__ import annotations
@@ -19,10 +21,8 @@ import subprocess
 import sys
 import time
 
-SETTINGS = {"batch_size": 8, "learning_rate": 5e-5, "max_length": 512}
 
-
-def one_run(library: str, train_pairs: int, interval: float) -> list[tuple[float, float]]:
+def one_run(library: str, train_pairs: int, interval: float, settings: dict) -> list[tuple[float, float]]:
     """Train with `library`, scoring the held-out pairs every `interval` training seconds: (seconds, accuracy)."""
     import numpy as np
     from datasets import Dataset
@@ -51,7 +51,7 @@ def one_run(library: str, train_pairs: int, interval: float) -> list[tuple[float
         scorer = RewardModel(
             model,
             tok,
-            max_length=SETTINGS["max_length"],
+            max_length=settings["max_length"],
             eos_token="[SEP]",
             padding_free=False,
             adapt_cpu_threads=False,
@@ -82,9 +82,9 @@ def one_run(library: str, train_pairs: int, interval: float) -> list[tuple[float
 
     config = RewardConfig(
         output_dir=f"/tmp/rewardlab-time-to-accuracy/{library}",
-        per_device_train_batch_size=SETTINGS["batch_size"],
-        learning_rate=SETTINGS["learning_rate"],
-        max_length=SETTINGS["max_length"],
+        per_device_train_batch_size=settings["batch_size"],
+        learning_rate=settings["learning_rate"],
+        max_length=settings["max_length"],
         num_train_epochs=1,
         lr_scheduler_type="linear",
         warmup_steps=0.05,
@@ -128,15 +128,19 @@ def main() -> None:
     parser.add_argument("--train_pairs", type=int, default=1600)
     parser.add_argument("--interval", type=float, default=60.0, help="training seconds between evaluations")
     parser.add_argument("--plot", default="benchmarks/time_to_accuracy.png")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--learning_rate", type=float, default=5e-5)
+    parser.add_argument("--max_length", type=int, default=512, help="training and scoring")
     parser.add_argument("--library", choices=["trl", "rewardlab"], help=argparse.SUPPRESS)  # one run, in a child
     args = parser.parse_args()
     if args.library:
-        print(json.dumps(one_run(args.library, args.train_pairs, args.interval)))
+        settings = {"batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_length": args.max_length}
+        print(json.dumps(one_run(args.library, args.train_pairs, args.interval, settings)))
         return
     curves = {}
     for library in ("rewardlab", "trl"):
-        command = [sys.executable, __file__, "--library", library, "--train_pairs", str(args.train_pairs)]
-        proc = subprocess.run([*command, "--interval", str(args.interval)], capture_output=True, text=True)
+        command = [sys.executable, __file__, *sys.argv[1:], "--library", library]
+        proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr[-3000:])
         curves[library] = json.loads(proc.stdout.strip().splitlines()[-1])
