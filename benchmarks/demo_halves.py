@@ -14,12 +14,26 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
 from rewardlab.cli.demo import build_parser, demo_config, demo_splits, load_demo_files, minilm_path
 from rewardlab.cli.train import trained_reward_model
 from rewardlab.train.trainer import RewardTrainer
+
+
+def one_half(train: Any, held_out: Any, parts: list[Any], eval_pairs: int, half: str) -> tuple[Any, Any]:
+    """The demo's training pool and held-out pairs restricted to one file, "helpful" or "harmless" ("both": all).
+
+    `demo_splits` concatenates the files in order, the helpful file's pairs first in both splits."""
+    if half == "both":
+        return train, held_out
+    n_eval = (eval_pairs + 1) // 2  # the first file takes the odd pair
+    n_train = len(parts[0]) - n_eval
+    if half == "helpful":
+        return train.select(range(n_train)), held_out.select(range(n_eval))
+    return train.select(range(n_train, len(train))), held_out.select(range(n_eval, len(held_out)))
 
 
 def main() -> None:
@@ -29,13 +43,8 @@ def main() -> None:
     start = time.perf_counter()
     parts = load_demo_files()
     train, held_out = demo_splits(parts, args.eval_pairs)
-    # demo_splits concatenates the files in order: the first file's training pairs come first, as its eval pairs do.
-    n_helpful_train = len(parts[0]) - (args.eval_pairs + 1) // 2
+    train = one_half(train, held_out, parts, args.eval_pairs, args.train_on)[0]
     n_helpful_eval = (args.eval_pairs + 1) // 2
-    if args.train_on == "helpful":
-        train = train.select(range(n_helpful_train))
-    elif args.train_on == "harmless":
-        train = train.select(range(n_helpful_train, len(train)))
     trainer = RewardTrainer(model=minilm_path(), args=demo_config(args, len(train)), train_dataset=train)
     trainer.train()
     train_seconds = time.perf_counter() - start

@@ -2,15 +2,16 @@
 
 Each library trains all-MiniLM-L6-v2 for one epoch over the same HH-RLHF pairs (the demo's training pool, the first
 `--train_pairs` after a fixed shuffle) with the same settings, in its own process, one after the other. Every
-`--interval` seconds of training, and at the end, the model as it is is scored on the demo's 400 held-out pairs by
-one scorer for both (rewardlab's `RewardModel` in padded batches: the same tokenization, truncation and attention
-whichever library trained it); the training clock stops while it scores. TRL drops pairs longer than `max_length`
-(its policy), rewardlab cuts their prompts: each trains on what its own policy keeps. Both start from the same random
-score head. Prints a table, writes the curves to `--plot`.
+`--interval` seconds of training, and at the end, the model as it is is scored on the demo's held-out pairs (400, or
+the 200 of one file with `--half`) by one scorer for both (rewardlab's `RewardModel` in padded batches: the same
+tokenization, truncation and attention whichever library trained it); the training clock stops while it scores.
+TRL drops pairs longer than `max_length` (its policy), rewardlab cuts their prompts: each trains on what its own
+policy keeps. Both start from the same random score head. Prints a table, writes the curves to `--plot`.
 
     python benchmarks/time_to_accuracy.py --train_pairs 1600 --interval 60
     python benchmarks/time_to_accuracy.py --train_pairs 1600 --interval 120 --batch_size 16 --learning_rate 1e-4 \
         --max_length 256                                  # the demo's recipe
+    python benchmarks/time_to_accuracy.py --half harmless --train_pairs 1800 --interval 120   # a recipe that learns
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def one_run(library: str, train_pairs: int, interval: float, settings: dict) -> 
         from trl import RewardConfig, RewardTrainer
     else:
         from rewardlab import RewardConfig, RewardTrainer
-    train, held_out = demo_splits(load_demo_files(), 400)
+    from demo_halves import one_half
+
+    parts = load_demo_files()
+    train, held_out = one_half(*demo_splits(parts, 400), parts, 400, settings["half"])
     rows = train.shuffle(seed=0).select(range(train_pairs)).to_list()
     train = Dataset.from_list([r for r in rows if r["chosen"] != r["rejected"]])
     held_out_rows = held_out.to_list()
@@ -72,7 +76,7 @@ def one_run(library: str, train_pairs: int, interval: float, settings: dict) -> 
         def on_step_end(self, args, state, control, model=None, **kwargs):
             now = time.perf_counter()
             self.trained += now - self.since
-            if self.trained >= interval * (len(curve) + 1):
+            if self.trained >= interval * len(curve):  # curve[0] is the untrained model, at 0 s
                 curve.append((self.trained, accuracy(model)))
             self.since = time.perf_counter()
 
@@ -116,7 +120,7 @@ def plot(curves: dict[str, list[tuple[float, float]]], path: str) -> None:
     for library, curve in curves.items():
         ax.plot([t / 60 for t, _ in curve], [a for _, a in curve], marker="o", label=library)
     ax.set_xlabel("training time (min, 2 CPU cores)")
-    ax.set_ylabel("held-out accuracy (400 HH-RLHF pairs)")
+    ax.set_ylabel("held-out accuracy (HH-RLHF pairs)")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -131,10 +135,16 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--learning_rate", type=float, default=5e-5)
     parser.add_argument("--max_length", type=int, default=512, help="training and scoring")
+    parser.add_argument(
+        "--half",
+        default="both",
+        choices=["both", "helpful", "harmless"],
+        help="train on the pool of one HH-RLHF file only and score its held-out half (200 pairs)",
+    )
     parser.add_argument("--library", choices=["trl", "rewardlab"], help=argparse.SUPPRESS)  # one run, in a child
     args = parser.parse_args()
     if args.library:
-        settings = {"batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_length": args.max_length}
+        settings = {k: getattr(args, k) for k in ("batch_size", "learning_rate", "max_length", "half")}
         print(json.dumps(one_run(args.library, args.train_pairs, args.interval, settings)))
         return
     curves = {}
