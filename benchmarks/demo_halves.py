@@ -42,9 +42,9 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     parts = load_demo_files()
-    train, held_out = demo_splits(parts, args.eval_pairs)
-    train = one_half(train, held_out, parts, args.eval_pairs, args.train_on)[0]
-    n_helpful_eval = (args.eval_pairs + 1) // 2
+    pool, held_out = demo_splits(parts, args.eval_pairs)
+    train = one_half(pool, held_out, parts, args.eval_pairs, args.train_on)[0]
+    n_helpful_eval = len(one_half(pool, held_out, parts, args.eval_pairs, "helpful")[1])
     trainer = RewardTrainer(model=minilm_path(), args=demo_config(args, len(train)), train_dataset=train)
     trainer.train()
     train_seconds = time.perf_counter() - start
