@@ -1,7 +1,9 @@
-"""Every touch of another library's private API, in one place, each with the condition that makes it removable.
+"""Every touch of another library's private API, and every difference between supported versions, in one place,
+each with the condition that makes it removable.
 
 rewardlab builds on `transformers` and `torch` rather than forking them; where a public API does not (yet) say what
-is needed, the private one is used here and only here, so that an upgrade starts by reading this file.
+is needed, the private one is used here and only here, and so is any check of which version's signature is
+installed, so that an upgrade starts by reading this file.
 `tests/test_compat.py` checks that each of these still exists in the installed versions, so one that goes away
 fails a test instead of a user's run.
 """
