@@ -14,6 +14,7 @@ import faulthandler
 import json
 import sys
 
+import torch.distributed as dist
 from datasets import Dataset
 from tiny import make_model, make_tokenizer
 from transformers import TrainerCallback
@@ -111,6 +112,12 @@ def main(out_path: str, directory: str, engine: str | None, resume: bool) -> Non
 
 
 if __name__ == "__main__":
-    faulthandler.dump_traceback_later(120)  # a hung run shows where on stderr (test_distributed.py retries it)
+    # Once in many CI runs a ZeRO-3 worker aborted ("terminate called without an active exception"): with faulthandler
+    # on, an abort prints each thread's Python stack on stderr, as a hung run does after 120 s (and is retried).
+    faulthandler.enable()
+    faulthandler.dump_traceback_later(120)
     engines = [mode for mode in sys.argv[3:] if mode != "resume"]
     main(sys.argv[1], sys.argv[2], engines[0] if engines else None, "resume" in sys.argv[3:])
+    # Torn down here, while the interpreter is whole, rather than by the process group's destructors at exit.
+    if dist.is_initialized():
+        dist.destroy_process_group()

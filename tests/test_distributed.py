@@ -44,9 +44,9 @@ def hooks_with(tmp_path: Path, code: str) -> Path:
 
 
 def failure(stderr: str) -> str:
-    """The lines of a failed run's stderr that say why."""
-    clues = [line for line in stderr.splitlines() if any(k in line for k in ("rror", "terminate", "what"))]
-    return "\n".join(clues[:20]) or stderr[-3000:]
+    """The lines of a failed run's stderr that say why and where (its Python stack frames)."""
+    clues = [line for line in stderr.splitlines() if any(k in line for k in ("rror", "terminate", "what", "File "))]
+    return "\n".join(clues[:40]) or stderr[-3000:]
 
 
 def run(nproc: int, out: Path, script: str = "distributed_run.py") -> dict:
