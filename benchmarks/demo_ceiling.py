@@ -111,7 +111,7 @@ def batched(
     """`embed` over `texts` in batches of similar length; rows come back in the order of `texts`."""
     encoded = [ids(text) for text in texts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    outputs: list[torch.Tensor] = []
+    pieces: list[list[torch.Tensor]] = []  # per batch, one tensor per output of `embed`
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = [encoded[i] for i in order[start : start + batch_size]]
@@ -121,21 +121,24 @@ def batched(
             for j, row in enumerate(rows):
                 where = slice(width - len(row), width) if pad_left else slice(0, len(row))
                 batch[j, where], mask[j, where] = torch.tensor(row), 1
-            pieces = embed(batch, mask)
-            outputs = [torch.cat([o, p]) for o, p in zip(outputs, pieces, strict=True)] if outputs else pieces
+            pieces.append(embed(batch, mask))
     inverse = torch.empty(len(order), dtype=torch.long)
     inverse[torch.tensor(order)] = torch.arange(len(order))
-    return [o[inverse] for o in outputs]
+    return [torch.cat(output)[inverse] for output in zip(*pieces, strict=True)]
 
 
-def fit_head(chosen: torch.Tensor, rejected: torch.Tensor, hidden: int, epochs: int, seed: int) -> torch.nn.Module:
+def fit_head(
+    chosen: torch.Tensor, rejected: torch.Tensor, hidden: int, epochs: int, seed: int
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """A reward head on standardised features, trained with the Bradley-Terry loss (AdamW, lr 1e-3, batch 64)."""
     torch.manual_seed(seed)
     both = torch.cat([chosen, rejected])
     mean, std = both.mean(0), both.std(0) + 1e-6
     width = chosen.shape[1]
-    layers = [torch.nn.Linear(width, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1)] if hidden else []
-    head = torch.nn.Sequential(*(layers or [torch.nn.Linear(width, 1)]))
+    if hidden:
+        head = torch.nn.Sequential(torch.nn.Linear(width, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
+    else:
+        head = torch.nn.Linear(width, 1)
     optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.01)
     for _ in range(epochs):
         for batch in torch.randperm(len(chosen)).split(64):
@@ -144,16 +147,7 @@ def fit_head(chosen: torch.Tensor, rejected: torch.Tensor, hidden: int, epochs: 
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    return torch.nn.Sequential(_Standardise(mean, std), head).eval()
-
-
-class _Standardise(torch.nn.Module):
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        super().__init__()
-        self.mean, self.std = mean, std
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+    return lambda features: head((features - mean) / std)
 
 
 def main() -> None:
