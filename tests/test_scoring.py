@@ -185,6 +185,38 @@ def test_bad_inputs_name_the_item(tmp_path):
     assert scorer.score_texts([]) == []
 
 
+def test_rankings_score_each_distinct_response_once_as_alone(saved):
+    path, _, _ = saved
+    scorer = RewardModel.from_pretrained(path)
+    ranked = [
+        {"prompt": "the sky is", "chosen": [" blue", " blue"], "rejected": [" green", " blue today is warm", " green"]},
+        {"prompt": "weather today ?", "responses": [" cold", " warm", " cold"], "scores": [1, 0, 1]},
+    ]
+    scores = scorer.score_rankings(ranked)
+    first, second = scores.rewards
+    # Identical responses of a prompt are scored once: bit-identical, so a tie rule sees the tie.
+    assert first[0] == first[1] and first[2] == first[4] and second[0] == second[2]
+    alone = scorer.score(["the sky is"] * 3, [" blue", " green", " blue today is warm"])
+    np.testing.assert_allclose([first[0], first[2], first[3]], alone, atol=1e-5)
+    np.testing.assert_allclose(second[:2], scorer.score(["weather today ?"] * 2, [" cold", " warm"]), atol=1e-5)
+    tokens = scores.response_tokens[0]
+    assert tokens[0] == tokens[1] and tokens[3] > tokens[0] and scores.std is None
+    with pytest.raises(InvalidRowError, match="row 1, field 'responses\\[1\\]'"):
+        scorer.score_rankings([ranked[0], {"prompt": "a", "responses": [" x", ""]}])
+
+
+def test_rankings_over_max_length_follow_the_policy():
+    tok = make_tokenizer("qwen3")
+    model = make_model("qwen3", tok)
+    long_prompt = " ".join(WORDS * 4)
+    rows_ = [{"prompt": long_prompt, "responses": [" blue", " green"]}, {"prompt": "hi", "responses": [" a", " b"]}]
+    dropped = RewardModel(model, tok, max_length=12, overlength_policy="drop").score_rankings(rows_)
+    assert all(math.isnan(r) for r in dropped.rewards[0]) and not any(math.isnan(r) for r in dropped.rewards[1])
+    cut = RewardModel(model, tok, max_length=12)
+    expected = cut.score([long_prompt] * 2, [" blue", " green"])
+    assert cut.score_rankings(rows_[:1]).rewards[0] == pytest.approx(expected, abs=1e-5)
+
+
 def test_saved_checkpoint_is_a_standard_one_output_classifier(saved):
     """What vLLM's pooling runner and TRL's `reward_funcs="<path>"` need: a plain *ForSequenceClassification
     checkpoint with one label and the pad token the reward is read against."""

@@ -16,6 +16,7 @@ _EXPORTS = {
     "InvalidRowError": "rewardlab.errors",
     "RewardModel": "rewardlab.score.reward_model",
     "PairScores": "rewardlab.score.reward_model",
+    "RankingScores": "rewardlab.score.reward_model",
     "RewardFunction": "rewardlab.score.rl",
     "RewardEnsemble": "rewardlab.score.ensemble",
 }
@@ -23,6 +24,7 @@ __all__ = [
     "DataCollatorForPreference",
     "InvalidRowError",
     "PairScores",
+    "RankingScores",
     "RewardConfig",
     "RewardEnsemble",
     "RewardFunction",
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from rewardlab.errors import InvalidRowError, RewardlabError
     from rewardlab.layout.collate import DataCollatorForPreference
     from rewardlab.score.ensemble import RewardEnsemble
-    from rewardlab.score.reward_model import PairScores, RewardModel
+    from rewardlab.score.reward_model import PairScores, RankingScores, RewardModel
     from rewardlab.score.rl import RewardFunction
     from rewardlab.train.trainer import RewardTrainer
 

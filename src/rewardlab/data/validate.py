@@ -144,6 +144,18 @@ def validate_scored_pair(row: Mapping[str, Any], index: int) -> None:
         raise InvalidRowError(index, None, str(e), WRONG_TYPE) from None
 
 
+def validate_scored_ranking(row: Mapping[str, Any], index: int) -> None:
+    """A ranked row as scoring takes it: `validate_ranked_example` in the row's own format, except that a row that
+    states no preference (equal scores, identical responses) is fine to score."""
+    try:
+        validate_ranked_example(row, index, detect_format(row))
+    except InvalidRowError as e:
+        if e.code not in (IDENTICAL, NO_PREFERENCE):
+            raise
+    except RewardlabError as e:
+        raise InvalidRowError(index, None, str(e), WRONG_TYPE) from None
+
+
 def validate_text(value: Any, index: int, field: str, conversational: bool) -> None:
     """One prompt, response or text outside a preference row: a non-empty string or a well-formed message list."""
     _check_text_value(value, index, field, PreferenceFormat(conversational=conversational, explicit_prompt=True))

@@ -272,12 +272,20 @@ def _nanmean_rows(values: np.ndarray) -> np.ndarray:
         return np.where(finite, values, 0.0).sum(1) / np.where(count > 0, count, np.nan)
 
 
-def _resample_weights(n: int, n_bootstrap: int, rng: np.random.Generator):
-    """Blocks of pair counts (B_block, n): pair indices drawn uniformly with replacement, n per resample."""
+def resample_weights(n: int, n_bootstrap: int, rng: np.random.Generator, strata: Any = None):
+    """Blocks of unit counts (B_block, n): n unit indices drawn uniformly with replacement per resample.
+
+    With `strata` (one code per unit), each stratum is resampled on its own and keeps its size, as a score that
+    averages per-subset results must be (every subset keeps its weight in every resample).
+    """
     block = max(1, min(n_bootstrap, _BLOCK_CELLS // max(n, 1)))
+    members = None if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
     for start in range(0, n_bootstrap, block):
         size = min(block, n_bootstrap - start)
-        index = rng.integers(0, n, size=(size, n))
+        if members is None:
+            index = rng.integers(0, n, size=(size, n))
+        else:
+            index = np.concatenate([m[rng.integers(0, len(m), size=(size, len(m)))] for m in members], axis=1)
         offsets = (np.arange(size) * n)[:, None]
         yield np.bincount((index + offsets).ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
 
@@ -296,7 +304,7 @@ def _statistic_keys(lengths: Any, categories: tuple[list[str], list[str]] | None
     return keys
 
 
-def _percentile_interval(values: np.ndarray) -> list[float]:
+def percentile_interval(values: np.ndarray) -> list[float]:
     finite = values[np.isfinite(values)]
     if not len(finite):
         return [math.nan, math.nan]
@@ -361,8 +369,8 @@ def bootstrap_intervals(
         rc[ok], rr[ok], None if m is None else m[ok], n_bins, lengths, names, checked_sections, weighting
     )
     rng = np.random.default_rng(seed)
-    blocks = [_resample_statistics(columns, w) for w in _resample_weights(n, int(n_bootstrap), rng)]
-    return {key: _percentile_interval(np.concatenate([b[key] for b in blocks])) for key in blocks[0]}
+    blocks = [_resample_statistics(columns, w) for w in resample_weights(n, int(n_bootstrap), rng)]
+    return {key: percentile_interval(np.concatenate([b[key] for b in blocks])) for key in blocks[0]}
 
 
 def uncertainty_gap(std: Any, wrong: Any, *, n_bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
@@ -381,5 +389,5 @@ def uncertainty_gap(std: Any, wrong: Any, *, n_bootstrap: int = 1000, seed: int 
     if not n_bootstrap or not len(std):
         return {"value": value, "ci95": None}
     rng = np.random.default_rng(seed)
-    resampled = np.concatenate([gap(w) for w in _resample_weights(len(std), int(n_bootstrap), rng)])
-    return {"value": value, "ci95": _percentile_interval(resampled)}
+    resampled = np.concatenate([gap(w) for w in resample_weights(len(std), int(n_bootstrap), rng)])
+    return {"value": value, "ci95": percentile_interval(resampled)}

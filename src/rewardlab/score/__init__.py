@@ -1,6 +1,7 @@
 """Scoring with trained reward models: plain texts, prompt + completion, pairs; for evaluation, files and RL.
 
-- `reward_model`: `RewardModel`, one saved model scoring exactly as training computed it (`PairScores` for pairs);
+- `reward_model`: `RewardModel`, one saved model scoring exactly as training computed it (`PairScores` for pairs,
+  `RankingScores` for K responses per prompt);
 - `ensemble`: `RewardEnsemble`, several separately trained models scored as one, with their disagreement;
 - `shaping`: normalized and uncertainty-penalised rewards, shared by the RL reward function and the server;
 - `rl`: `RewardFunction`, the reward function TRL's GRPO/RLOO trainers take;
@@ -8,7 +9,7 @@
 """
 
 from rewardlab.score.ensemble import RewardEnsemble, members_of
-from rewardlab.score.reward_model import PairScores, RewardModel
+from rewardlab.score.reward_model import PairScores, RankingScores, RewardModel
 from rewardlab.score.rl import RewardFunction
 
-__all__ = ["PairScores", "RewardEnsemble", "RewardFunction", "RewardModel", "members_of"]
+__all__ = ["PairScores", "RankingScores", "RewardEnsemble", "RewardFunction", "RewardModel", "members_of"]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.errors import RewardlabError
-from rewardlab.score.reward_model import PairScores, RewardModel, pair_rows
+from rewardlab.score.reward_model import PairScores, RankingScores, RewardModel, pair_rows
 from rewardlab.score.shaping import normalize_rewards
 
 
@@ -30,7 +30,7 @@ class RewardEnsemble:
 
     Build it from loaded models, `RewardEnsemble([RewardModel, ...])`, or from saved ones,
     `RewardEnsemble.from_pretrained([path, ...])`. It scores like a `RewardModel` (`score_texts`, `score`,
-    `score_pairs`, `score_pair_rows`, with `return_std` for single responses), so `RewardFunction` and
+    `score_pairs`, `score_pair_rows`, `score_rankings`, with `return_std` for single responses), so `RewardFunction` and
     `rewardlab eval --ensemble` take it as they take one model.
 
     Args:
@@ -120,6 +120,17 @@ class RewardEnsemble:
             std_rejected=rejected.std(1, ddof=1).tolist(),
             std_margin=(chosen - rejected).std(1, ddof=1).tolist(),
         )
+
+    def score_rankings(self, rows: Sequence[Mapping[str, Any]]) -> RankingScores:
+        """Ranked rows scored by every member (`RewardModel.score_rankings`): each reward is the centred members'
+        mean, `std` their standard deviation; token counts are the first member's."""
+        scores = [member.score_rankings(rows) for member in self.members]
+        rewards, std = [], []
+        for row in range(len(scores[0].rewards)):
+            per_member = self._centred([s.rewards[row] for s in scores])
+            rewards.append(per_member.mean(1).tolist())
+            std.append(per_member.std(1, ddof=1).tolist())
+        return RankingScores(rewards, scores[0].response_tokens, std)
 
     def normalize(self, rewards: Sequence[float]) -> list[float]:
         """(reward - mean) / std with the ensemble's `normalization`."""

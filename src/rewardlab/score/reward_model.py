@@ -22,6 +22,7 @@ from scipy.special import expit
 
 from rewardlab.choices import OVERLENGTH_POLICIES, TRUNCATE_PROMPT
 from rewardlab.cpu_threads import adapted_threads, adaptive_threads, measured_step
+from rewardlab.data.formats import ranked_items
 from rewardlab.data.tokenize import (
     has_chat_template,
     leading_special_count,
@@ -29,6 +30,7 @@ from rewardlab.data.tokenize import (
     render_messages,
     resolve_eos_token_id,
     tokenize_pair,
+    tokenize_ranking,
     tokenize_text,
 )
 from rewardlab.data.truncation import (
@@ -36,10 +38,11 @@ from rewardlab.data.truncation import (
     OK,
     STATUSES,
     common_prefix_length,
+    truncate_group,
     truncate_pair,
     truncate_sequence,
 )
-from rewardlab.data.validate import validate_scored_pair
+from rewardlab.data.validate import validate_scored_pair, validate_scored_ranking
 from rewardlab.errors import InvalidRowError, RewardlabError, first_line
 from rewardlab.files import read_run_record
 from rewardlab.layout.choose import choose_layout
@@ -75,6 +78,19 @@ class PairScores:
     std_margin: list[float] | None = None
     length_rewards_chosen: list[float] | None = None
     length_rewards_rejected: list[float] | None = None
+
+
+@dataclass
+class RankingScores:
+    """Rewards of the responses of ranked rows: one list per row, in the row's order of responses (for lists in
+    `chosen` and `rejected`: the chosen ones, then the rejected ones). `response_tokens` counts each response's own
+    tokens as scored: those after the prefix the row's sequences share, after truncation. For an ensemble `std` holds
+    each reward's standard deviation across members or heads (None for a single-head model). A row dropped for
+    length scores NaN throughout."""
+
+    rewards: list[list[float]]
+    response_tokens: list[list[int]]
+    std: list[list[float]] | None = None
 
 
 class RewardModel:
@@ -268,6 +284,63 @@ class RewardModel:
         chosen_tokens = [len(c) - p for c, p in zip(sequences[0::2], shared, strict=True)]
         rejected_tokens = [len(r) - p for r, p in zip(sequences[1::2], shared, strict=True)]
         return PairScores(chosen_r, rejected_r, prob, chosen_tokens, rejected_tokens, **stds)
+
+    def score_rankings(self, rows: Sequence[Mapping[str, Any]]) -> RankingScores:
+        """Rewards of every response of ranked rows, as the trainer takes them: `responses` (optional `scores`) or
+        lists in `chosen` and `rejected`, strings or message lists, optional `prompt`, `tools` and
+        `chat_template_kwargs`.
+
+        Each response is tokenized as training tokenizes it, and a row's sequences are truncated together, as
+        training truncates a ranking. Each distinct response of a row is scored once, so identical responses get
+        bit-identical rewards (a best-of-N tie rule must see them tied), and the row's shared prompt is computed once
+        in the layouts that share prefixes.
+        """
+        sequences: list[list[int]] = []
+        groups: list[list[int]] = []
+        positions: list[list[int]] = []  # per row: each response's index into `sequences`
+        statuses: list[str] = []
+        for i, row in enumerate(rows):
+            validate_scored_ranking(row, i)
+            try:
+                ids = tokenize_ranking(row, self.tokenizer, self.eos_token_id)["response_ids"]
+            except InvalidRowError as e:
+                raise InvalidRowError(i, e.field, e.reason, e.code) from None
+            distinct: dict[tuple[int, ...], int] = {}
+            names = []  # the field of each distinct response's first occurrence, for error messages
+            for field, response in zip(ranked_items(row).fields, ids, strict=True):
+                if tuple(response) not in distinct:
+                    distinct[tuple(response)] = len(distinct)
+                    names.append(field)
+            keep = min(leading_special_count(response, self.tokenizer) for response in ids)
+            try:
+                result = truncate_group(
+                    [list(t) for t in distinct], self.max_length, self.overlength_policy, keep, names=names
+                )
+            except ValueError as e:
+                raise InvalidRowError(i, None, str(e)) from None
+            start = len(sequences)
+            sequences += result.sequences
+            groups.append(list(range(start, len(sequences))))
+            positions.append([start + distinct[tuple(response)] for response in ids])
+            statuses.append(result.status)
+        self.report.update(statuses)
+        _log_report(statuses)
+        heads = self._rewards(sequences, groups)
+        for group, status in zip(groups, statuses, strict=True):
+            if status == DROPPED:
+                heads[group] = np.nan
+        quality = heads[:, :1] if self.has_length_head else heads
+        tokens = np.zeros(len(sequences), dtype=np.int64)
+        for group in groups:
+            shared = common_prefix_length(*(sequences[k] for k in group))
+            tokens[group] = [len(sequences[k]) - shared for k in group]
+        std = quality.std(1, ddof=1) if self.num_heads > 1 else None
+        mean = quality.mean(1)
+        return RankingScores(
+            rewards=[mean[p].tolist() for p in positions],
+            response_tokens=[tokens[p].tolist() for p in positions],
+            std=None if std is None else [std[p].tolist() for p in positions],
+        )
 
     def normalize(self, rewards: Sequence[float]) -> list[float]:
         """(reward - mean) / std with the statistics saved by training (see `normalization`)."""
