@@ -118,22 +118,33 @@ def reference_style_matrix(chosen, rejected):
     }
 
 
+def all_pairs(chosen, rejected):
+    """Every (chosen style, rejected style) comparison of each prompt, as `style_correct` takes them."""
+    chosen, rejected = np.asarray(chosen, dtype=float), np.asarray(rejected, dtype=float)
+    cells = [(p, i, j) for p in range(len(chosen)) for i in range(3) for j in range(3)]
+    p, i, j = (np.array(column) for column in zip(*cells, strict=True))
+    return style_correct(p, i, j, chosen[p, i], rejected[p, j], len(chosen))
+
+
 def test_rm_bench_matrix_on_a_constructed_case():
     # Chosen 2 ties rejected 1 (2 > 2 is false: a tie is wrong).
-    correct = style_correct([[3.0, 2.0, 1.0]], [[2.5, 2.0, 0.5]])
+    correct = all_pairs([[3.0, 2.0, 1.0]], [[2.5, 2.0, 0.5]])
     np.testing.assert_array_equal(correct[0], [[1, 1, 1], [0, 0, 1], [0, 0, 1]])
     result = difficulty_accuracies(correct)
     assert (result["hard"], result["normal"], result["easy"]) == (pytest.approx(1.0), pytest.approx(2 / 3), 0.0)
     assert result["accuracy"] == pytest.approx(5 / 9)
     rng = np.random.default_rng(0)
     chosen, rejected = rng.integers(0, 3, (50, 3)).astype(float), rng.integers(0, 3, (50, 3)).astype(float)
-    ours, reference = difficulty_accuracies(style_correct(chosen, rejected)), reference_style_matrix(chosen, rejected)
+    ours, reference = difficulty_accuracies(all_pairs(chosen, rejected)), reference_style_matrix(chosen, rejected)
     for name in ("easy", "normal", "hard"):
         assert ours[name] == pytest.approx(reference[name])
-    per_prompt = unit_values(style_correct(chosen, rejected), "hard")
+    per_prompt = unit_values(all_pairs(chosen, rejected), "hard")
     assert per_prompt.mean() == pytest.approx(reference["hard"])
-    with_dropped = style_correct([[3.0, 2.0, 1.0], [1.0, math.nan, 0.0]], [[2.5, 2.0, 0.5], [0.0, 0.0, 0.0]])
+    with_dropped = all_pairs([[3.0, 2.0, 1.0], [1.0, math.nan, 0.0]], [[2.5, 2.0, 0.5], [0.0, 0.0, 0.0]])
     assert difficulty_accuracies(with_dropped)["accuracy"] == pytest.approx(5 / 9)
+    # A comparison of identical responses (no pair: the mapping skips it) is a tie, counted wrong.
+    missing = style_correct([0, 0], [0, 1], [0, 1], [2.0, 2.0], [1.0, 1.0], 1)
+    assert difficulty_accuracies(missing)["normal"] == pytest.approx(2 / 3)
 
 
 def pair_accuracy_of(rewards):

@@ -266,7 +266,8 @@ def test_a_malformed_row_stops_eval_naming_it_or_is_skipped_and_counted(two_mode
 
     assert main([*args, "--skip_invalid_rows"]) == 0
     printed = capsys.readouterr().out
-    assert "pairs 5; not used: 1 invalid row (invalid message: 1)" in printed
+    assert "pairs 5; best content-blind rule: " in printed
+    assert "; not used: 1 invalid row (invalid message: 1)" in printed
     report = json.loads((out / "report.json").read_text())
     stats = report["datasets"][0]["mapping_stats"]
     assert (stats["rows_in"], stats["pairs_out"], stats["invalid_skipped"]) == (6, 5, 1)
@@ -288,4 +289,5 @@ def test_mapped_rows_name_the_field_as_the_file_spells_it(two_models, tmp_path, 
     assert main(args) == 2
     assert "row 2, field 'b': is a int; expected response B" in capsys.readouterr().err
     assert main([*args, "--skip_invalid_rows", "--n_bootstrap", "20"]) == 0
-    assert "pairs 3; not used: 1 invalid row (wrong type: 1)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "pairs 3; best content-blind rule: " in printed and "; not used: 1 invalid row (wrong type: 1)" in printed

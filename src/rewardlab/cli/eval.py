@@ -1,5 +1,6 @@
-"""`rewardlab eval`: score preference sets with one or two reward models (or an ensemble) and write `report.json` +
-`report.html` (`rewardlab.eval.report`), printing each set's accuracy with its interval."""
+"""`rewardlab eval`: score preference sets and the field's benchmarks with one or two reward models (or an
+ensemble) and write `report.json` + `report.html` (`rewardlab.eval.report`), printing each set's score with its
+interval and its lead over the content-blind rules, then the leaderboard."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ from typing import Any
 from rewardlab.cli.common import ArgumentParser, add_reward_model_arguments, load_reward_model
 from rewardlab.errors import RewardlabError
 from rewardlab.eval.apply_mapping import describe_skips
-from rewardlab.eval.report import evaluate, load_eval_set, training_log, write_report, write_skipped_rows
+from rewardlab.eval.leaderboard import RULE_NAMES, benchmark_rows
+from rewardlab.eval.report import evaluate, training_log, write_report, write_skipped_rows
+from rewardlab.eval.sets import load_eval_set
 from rewardlab.files import read_settings_file
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="rewardlab eval",
-        description="Evaluate reward models on preference data: exact accuracy (ties apart), margin, log-loss, "
-        "calibration, length bias, per-category accuracy, the worst pairs, with bootstrap 95%% intervals; writes "
-        "report.json and report.html.",
+        description="Evaluate reward models on preference data and on RewardBench 2, RewardBench, RM-Bench and "
+        "JudgeBench by their own rules: exact accuracy (ties apart), margin, log-loss, calibration, length bias, "
+        "per-category accuracy, the worst pairs, with bootstrap 95%% intervals, and beside every result the "
+        "content-blind rules (longer wins, shorter wins, chance) and the model's lead over the best of them; "
+        "writes report.json and report.html.",
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="reward model directory (full or LoRA adapter) or hub id")
@@ -31,15 +36,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="two or more separately trained models scored as one deep ensemble (rewardlab.RewardEnsemble): the "
         "mean of their centred rewards, and how their disagreement relates to the ensemble's mistakes",
     )
-    p.add_argument("--dataset", action="append", required=True, help="data file, directory or hub id (repeatable)")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        required=True,
+        help="data file, glob of files read as one set (quote it), directory or hub id, e.g. allenai/reward-bench-2 "
+        "(repeatable; each is reported on its own, then all in one leaderboard)",
+    )
     p.add_argument(
         "--mapping",
         action="append",
         default=None,
-        help="how rows become pairs: a preset (hh-rlhf, rmb, alpaca-eval, ultrafeedback, rm-bench), a "
-        "'key=value,...' string or a JSON/YAML file; once for all data sets or once per --dataset",
+        help="how rows are read: a benchmark (rewardbench2, rewardbench, rm-bench, judgebench), a preset (hh-rlhf, "
+        "rmb, alpaca-eval, ultrafeedback), a 'key=value,...' string or a JSON/YAML file; once for all data sets or "
+        "once per --dataset. RewardBench 2 and JudgeBench files are recognised by their columns",
     )
-    p.add_argument("--split", default=None, help="split to evaluate (default: the only one, else 'test')")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="split to evaluate (default: the benchmark's (rewardbench2: test, rewardbench: filtered, judgebench: "
+        "gpt), else the only one, else 'test')",
+    )
     p.add_argument("--category_column", default=None, help="column (dotted path) with a category per row")
     p.add_argument("--sections", default=None, help="JSON/YAML file {section: [categories]} for section scores")
     p.add_argument("--section_weighting", choices=["examples", "uniform"], default="examples")
@@ -125,6 +142,8 @@ def main(argv: Sequence[str]) -> int:
     for name in names:
         for set_name, metrics in report["results"][name].items():
             print(_summary_lines(name, set_name, metrics, skips.get(set_name)))
+    if len(names) > 1 or len(eval_sets) > 1:
+        print(_leaderboard_lines(report["leaderboard"]))
     print(f"report: {html}")
     skipped_file = write_skipped_rows(eval_sets, args.output_dir)
     if skipped_file is not None:
@@ -133,9 +152,29 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _summary_lines(name: str, set_name: str, metrics: Mapping[str, Any], skipped: str | None = None) -> str:
-    accuracy = metrics["accuracy"]
-    line = f"{name} | {set_name}: accuracy {_ci(accuracy)}, ties {accuracy['ties']}, pairs {metrics['n_evaluated']}"
+    """The set's headline line (with what was not used), then its benchmark table, then an ensemble's uncertainty."""
+    top = metrics["headline"]
+    line = f"{name} | {set_name}: {top['metric']} "
+    if "accuracy" in metrics and top["metric"] == "accuracy":
+        accuracy = metrics["accuracy"]
+        line += f"{_ci(accuracy)}, ties {accuracy['ties']}, pairs {metrics['n_evaluated']}"
+    else:
+        line += _num(top["value"])
+    line += f"; {_versus(top)}"
     lines = [line + (f"; not used: {skipped}" if skipped else "")]
+    table = benchmark_rows(metrics)
+    if table is not None and len(table[1]) > 1:
+        title, rows = table
+        width = max(len(str(label)) for label, *_ in rows)
+        lines.append(f"  {title}")
+        lines.append(f"    {'':{width}}  {'n':>6}  {'score':>7}  {'lead [95% CI]':<27}  longer   shorter  chance")
+        for label, score, baselines, count in rows:
+            rules = "  ".join(f"{_num((baselines or {}).get(rule)):>7}" for rule in RULE_NAMES)
+            count_text = "" if count is None else str(count)
+            lines.append(
+                f"    {label:{width}}  {count_text:>6}  {_num(score):>7}  {_lead((baselines or {}).get('lead')):<27}  "
+                + (rules if baselines else "")
+            )
     if "ensemble" in metrics:
         ensemble = metrics["ensemble"]
         lines.append(
@@ -145,6 +184,35 @@ def _summary_lines(name: str, set_name: str, metrics: Mapping[str, Any], skipped
             f"AUROC {_num(ensemble['ensemble_std_auroc'], 3)} "
             f"(small |margin|: {_num(ensemble['margin_auroc'], 3)})"
         )
+    return "\n".join(lines)
+
+
+def _versus(top: Mapping[str, Any]) -> str:
+    """ "best content-blind rule: longer wins 0.5480; lead +0.0130 [-0.0200, +0.0500]" """
+    if top["best_rule"] is None:
+        return "no content-blind rule scored"
+    rule = f"{RULE_NAMES[top['best_rule']]} {_num(top['best_rule_value'])}"
+    return f"best content-blind rule: {rule}; lead {_lead(top['lead'])}"
+
+
+def _lead(lead: Mapping[str, Any] | None) -> str:
+    value = (lead or {}).get("value")
+    if value is None:
+        return "n/a"
+    low, high = lead.get("ci95") or (None, None)
+    return f"{value:+.4f}" + (f" [{low:+.4f}, {high:+.4f}]" if low is not None and high is not None else "")
+
+
+def _leaderboard_lines(board: Mapping[str, Any]) -> str:
+    """Every model on every data set: the headline number, its lead over the best content-blind rule below it."""
+    columns = [c["dataset"] for c in board["columns"]]
+    width = max(len(model) for model in board["rows"])
+    cell = max(12, *(len(c) for c in columns))
+    lines = ["leaderboard (each data set's headline score; lead over the best content-blind rule in brackets):"]
+    lines.append(f"  {'':{width}}  " + "  ".join(f"{c:>{cell}}" for c in columns))
+    for model, sets in board["rows"].items():
+        values = [f"{_num(sets[c]['value'])} ({_lead({'value': sets[c]['lead']})})" for c in columns]
+        lines.append(f"  {model:{width}}  " + "  ".join(f"{v:>{cell}}" for v in values))
     return "\n".join(lines)
 
 

@@ -19,7 +19,8 @@ from rewardlab.config import RewardConfig
 from rewardlab.data.loading import describe, load_preference_data, looks_like_local_path, split_train_eval
 from rewardlab.data.mixture import describe_mixture, load_mixture
 from rewardlab.errors import RewardlabError, UsageError
-from rewardlab.eval.report import eval_set_from_rows, evaluate, write_report
+from rewardlab.eval.report import evaluate, write_report
+from rewardlab.eval.sets import eval_set_from_rows
 from rewardlab.files import read_settings_file
 from rewardlab.model.load import load_tokenizer, require_peft
 from rewardlab.score.reward_model import RewardModel

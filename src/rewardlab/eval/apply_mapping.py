@@ -35,6 +35,8 @@ class MappingStats:
     """Rows that gave at least one pair."""
     pairs_out: int = 0
     """Pairs written (a variants row gives several)."""
+    groups_out: int = 0
+    """Prompts written with all their completions, for a benchmark scored per prompt (RewardBench 2)."""
     ties_skipped: int = 0
     """Rows whose label (or equal scores) says neither response is better."""
     unrecognised_skipped: int = 0
@@ -79,7 +81,8 @@ class MappingStats:
     def summary(self) -> str:
         """One line for logs, e.g. "805 rows -> 804 pairs (skipped: 1 tie)"."""
         skipped = describe_skips(self.to_dict())
-        return f"{self.rows_in} rows -> {self.pairs_out} pairs" + (f" (skipped: {skipped})" if skipped else "")
+        out = f"{self.groups_out} prompts" if self.groups_out else f"{self.pairs_out} pairs"
+        return f"{self.rows_in} rows -> {out}" + (f" (skipped: {skipped})" if skipped else "")
 
 
 def describe_skips(stats: Mapping[str, Any]) -> str:

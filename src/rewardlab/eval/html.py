@@ -9,6 +9,7 @@ from typing import Any
 import jinja2
 
 from rewardlab.eval.apply_mapping import describe_skips
+from rewardlab.eval.leaderboard import RULE_NAMES, benchmark_rows
 
 # (figure key, alt text) of each set's figures, in page order.
 FIGURES = (
@@ -36,6 +37,7 @@ def render_report(report: Mapping[str, Any], figures: Mapping[str, Mapping[str, 
         report=report,
         models=models,
         model_rows=_model_rows(report),
+        leaderboard=_leaderboard(report),
         skipped=[_skipped(d["mapping_stats"]) for d in report["datasets"]],
         sections=[_section(report, figures, name) for name in set_names],
         curves=curves if any(uri for _, uri in curves) else [],
@@ -69,13 +71,34 @@ def _group(group: Mapping[str, Any] | None) -> dict[str, str | None]:
     return _text(f"{_num(group.get('accuracy'))} ({group.get('count')})")
 
 
+def _lead(baselines: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """The lead over the best content-blind rule, signed, with its interval."""
+    lead = (baselines or {}).get("lead") or {}
+    value, (low, high) = lead.get("value"), lead.get("ci95") or (None, None)
+    if value is None:
+        return _text("–")
+    return {
+        "text": f"{value:+.4f}",
+        "ci": f"[{low:+.4f}, {high:+.4f}]" if low is not None and high is not None else None,
+    }
+
+
+def _best_rule(baselines: Mapping[str, Any] | None) -> dict[str, str | None]:
+    best = (baselines or {}).get("best")
+    return _text(f"{RULE_NAMES[best]} {_num(baselines.get(best))}" if best else "–")
+
+
 def _summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, dict[str, str | None]]]:
-    """The summary table's rows of one model on one set: (label, cell)."""
+    """The summary table's rows of one model on one pairwise set: (label, cell); none for a set scored per prompt."""
+    if "calibration" not in metrics:
+        return []
     calibration = metrics["calibration"]
     temperature = calibration.get("temperature") or {}
     rows = [
         ("pairs evaluated (dropped)", _text(f"{metrics['n_evaluated']} ({metrics['n_dropped']})")),
         ("accuracy [95% CI]", _cell(metrics["accuracy"])),
+        ("best content-blind rule", _best_rule(metrics.get("baselines"))),
+        ("lead over it [95% CI]", _lead(metrics.get("baselines"))),
         ("ties", _text(_num(metrics["accuracy"].get("ties")))),
         ("accuracy, ties as ½", _cell(metrics.get("accuracy_ties_half"))),
         ("mean margin", _cell(metrics["mean_margin"])),
@@ -125,6 +148,7 @@ def _section(report: Mapping[str, Any], figures: Mapping[str, Mapping[str, Any]]
     models = list(report["results"])
     per_model = [dict(_summary_rows(report["results"][m][set_name])) for m in models]
     rows = [(label, [values.get(label, _text("–")) for values in per_model]) for label in per_model[0]]
+    first = report["results"][models[0]][set_name]
     panels = []
     for model in models:
         shown = figures.get(model, {}).get(set_name, {})
@@ -139,7 +163,47 @@ def _section(report: Mapping[str, Any], figures: Mapping[str, Mapping[str, Any]]
                 "worst": [_worst(pair) for pair in report["results"][model][set_name].get("worst_pairs") or []],
             }
         )
-    return {"name": set_name, "rows": rows, "panels": panels}
+    benchmark = _benchmark_table(report, set_name)
+    return {
+        "name": set_name,
+        "rows": rows,
+        "panels": panels,
+        "benchmark": benchmark,
+        "rendering": first.get("rendering"),
+    }
+
+
+def _benchmark_table(report: Mapping[str, Any], set_name: str) -> dict[str, Any] | None:
+    """The set's benchmark table: a row per subset (or section, domain, category), each model's score and lead, and
+    the content-blind rules (lengths in the first model's tokens)."""
+    models = list(report["results"])
+    per_model = [benchmark_rows(report["results"][m][set_name]) for m in models]
+    if per_model[0] is None:
+        return None
+    title, first = per_model[0]
+    rows = []
+    for k, (label, _, baselines, count) in enumerate(first):
+        cells = []
+        for found in per_model:
+            _, score, model_baselines, _ = found[1][k]
+            cells += [_text(_num(score)), _lead(model_baselines)]
+        rules = [_text(_num((baselines or {}).get(rule))) for rule in RULE_NAMES]
+        rows.append({"label": label, "count": _num(count), "cells": cells, "rules": rules})
+    return {"title": title, "rows": rows}
+
+
+def _leaderboard(report: Mapping[str, Any]) -> dict[str, Any]:
+    board = report["leaderboard"]
+    rows = [
+        {"model": model, "cells": [_score_and_lead(sets[c["dataset"]]) for c in board["columns"]]}
+        for model, sets in board["rows"].items()
+    ]
+    return {"columns": board["columns"], "rows": rows}
+
+
+def _score_and_lead(entry: Mapping[str, Any]) -> dict[str, str | None]:
+    lead = entry.get("lead")
+    return {"text": _num(entry.get("value")), "ci": None if lead is None else f"lead {lead:+.4f}"}
 
 
 def _worst(pair: Mapping[str, Any]) -> dict[str, str]:

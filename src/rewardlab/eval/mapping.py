@@ -134,6 +134,10 @@ class LabelMapping:
     """Make prompt and responses the same kind: a string response to a message-list prompt becomes
     `[{"role": "assistant", "content": response}]` (RMB), and a string prompt to message-list responses becomes
     `[{"role": "user", "content": prompt}]`, so the row is valid conversational data for the trainer."""
+    chat: bool = False
+    """Score a string prompt and string responses as the conversation `[user: prompt, assistant: response]` through
+    the model's chat template, as RewardBench, RM-Bench and JudgeBench do (a model without a chat template reads
+    prompt + response as plain text, as training reads a standard row)."""
     name: str | None = None
     """The preset this mapping came from, if any (informational; used in messages)."""
 
@@ -212,8 +216,9 @@ class LabelMapping:
                 f"label mapping: keep {clash[0]!r} would overwrite an output column; the mapping already writes "
                 f"{', '.join(OUTPUT_COLUMNS)}"
             )
-        if not isinstance(self.match_formats, bool):
-            raise RewardlabError(f"label mapping: match_formats must be true or false, got {self.match_formats!r}")
+        for key in _BOOL_KEYS:
+            if not isinstance(getattr(self, key), bool):
+                raise RewardlabError(f"label mapping: {key} must be true or false, got {getattr(self, key)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The mapping as a JSON-serialisable dict: `layout` and every field that differs from its default.
@@ -296,7 +301,7 @@ _PATH_KEYS = (
 )
 _FLOAT_KEYS = ("threshold", "tie_band")
 _LIST_KEYS = ("a_values", "b_values", "tie_values", "keep")
-_BOOL_KEYS = ("match_formats",)
+_BOOL_KEYS = ("match_formats", "chat")
 
 
 def _unknown_key_message(key: str) -> str:
@@ -379,7 +384,8 @@ PRESETS: dict[str, LabelMapping] = {
         score_rejected="metadata.score_rejected",
         name="ultrafeedback",
     ),
-    # RM-Bench: 3 chosen × 3 rejected style variants per prompt (concise, detailed, detailed + markdown).
+    # RM-Bench: 3 chosen × 3 rejected style variants per prompt (concise, detailed, detailed + markdown); scored as
+    # chats. `domain` (chat, code, math, safety-refuse, safety-response) is a column on the Hub, the file name locally.
     "rm-bench": LabelMapping(
         layout="variants",
         prompt="prompt",
@@ -387,8 +393,35 @@ PRESETS: dict[str, LabelMapping] = {
         rejected="rejected",
         category="subset",
         pairing="all",
-        keep=("id",),
+        keep=("id", "domain"),
+        chat=True,
         name="rm-bench",
+    ),
+    # RewardBench (v1): one chosen and one rejected answer per prompt, the subset (e.g. alpacaeval-easy) per row.
+    "rewardbench": LabelMapping(
+        layout="pairs",
+        prompt="prompt",
+        chosen="chosen",
+        rejected="rejected",
+        category="subset",
+        keep=("id",),
+        chat=True,
+        name="rewardbench",
+    ),
+    # JudgeBench: two responses to a question and the objective label "A>B" or "B>A".
+    "judgebench": LabelMapping(
+        layout="ab",
+        prompt="question",
+        response_a="response_A",
+        response_b="response_B",
+        label="label",
+        a_values=("a>b", "a>>b"),  # lower case, as labels are compared
+        b_values=("b>a", "b>>a"),
+        tie_values=("a=b",),
+        category="source",
+        keep=("pair_id",),
+        chat=True,
+        name="judgebench",
     ),
 }
 
@@ -396,7 +429,14 @@ PRESETS: dict[str, LabelMapping] = {
 def get_preset(name: str) -> LabelMapping:
     """The preset mapping called `name` (case-insensitive; `_` and `-` alike), or a `RewardlabError` listing them."""
     key = str(name).strip().lower().replace("_", "-")
-    aliases = {"hh": "hh-rlhf", "alpacaeval": "alpaca-eval", "rmbench": "rm-bench", "uf": "ultrafeedback"}
+    aliases = {
+        "hh": "hh-rlhf",
+        "alpacaeval": "alpaca-eval",
+        "rmbench": "rm-bench",
+        "uf": "ultrafeedback",
+        "reward-bench": "rewardbench",
+        "judge-bench": "judgebench",
+    }
     key = aliases.get(key, key)
     if key not in PRESETS:
         close = difflib.get_close_matches(key, list(PRESETS), n=1)

@@ -1,9 +1,13 @@
-"""Evaluate reward models on preference sets: the report behind `rewardlab eval` (`report.json` + `report.html`).
+"""Evaluate reward models on preference sets and benchmarks: the report behind `rewardlab eval` (`report.json` +
+`report.html`).
 
-The steps read top to bottom: load each data set and map its layout to pairs (`rewardlab.eval.mapping`), score
-every pair with `RewardModel` (the training layout, so rewards equal the trainer's), compute the exact metrics with
-bootstrap intervals (`rewardlab.metrics`), draw the figures (`rewardlab.eval.plots`) and write the report
-(`rewardlab.eval.html`). Each data set is reported on its own and, when there are several, all together.
+The steps read top to bottom: load each data set (`rewardlab.eval.sets`), score it with `RewardModel` (pairs in the
+training layout, so rewards equal the trainer's; a benchmark's prompts with all their completions at once), compute
+the exact metrics with bootstrap intervals (`rewardlab.metrics`), each benchmark's own score
+(`rewardlab.eval.rewardbench2`, `rewardbench`, `rm_bench`, `judgebench`, `best_of_k`) and the content-blind
+baselines beside every result, draw the figures (`rewardlab.eval.plots`) and write the report
+(`rewardlab.eval.html`). Each data set is reported on its own, then all pairwise sets together, then as one
+leaderboard (`rewardlab.eval.leaderboard`).
 """
 
 from __future__ import annotations
@@ -13,29 +17,25 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from rewardlab._version import __version__
-from rewardlab.data.formats import detect_dataset_format, is_ranked_example, ranked_items
-from rewardlab.data.loading import load_preference_data
-from rewardlab.data.validate import validate_row
-from rewardlab.errors import InvalidRowError, RewardlabError
-from rewardlab.eval import plots
-from rewardlab.eval.apply_mapping import MappingStats, apply_mapping
+from rewardlab.data.conversation import as_conversation
+from rewardlab.data.tokenize import has_chat_template
+from rewardlab.errors import RewardlabError
+from rewardlab.eval import best_of_k, judgebench, plots, rewardbench, rewardbench2, rm_bench
 from rewardlab.eval.html import render_report
-from rewardlab.eval.mapping import LabelMapping, parse_mapping
+from rewardlab.eval.leaderboard import headline, leaderboard
+from rewardlab.eval.sets import BEST_OF_K, EvalSet
 from rewardlab.files import atomic_path, read_run_record
-from rewardlab.losses import ordered_pairs
 from rewardlab.metrics.bootstrap import uncertainty_gap
 from rewardlab.metrics.pairs import length_bias
 from rewardlab.metrics.report import evaluate_pairs, json_safe
 from rewardlab.metrics.uncertainty import auroc, uncertainty_metrics
-from rewardlab.score.ensemble import RewardEnsemble
+from rewardlab.score.ensemble import RewardEnsemble, members_of
 from rewardlab.score.reward_model import RewardModel
 
 logger = logging.getLogger(__name__)
@@ -43,153 +43,51 @@ logger = logging.getLogger(__name__)
 ALL = "all data sets"
 SKIPPED_ROWS_FILE = "skipped_rows.jsonl"
 WORST_TEXT_CHARS = 600  # enough to read what went wrong, short enough for a page of worst pairs
+CHAT, PLAIN = "chat template", "plain text"
 
 
-@dataclass
-class EvalSet:
-    """Preference pairs ready to score (`prompt?`, `chosen`, `rejected`, `margin?`, `category?`) and their origin;
-    `skipped_rows` holds every invalid row skipped (`skip_invalid_rows`), with its index, field, reason and content."""
-
-    name: str
-    source: str
-    rows: list[dict[str, Any]]
-    mapping: dict[str, Any]
-    mapping_stats: dict[str, Any]
-    skipped_rows: list[dict[str, Any]] = field(default_factory=list)
-
-
-def load_eval_set(
-    source: str,
-    mapping: str | Mapping[str, Any] | LabelMapping | None = None,
-    *,
-    split: str | None = None,
-    category_column: str | None = None,
-    max_pairs: int | None = None,
-    name: str | None = None,
-    skip_invalid_rows: bool = False,
-) -> EvalSet:
-    """Load a data set (file, directory or hub id) and turn its rows into pairs.
-
-    Without a mapping the rows are read as the trainer reads them (`prompt` optional, `margin` if present). Rows the
-    mapping cannot use (ties, unrecognised labels, identical responses) are skipped and counted in `mapping_stats`,
-    never dropped silently. An invalid row (a missing, empty or wrongly typed field, a malformed message) raises
-    `InvalidRowError` naming the row and field, or with `skip_invalid_rows` is skipped and counted per reason.
-    """
-    data = load_preference_data(source)
-    if split is None:
-        split = next(iter(data)) if len(data) == 1 else "test" if "test" in data else None
-        if split is None:
-            raise RewardlabError(f"{source} has the splits {', '.join(data)}: choose one with --split")
-    elif split not in data:
-        raise RewardlabError(f"no split {split!r} in {source}; the splits are: {', '.join(data)}")
-    return eval_set_from_rows(
-        data[split].to_list(),
-        name or _default_name(source),
-        str(source),
-        mapping,
-        category_column=category_column,
-        max_pairs=max_pairs,
-        skip_invalid_rows=skip_invalid_rows,
-    )
-
-
-def eval_set_from_rows(
-    rows: list[dict[str, Any]],
-    name: str,
-    source: str,
-    mapping: str | Mapping[str, Any] | LabelMapping | None = None,
-    *,
-    category_column: str | None = None,
-    max_pairs: int | None = None,
-    skip_invalid_rows: bool = False,
-) -> EvalSet:
-    """`load_eval_set` for rows already in memory (e.g. the trainer's evaluation split).
-
-    Ranked rows (K responses per prompt, any spelling of `rewardlab.data.formats`) without a mapping are evaluated
-    on all their comparisons: one pair per ordered pair of responses with different scores.
-    """
-    if mapping is None and rows and is_ranked_example(rows[0]):
-        pairs, stats = ranking_comparisons(rows, skip_invalid=skip_invalid_rows, dataset_name=name)
-        if max_pairs is not None:
-            pairs = pairs[:max_pairs]
-        if not pairs:
-            raise RewardlabError(f"{source}: no usable comparisons ({stats.invalid_skipped} invalid rankings)")
-        return EvalSet(name, source, pairs, {"layout": "ranking"}, stats.to_dict(), stats.skipped_rows)
-    if mapping is None:
-        columns = set(rows[0]) if rows else set()
-        mapping = LabelMapping(
-            layout="pairs",
-            prompt="prompt" if "prompt" in columns else None,
-            margin="margin" if "margin" in columns else None,
-            category=category_column,
+def rendering(model: RewardModel | RewardEnsemble, eval_set: EvalSet) -> str | None:
+    """How `model` reads a set whose rows ask for chat rendering: through its chat template, or as plain text when
+    it has none; None when the set does not ask. An ensemble's members must agree."""
+    if not eval_set.chat:
+        return None
+    templates = {has_chat_template(member.tokenizer) for member in members_of(model)}
+    if len(templates) > 1:
+        raise RewardlabError(
+            f"{eval_set.name} is scored as chats, but some ensemble members have a chat template and some do not: "
+            "give them all the same template"
         )
-    else:
-        mapping = parse_mapping(mapping)
-        if category_column:
-            mapping = LabelMapping.from_dict({**mapping.to_dict(), "category": category_column})
-    pairs, stats = apply_mapping(rows, mapping, skip_invalid=skip_invalid_rows, dataset_name=name)
-    if stats.rows_skipped:
-        logger.warning("%s: %s", name, stats.summary())
-    if max_pairs is not None:
-        pairs = pairs[:max_pairs]
-    if not pairs:
-        raise RewardlabError(f"{source}: no usable pairs ({stats.summary()})")
-    return EvalSet(name, source, pairs, mapping.to_dict(), stats.to_dict(), stats.skipped_rows)
+    return CHAT if templates.pop() else PLAIN
 
 
-def ranking_comparisons(
-    rows: Sequence[Mapping[str, Any]], skip_invalid: bool = False, dataset_name: str | None = None
-) -> tuple[list[dict[str, Any]], MappingStats]:
-    """Every comparison of ranked rows as a pair row (`prompt?`, `chosen`, `rejected`, `row_index`, `chosen_index`,
-    `rejected_index`, plus `tools`/`chat_template_kwargs`), and the counts. An invalid row raises `InvalidRowError`,
-    or with `skip_invalid` is skipped and counted."""
-    fmt = detect_dataset_format(rows)
-    pairs, stats = [], MappingStats()
-    for index, row in enumerate(rows):
-        stats.rows_in += 1
-        try:
-            validate_row(row, index, fmt)
-        except InvalidRowError as e:
-            if not skip_invalid:
-                raise e.at(dataset=dataset_name) from None
-            stats.record_invalid(e, row)
-            continue
-        stats.rows_used += 1
-        items = ranked_items(row)
-        extra = {k: row[k] for k in ("prompt", "tools", "chat_template_kwargs") if row.get(k) is not None}
-        better, worse = ordered_pairs(torch.tensor(items.scores))
-        for i, j in zip(better.tolist(), worse.tolist(), strict=True):
-            chosen, rejected = items.responses[i], items.responses[j]
-            where = {"row_index": index, "chosen_index": i, "rejected_index": j}
-            pairs.append({**extra, "chosen": chosen, "rejected": rejected, **where})
-    stats.pairs_out = len(pairs)
-    return pairs, stats
+def _rendered(rows: Sequence[Mapping[str, Any]], how: str | None) -> list[dict[str, Any]]:
+    return [as_conversation(row) if how == CHAT else dict(row) for row in rows]
 
 
-def _default_name(source: str) -> str:
-    path = Path(source)
-    stem = path.name
-    for suffix in (".gz", ".jsonl", ".json", ".parquet", ".csv"):
-        stem = stem.removesuffix(suffix)
-    return f"{path.parent.name}/{stem}" if path.parent.name else stem
-
-
-def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet) -> dict[str, np.ndarray]:
-    """Rewards and response lengths (tokens after the shared prompt) of every pair, as arrays."""
-    fields = ("prompt", "chosen", "rejected", "tools", "chat_template_kwargs")
-    rows = [{k: row[k] for k in fields if row.get(k) is not None} for row in eval_set.rows]
-    scores = model.score_pair_rows(rows)
-    scored = {
-        "rewards_chosen": np.asarray(scores.rewards_chosen, dtype=float),
-        "rewards_rejected": np.asarray(scores.rewards_rejected, dtype=float),
-        "chosen_lengths": np.asarray(scores.chosen_tokens, dtype=float),
-        "rejected_lengths": np.asarray(scores.rejected_tokens, dtype=float),
-    }
-    if scores.std_margin is not None:  # an ensemble: the heads' disagreement on each pair
-        scored["std_margin"] = np.asarray(scores.std_margin, dtype=float)
-    if scores.length_rewards_chosen is not None:  # a model trained with length_debias="odin"
-        scored["length_rewards_chosen"] = np.asarray(scores.length_rewards_chosen, dtype=float)
-        scored["length_rewards_rejected"] = np.asarray(scores.length_rewards_rejected, dtype=float)
+def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet) -> dict[str, Any]:
+    """Rewards and response lengths (tokens after the shared prompt) of every pair, as arrays, and of every
+    response of each group (`group_rewards`, `group_lengths`: one array per group)."""
+    how = rendering(model, eval_set)
+    scored: dict[str, Any] = {}
+    if eval_set.rows:
+        fields = ("prompt", "chosen", "rejected", "tools", "chat_template_kwargs")
+        rows = [{k: row[k] for k in fields if row.get(k) is not None} for row in eval_set.rows]
+        scores = model.score_pair_rows(_rendered(rows, how))
+        scored |= {
+            "rewards_chosen": np.asarray(scores.rewards_chosen, dtype=float),
+            "rewards_rejected": np.asarray(scores.rewards_rejected, dtype=float),
+            "chosen_lengths": np.asarray(scores.chosen_tokens, dtype=float),
+            "rejected_lengths": np.asarray(scores.rejected_tokens, dtype=float),
+        }
+        if scores.std_margin is not None:  # an ensemble: the heads' disagreement on each pair
+            scored["std_margin"] = np.asarray(scores.std_margin, dtype=float)
+        if scores.length_rewards_chosen is not None:  # a model trained with length_debias="odin"
+            scored["length_rewards_chosen"] = np.asarray(scores.length_rewards_chosen, dtype=float)
+            scored["length_rewards_rejected"] = np.asarray(scores.length_rewards_rejected, dtype=float)
+    if eval_set.groups:
+        ranking = model.score_rankings(_rendered(eval_set.groups, how))
+        scored["group_rewards"] = [np.asarray(r, dtype=float) for r in ranking.rewards]
+        scored["group_lengths"] = [np.asarray(n, dtype=float) for n in ranking.response_tokens]
     return scored
 
 
@@ -227,6 +125,35 @@ def _metrics(
         row = rows[worst["index"]]
         worst["texts"] = {k: _shorten(row[k]) for k in ("prompt", "chosen", "rejected") if row.get(k) is not None}
     return metrics
+
+
+def _benchmark_section(eval_set: EvalSet, scored: Mapping[str, Any], n_bootstrap: int, seed: int) -> dict[str, Any]:
+    """The set's own benchmark score, by that benchmark's rules, with its content-blind baselines."""
+    options = {"n_bootstrap": n_bootstrap, "seed": seed}
+    if eval_set.benchmark == rewardbench2.NAME:
+        return {
+            "rewardbench2": rewardbench2.summarize(
+                eval_set.prompts,
+                scored["group_rewards"],
+                scored["group_lengths"],
+                subsets_seen=eval_set.subsets_seen,
+                **options,
+            )
+        }
+    if eval_set.benchmark == BEST_OF_K:
+        return {
+            "best_of_k": best_of_k.summarize(scored["group_rewards"], scored["group_lengths"], eval_set.best, **options)
+        }
+    pairs = (scored["rewards_chosen"], scored["rewards_rejected"], scored["chosen_lengths"], scored["rejected_lengths"])
+    rows = eval_set.rows
+    if eval_set.benchmark == rewardbench.NAME:
+        return {"rewardbench": rewardbench.summarize(*pairs, [row["category"] for row in rows], **options)}
+    if eval_set.benchmark == judgebench.NAME:
+        sides, sources = [row["chosen_side"] for row in rows], [row.get("category", "") for row in rows]
+        return {"judgebench": judgebench.summarize(*pairs, sides, sources, **options)}
+    if eval_set.benchmark == rm_bench.NAME:
+        return {"rm_bench": rm_bench.summarize(rows, *pairs, **options)}
+    return {}
 
 
 def _shorten(value: Any) -> str:
@@ -288,6 +215,7 @@ def evaluate(
         "datasets": [_dataset_entry(s) for s in eval_sets],
         "results": results,
     }
+    report["leaderboard"] = leaderboard(results, [s.name for s in eval_sets])
     return json_safe(report), figures
 
 
@@ -296,6 +224,8 @@ def _dataset_entry(eval_set: EvalSet) -> dict[str, Any]:
         "name": eval_set.name,
         "source": eval_set.source,
         "pairs": len(eval_set.rows),
+        "prompts": len(eval_set.groups),
+        "benchmark": eval_set.benchmark,
         "mapping": eval_set.mapping,
         "mapping_stats": eval_set.mapping_stats,
     }
@@ -304,26 +234,34 @@ def _dataset_entry(eval_set: EvalSet) -> dict[str, Any]:
 def _evaluate_model(
     model_name: str, model: RewardModel | RewardEnsemble, eval_sets: Sequence[EvalSet], options: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One model's metrics and figures on every set, and on all sets together (each set as a category)."""
+    """One model's metrics and figures on every set, and on all pairwise sets together (each set as a category)."""
     results, figures = {}, {}
     all_scored: dict[str, list[np.ndarray]] = {}
+    pairwise = [s for s in eval_sets if s.rows]
     for eval_set in eval_sets:
         started = time.perf_counter()
         scored = score_set(model, eval_set)
-        categories = [row.get("category") for row in eval_set.rows]
-        named = [str(c) for c in categories] if any(c is not None for c in categories) else None
-        metrics = _metrics(scored, eval_set.rows, named, **options)
+        metrics: dict[str, Any] = {"rendering": rendering(model, eval_set)}
+        if eval_set.rows:
+            categories = [row.get("category") for row in eval_set.rows]
+            named = [str(c) for c in categories] if any(c is not None for c in categories) else None
+            metrics |= _metrics(scored, eval_set.rows, named, **options)
+            figures[eval_set.name] = _figures(scored, metrics)
+            for key, values in scored.items():
+                if not key.startswith("group_"):
+                    all_scored.setdefault(key, []).append(values)
+        metrics |= _benchmark_section(eval_set, scored, options["n_bootstrap"], options["seed"])
+        metrics["headline"] = headline(metrics)
         metrics["seconds"] = time.perf_counter() - started
-        results[eval_set.name], figures[eval_set.name] = metrics, _figures(scored, metrics)
-        for key, values in scored.items():
-            all_scored.setdefault(key, []).append(values)
-        accuracy, n = metrics["accuracy"]["value"], metrics["n_evaluated"]
-        logger.warning("%s on %s: accuracy %.4f over %d pairs", model_name, eval_set.name, accuracy, n)
-    if len(eval_sets) > 1:
+        results[eval_set.name] = metrics
+        top = metrics["headline"]
+        logger.warning("%s on %s: %s %.4f", model_name, eval_set.name, top["metric"], top["value"] or float("nan"))
+    if len(pairwise) > 1:
         scored = {key: np.concatenate(parts) for key, parts in all_scored.items()}
-        rows = [row for s in eval_sets for row in s.rows]
-        names = [s.name for s in eval_sets for _ in s.rows]
+        rows = [row for s in pairwise for row in s.rows]
+        names = [s.name for s in pairwise for _ in s.rows]
         metrics = _metrics(scored, rows, names, **{**options, "sections": None})
+        metrics["headline"] = headline(metrics)
         results[ALL], figures[ALL] = metrics, _figures(scored, metrics)
     return results, figures
 

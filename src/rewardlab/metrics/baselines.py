@@ -30,6 +30,15 @@ Statistic = Callable[[np.ndarray], np.ndarray]
 RULES = ("longer_wins", "shorter_wins", "chance")
 
 
+def pair_correct(rewards_chosen: Any, rewards_rejected: Any, tie: Any = 0.0) -> np.ndarray:
+    """Per pair: 1.0 where the chosen response scores above the rejected one, `tie` (a number, or one per pair)
+    where they score the same, 0.0 below; NaN where either reward is NaN (a pair the scorer dropped)."""
+    chosen = np.asarray(rewards_chosen, dtype=np.float64)
+    rejected = np.asarray(rewards_rejected, dtype=np.float64)
+    out = np.where(chosen == rejected, np.asarray(tie, dtype=np.float64), (chosen > rejected).astype(np.float64))
+    return np.where(np.isfinite(chosen) & np.isfinite(rejected), out, math.nan)
+
+
 def weighted_mean(values: Any) -> Statistic:
     """The weighted mean of one value per unit; NaN where every unit has weight 0."""
     values = np.asarray(values, dtype=np.float64)

@@ -22,7 +22,8 @@ Layout (`{"value": v, "ci95": [low, high]}` is written `V±`)::
         "pearson": V±, "spearman": V±,
         "chosen_longer" | "chosen_shorter" | "equal_length": {"count", "correct", "ties", "accuracy", "ci95"},
         "chosen_longer_fraction", "margin_length_pearson", "mean_length_chosen", "mean_length_rejected"},
-      "categories": None | {name: {"count", "n_dropped", "correct", "ties", "accuracy", "ci95"}},
+      "baselines": {"longer_wins", "shorter_wins", "chance", "best", "lead": V±},  # content-blind rules (baselines)
+      "categories": None | {name: {"count", "n_dropped", "correct", "ties", "accuracy", "ci95", "baselines"}},
       "sections": None | {                             # section_scores
         "weighting": str,
         "scores": {section: {"value", "ci95", "count", "categories", "missing_categories"}},
@@ -48,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.errors import RewardlabError
+from rewardlab.metrics.baselines import compare_with_baselines, length_rules, masked_mean, pair_correct
 from rewardlab.metrics.bootstrap import bootstrap_intervals
 from rewardlab.metrics.calibration import calibration, optimal_temperature
 from rewardlab.metrics.inputs import (
@@ -132,6 +134,10 @@ def evaluate_pairs(
     report["calibration"] = _calibration_section(rc, rr, n_bins, fit_temperature, ci)
     report["length_bias"] = _length_section(rc, rr, lc, lr, ci) if has_lengths else None
     report["categories"], report["sections"] = _category_sections(rc, rr, names, sections, section_weighting, ci)
+    report["baselines"] = _baselines(rc, rr, ok, lc, lr, n_bootstrap, seed)
+    for name, entry in (report["categories"] or {}).items():
+        in_category = np.asarray(names, dtype=object) == name
+        entry["baselines"] = _baselines(rc, rr, ok & in_category, lc, lr, n_bootstrap, seed)
     report["worst_pairs"] = _worst_section(rc, rr, m, lc, lr, names, worst_k)
     report["bootstrap"] = {"n_bootstrap": n_bootstrap, "seed": int(seed), "confidence": 0.95, "method": "percentile"}
     return report
@@ -152,6 +158,26 @@ def _accuracy_section(rc: np.ndarray, rr: np.ndarray, ok: np.ndarray, m: np.ndar
         "mean_margin": _metric(mean_margin(rc, rr)["mean_margin"], ci, "mean_margin"),
         "log_loss": _metric(loss["log_loss"], ci, "log_loss") | {"with_margins": loss["with_margins"]},
     }
+
+
+def _baselines(
+    rc: np.ndarray,
+    rr: np.ndarray,
+    keep: np.ndarray,
+    lc: np.ndarray | None,
+    lr: np.ndarray | None,
+    n_bootstrap: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The content-blind rules on the pairs `keep` selects, scored as the accuracy is (a tie is not correct), and
+    the accuracy's lead over the best of them (`rewardlab.metrics.baselines`); without lengths, chance only."""
+
+    def accuracy(chosen: np.ndarray, rejected: np.ndarray) -> Any:
+        return masked_mean(pair_correct(chosen[keep], rejected[keep]))
+
+    chance = masked_mean(np.full(int(keep.sum()), 0.5))
+    rules = length_rules(lambda values: accuracy(*values), (lc, lr), chance) if lc is not None else {"chance": chance}
+    return compare_with_baselines(accuracy(rc, rr), rules, int(keep.sum()), n_bootstrap=n_bootstrap, seed=seed)
 
 
 def _calibration_section(rc: np.ndarray, rr: np.ndarray, n_bins: int, fit_temperature: bool, ci: Intervals) -> dict:

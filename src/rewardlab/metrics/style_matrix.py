@@ -26,16 +26,29 @@ _CELLS = {
 }
 
 
-def style_correct(chosen_rewards: Any, rejected_rewards: Any) -> np.ndarray:
-    """`(n, 3, 3)`: 1.0 where chosen style i of a prompt scores strictly above its rejected style j, else 0.0; NaN
-    throughout for a prompt with a NaN reward (dropped by the scorer)."""
-    chosen, rejected = np.asarray(chosen_rewards, dtype=np.float64), np.asarray(rejected_rewards, dtype=np.float64)
-    if chosen.ndim != 2 or chosen.shape[1:] != (3,) or rejected.shape != chosen.shape:
-        raise RewardlabError(
-            f"RM-Bench needs 3 chosen and 3 rejected rewards per prompt, got shapes {chosen.shape} and {rejected.shape}"
-        )
-    correct = (chosen[:, :, None] > rejected[:, None, :]).astype(np.float64)
-    dropped = ~(np.isfinite(chosen).all(1) & np.isfinite(rejected).all(1))
+def style_correct(
+    prompt_index: Any,
+    chosen_index: Any,
+    rejected_index: Any,
+    rewards_chosen: Any,
+    rewards_rejected: Any,
+    n_prompts: int,
+) -> np.ndarray:
+    """`(n_prompts, 3, 3)`: 1.0 where chosen style i of a prompt scores strictly above its rejected style j, else 0.0.
+
+    Each comparison is given as a pair: its prompt, chosen style i, rejected style j and the two rewards. A cell with
+    no pair counts 0.0: the two responses were identical, a tie, which RM-Bench's strict `>` counts as wrong. A prompt
+    with a NaN reward (dropped by the scorer) is NaN throughout.
+    """
+    prompts = np.asarray(prompt_index, dtype=np.int64)
+    rows, columns = np.asarray(chosen_index, dtype=np.int64), np.asarray(rejected_index, dtype=np.int64)
+    if len(prompts) and (rows.max(initial=0) > 2 or columns.max(initial=0) > 2 or min(rows.min(), columns.min()) < 0):
+        raise RewardlabError("RM-Bench compares 3 chosen and 3 rejected styles: style indices must be 0, 1 or 2")
+    chosen, rejected = np.asarray(rewards_chosen, dtype=np.float64), np.asarray(rewards_rejected, dtype=np.float64)
+    correct = np.zeros((n_prompts, 3, 3))
+    correct[prompts, rows, columns] = chosen > rejected
+    dropped = np.zeros(n_prompts, dtype=bool)
+    np.logical_or.at(dropped, prompts, ~(np.isfinite(chosen) & np.isfinite(rejected)))
     correct[dropped] = np.nan
     return correct
 
