@@ -102,6 +102,10 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert sum(map(int, skipped)) == 2
     assert "Wall time:" in stdout and out in stdout
     assert f"Evaluation report: {out}/report.html" in stdout and os.path.exists(os.path.join(out, "report.json"))
+    with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
+        baselines = json.load(f)["results"]["trained model"]["evaluation split"]["baselines"]
+    assert set(baselines) == {"longer_wins", "shorter_wins", "chance", "best", "lead"}
+    assert re.search(r"  best content-blind rule: (longer wins|shorter wins|chance) \d\.\d{4}; lead [+-]\d", stdout)
     assert stdout.count("human-preferred") == 3 and f"rewardlab score --model {out}" in stdout
     with open(os.path.join(out, "README.md"), encoding="utf-8") as f:
         card = f.read()

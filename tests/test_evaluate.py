@@ -181,8 +181,13 @@ def test_train_writes_the_report_for_its_eval_split(tmp_path):
         == 0
     )
     report = json.loads((out / "report.json").read_text())
-    assert report["results"]["trained model"]["evaluation split"]["n_evaluated"] == 5
-    assert "training curves" in (out / "report.html").read_text()
+    result = report["results"]["trained model"]["evaluation split"]
+    assert result["n_evaluated"] == 5 and result["baselines"]["chance"] == 0.5
+    assert result["baselines"]["lead"]["value"] == pytest.approx(
+        result["accuracy"]["value"] - result["baselines"][result["baselines"]["best"]]
+    )
+    html = (out / "report.html").read_text()
+    assert "training curves" in html and "best content-blind rule" in html
 
 
 def test_report_renders_in_a_real_browser(two_models, tmp_path):

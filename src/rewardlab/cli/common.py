@@ -1,5 +1,6 @@
 """What every `rewardlab` command shares: argument parsers that raise one-line errors, the flags that load a saved
-reward model, and rewardlab's log lines on stderr while a command runs."""
+reward model, rewardlab's log lines on stderr while a command runs, and how a lead over the content-blind rules is
+printed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from rewardlab.errors import UsageError
@@ -95,3 +96,21 @@ def one_line(error: BaseException) -> str:
     """An error message on one line, for `rewardlab: error: ...`."""
     text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
     return text or type(error).__name__
+
+
+def format_lead(lead: Mapping[str, Any] | None) -> str:
+    """A lead over the best content-blind rule, signed, with its interval: "+0.0130 [-0.0200, +0.0500]"."""
+    value = (lead or {}).get("value")
+    if value is None:
+        return "n/a"
+    low, high = lead.get("ci95") or (None, None)
+    return f"{value:+.4f}" + (f" [{low:+.4f}, {high:+.4f}]" if low is not None and high is not None else "")
+
+
+def versus_content_blind(headline: Mapping[str, Any]) -> str:
+    """ "best content-blind rule: longer wins 0.5480; lead +0.0130 [-0.0200, +0.0500]", from a result's headline
+    (`rewardlab.eval.leaderboard.headline`)."""
+    if headline["best_rule"] is None:
+        return "no content-blind rule scored"
+    rule = f"{headline['best_rule'].replace('_', ' ')} {headline['best_rule_value']:.4f}"
+    return f"best content-blind rule: {rule}; lead {format_lead(headline['lead'])}"

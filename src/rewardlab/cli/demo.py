@@ -18,8 +18,8 @@ from typing import Any
 
 from datasets import concatenate_datasets
 
-from rewardlab.cli.common import ArgumentParser
-from rewardlab.cli.train import trained_reward_model, write_eval_report
+from rewardlab.cli.common import ArgumentParser, versus_content_blind
+from rewardlab.cli.train import headline_of, trained_reward_model, write_eval_report
 from rewardlab.config import RewardConfig
 from rewardlab.data.loading import load_preference_data
 from rewardlab.errors import RewardlabError
@@ -219,13 +219,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     trainer.train()
     after = trainer.evaluate()
     trainer.save_model(args.output_dir)
-    report = write_eval_report(trainer, held_out, "bundled HH-RLHF test splits, held-out pairs")
+    report, evaluation = write_eval_report(trainer, held_out, "bundled HH-RLHF test splits, held-out pairs")
     elapsed = time.perf_counter() - start
 
     print()
     print_examples(trainer, held_out)
     print(_accuracy_line("Before training", before))
     print(_accuracy_line("After training ", after))
+    # A rule that never reads the answers can score as well on HH-RLHF: say how far the model is ahead of it.
+    print(f"  {versus_content_blind(headline_of(evaluation))}")
     print("Data policy:")
     for stats in trainer.data_stats.values():
         print(f"  {stats.summary()}")

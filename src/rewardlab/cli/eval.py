@@ -8,7 +8,13 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rewardlab.cli.common import ArgumentParser, add_reward_model_arguments, load_reward_model
+from rewardlab.cli.common import (
+    ArgumentParser,
+    add_reward_model_arguments,
+    format_lead,
+    load_reward_model,
+    versus_content_blind,
+)
 from rewardlab.errors import RewardlabError
 from rewardlab.eval.apply_mapping import describe_skips
 from rewardlab.eval.leaderboard import RULE_NAMES, benchmark_rows
@@ -160,7 +166,7 @@ def _summary_lines(name: str, set_name: str, metrics: Mapping[str, Any], skipped
         line += f"{_ci(accuracy)}, ties {accuracy['ties']}, pairs {metrics['n_evaluated']}"
     else:
         line += _num(top["value"])
-    line += f"; {_versus(top)}"
+    line += f"; {versus_content_blind(top)}"
     lines = [line + (f"; not used: {skipped}" if skipped else "")]
     table = benchmark_rows(metrics)
     if table is not None and len(table[1]) > 1:
@@ -171,9 +177,9 @@ def _summary_lines(name: str, set_name: str, metrics: Mapping[str, Any], skipped
         for label, score, baselines, count in rows:
             rules = "  ".join(f"{_num((baselines or {}).get(rule)):>7}" for rule in RULE_NAMES)
             count_text = "" if count is None else str(count)
+            lead = format_lead((baselines or {}).get("lead"))
             lines.append(
-                f"    {label:{width}}  {count_text:>6}  {_num(score):>7}  {_lead((baselines or {}).get('lead')):<27}  "
-                + (rules if baselines else "")
+                f"    {label:{width}}  {count_text:>6}  {_num(score):>7}  {lead:<27}  " + (rules if baselines else "")
             )
     if "ensemble" in metrics:
         ensemble = metrics["ensemble"]
@@ -187,22 +193,6 @@ def _summary_lines(name: str, set_name: str, metrics: Mapping[str, Any], skipped
     return "\n".join(lines)
 
 
-def _versus(top: Mapping[str, Any]) -> str:
-    """ "best content-blind rule: longer wins 0.5480; lead +0.0130 [-0.0200, +0.0500]" """
-    if top["best_rule"] is None:
-        return "no content-blind rule scored"
-    rule = f"{RULE_NAMES[top['best_rule']]} {_num(top['best_rule_value'])}"
-    return f"best content-blind rule: {rule}; lead {_lead(top['lead'])}"
-
-
-def _lead(lead: Mapping[str, Any] | None) -> str:
-    value = (lead or {}).get("value")
-    if value is None:
-        return "n/a"
-    low, high = lead.get("ci95") or (None, None)
-    return f"{value:+.4f}" + (f" [{low:+.4f}, {high:+.4f}]" if low is not None and high is not None else "")
-
-
 def _leaderboard_lines(board: Mapping[str, Any]) -> str:
     """Every model on every data set: the headline number, its lead over the best content-blind rule below it."""
     columns = [c["dataset"] for c in board["columns"]]
@@ -211,7 +201,7 @@ def _leaderboard_lines(board: Mapping[str, Any]) -> str:
     lines = ["leaderboard (each data set's headline score; lead over the best content-blind rule in brackets):"]
     lines.append(f"  {'':{width}}  " + "  ".join(f"{c:>{cell}}" for c in columns))
     for model, sets in board["rows"].items():
-        values = [f"{_num(sets[c]['value'])} ({_lead({'value': sets[c]['lead']})})" for c in columns]
+        values = [f"{_num(sets[c]['value'])} ({format_lead({'value': sets[c]['lead']})})" for c in columns]
         lines.append(f"  {model:{width}}  " + "  ".join(f"{v:>{cell}}" for v in values))
     return "\n".join(lines)
 

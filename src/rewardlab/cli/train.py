@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 
-from rewardlab.cli.common import ArgumentParser, dataclass_parser
+from rewardlab.cli.common import ArgumentParser, dataclass_parser, versus_content_blind
 from rewardlab.config import RewardConfig
 from rewardlab.data.loading import describe, load_preference_data, looks_like_local_path, split_train_eval
 from rewardlab.data.mixture import describe_mixture, load_mixture
@@ -408,10 +408,12 @@ def run_train(script_args: ScriptArguments, model_args: ModelArguments, training
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=script_args.dataset_name)  # named in the card's metadata, as TRL does
     if trainer.is_world_process_zero():
-        report = write_eval_report(trainer, eval_dataset, source) if metrics else None
+        written = write_eval_report(trainer, eval_dataset, source) if metrics else None
         print(train_summary(metrics, training_args.output_dir))
-        if report:
-            print(f"  evaluation report: {report}")
+        if written:
+            html, report = written
+            print(f"  {versus_content_blind(headline_of(report))}")
+            print(f"  evaluation report: {html}")
     trainer.end()  # close trackers and the process group
     return 0
 
@@ -428,8 +430,9 @@ def trained_reward_model(trainer: Any) -> RewardModel:
     )
 
 
-def write_eval_report(trainer: Any, eval_dataset: Any, source: str) -> str | None:
-    """The `rewardlab eval` report of the trained model on the evaluation split, written next to the model."""
+def write_eval_report(trainer: Any, eval_dataset: Any, source: str) -> tuple[str, dict[str, Any]] | None:
+    """The `rewardlab eval` report of the trained model on the evaluation split, written next to the model: the HTML
+    page's path and the report."""
     if not isinstance(eval_dataset, Dataset):  # a streamed eval set cannot be read twice
         return None
     args = trainer.args
@@ -445,7 +448,14 @@ def write_eval_report(trainer: Any, eval_dataset: Any, source: str) -> str | Non
         model_sources={name: args.output_dir},
         training_logs={name: trainer.state.log_history},
     )
-    return str(write_report(report, figures, args.output_dir))
+    return str(write_report(report, figures, args.output_dir)), report
+
+
+def headline_of(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline (score, best content-blind rule, lead) of a report's one model on its one data set."""
+    (sets,) = report["results"].values()
+    (result,) = sets.values()
+    return result["headline"]
 
 
 def train_summary(metrics: dict[str, Any], output_dir: str) -> str:

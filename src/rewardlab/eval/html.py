@@ -152,6 +152,8 @@ def _section(report: Mapping[str, Any], figures: Mapping[str, Mapping[str, Any]]
     panels = []
     for model in models:
         shown = figures.get(model, {}).get(set_name, {})
+        if not shown:  # a set scored per prompt (RewardBench 2) has its benchmark table only
+            continue
         panels.append(
             {
                 "model": model,
