@@ -5,7 +5,8 @@ Sets (from `../shared/data`, see its PROVENANCE.md; HH-RLHF also ships with the 
 - HH-RLHF: the demo's own 400 held-out pairs (the demo trains on the rest of both test files), and each half;
 - the UltraFeedback-binarized subset: both files, 1,200 pairs;
 - RM-Bench: the four domain files as one set, 798 prompts x 9 comparisons, scored by RM-Bench's rules;
-- RMB pairwise: a seeded sample of `--rmb_pairs` pairs of each file (the files are sorted by category).
+- RMB pairwise: the first `--rmb_pairs` pairs of each file in `ensemble_uncertainty.py`'s fixed shuffle (the files
+  are sorted by category), the conversation written out as `role: content` lines (MiniLM has no chat template).
 
 Models: the demo's trained MiniLM (`rewardlab demo --output_dir DIR` first; `--model DIR`), and a randomly initialised
 2-layer BERT (hidden size 32) with MiniLM's tokenizer: what "no learning at all" scores under each rule.
@@ -18,18 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from demo_halves import one_half
+from ensemble_uncertainty import rmb_rows
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from rewardlab import RewardModel
 from rewardlab.cli.demo import demo_splits, load_demo_files, minilm_path
-from rewardlab.data.loading import load_preference_data
 from rewardlab.eval.report import evaluate
 from rewardlab.eval.sets import eval_set_from_rows, load_eval_set
 
@@ -51,13 +51,7 @@ def tiny_random_bert(max_length: int) -> RewardModel:
     return RewardModel(BertForSequenceClassification(config), tokenizer, max_length=max_length)
 
 
-def sample(path: Path, n: int, seed: int) -> list[dict[str, Any]]:
-    rows = load_preference_data(str(path), split="train").to_list()
-    random.Random(seed).shuffle(rows)
-    return rows[:n]
-
-
-def eval_sets(rmb_pairs: int, seed: int) -> list[Any]:
+def eval_sets(rmb_pairs: int) -> list[Any]:
     parts = load_demo_files()
     pool, held_out = demo_splits(parts, 400)
     helpful, harmless = (one_half(pool, held_out, parts, 400, half)[1] for half in ("helpful", "harmless"))
@@ -66,13 +60,16 @@ def eval_sets(rmb_pairs: int, seed: int) -> list[Any]:
         eval_set_from_rows(helpful.to_list(), "HH-RLHF helpful half (200)", "demo split", "hh-rlhf"),
         eval_set_from_rows(harmless.to_list(), "HH-RLHF harmless half (200)", "demo split", "hh-rlhf"),
         load_eval_set(
-            str(DATA / "ultrafeedback-binarized-subset" / "*_clean.jsonl.gz"), "ultrafeedback", name="UltraFeedback"
+            str(DATA / "ultrafeedback-binarized-subset" / "*_clean.jsonl.gz"),
+            "ultrafeedback",
+            name="UltraFeedback",
+            skip_invalid_rows=True,  # a few rows have an empty response: counted, not scored
         ),
         load_eval_set(str(DATA / "rm-bench" / "*_filtered.jsonl.gz"), "rm-bench", name="RM-Bench"),
     ]
     for goal in ("helpfulness", "harmlessness"):
-        rows = sample(DATA / "rmb-pairwise" / f"{goal}.jsonl.gz", rmb_pairs, seed)
-        out.append(eval_set_from_rows(rows, f"RMB {goal} ({rmb_pairs})", goal, "rmb", skip_invalid_rows=True))
+        rows = rmb_rows(goal)[:rmb_pairs]
+        out.append(eval_set_from_rows(rows, f"RMB {goal} ({rmb_pairs})", goal, skip_invalid_rows=True))
     return out
 
 
@@ -107,7 +104,7 @@ def main() -> None:
     started = time.perf_counter()
     demo = RewardModel.from_pretrained(args.model)
     models = {"demo MiniLM (trained)": demo, "tiny random BERT": tiny_random_bert(demo.max_length)}
-    report, _ = evaluate(models, eval_sets(args.rmb_pairs, args.seed), n_bootstrap=args.n_bootstrap, seed=args.seed)
+    report, _ = evaluate(models, eval_sets(args.rmb_pairs), n_bootstrap=args.n_bootstrap, seed=args.seed)
     print(table(report))
     for model, results in report["results"].items():
         rm = results["RM-Bench"]["rm_bench"]

@@ -10,7 +10,7 @@ import pytest
 from datasets import Dataset, DatasetDict
 from tiny import make_model, make_tokenizer, save_tiny
 
-from rewardlab import RewardModel
+from rewardlab import RewardEnsemble, RewardModel
 from rewardlab.cli import main
 from rewardlab.data.conversation import as_conversation
 from rewardlab.errors import InvalidRowError, RewardlabError
@@ -164,6 +164,9 @@ def test_a_ties_row_without_its_partner_and_a_subset_left_without_rows(qwen, cap
     assert "Math" not in section["score_over"]
     scored = [v for v in section["subsets"].values() if v is not None]
     assert section["score"] == pytest.approx(np.mean(scored))
+    # A cut between the two rows of a Ties prompt leaves out the one whose partner falls beyond it.
+    cut = eval_set_from_rows(rb2_rows(), "rb2", "rb2", "rewardbench2", max_pairs=len(rb2_rows()) - 1)
+    assert [p.id for p in cut.prompts][-2:] == ["ref:0", "tied:0"]
 
 
 def rewardbench_rows():
@@ -372,3 +375,22 @@ def test_hub_ids_read_the_benchmark_split(monkeypatch, qwen):
     assert seen == ["allenai/reward-bench-2"] and len(eval_set.prompts) == len(rb2_rows())
     eval_set = load_eval_set("allenai/reward-bench-2", "rewardbench2", split="train")
     assert len(eval_set.prompts) == 3
+
+
+def test_an_ensemble_scores_each_prompt_with_its_members_mean(qwen):
+    tok = make_tokenizer("llama")
+    other = RewardModel(make_model("llama", tok), tok)
+    ensemble = RewardEnsemble([qwen, other], center=False)
+    ranked = [{"prompt": "sky ?", "responses": [" blue", " green", " blue"]}]
+    scores = ensemble.score_rankings(ranked)
+    members = [np.array(member.score_rankings(ranked).rewards[0]) for member in (qwen, other)]
+    np.testing.assert_allclose(scores.rewards[0], (members[0] + members[1]) / 2)
+    assert scores.rewards[0][0] == scores.rewards[0][2] and len(scores.std[0]) == 3
+    eval_set = eval_set_from_rows(rb2_rows(), "rb2", "rb2")
+    section = evaluate({"e": ensemble}, [eval_set], n_bootstrap=0)[0]["results"]["e"]["rb2"]["rewardbench2"]
+    assert section["score"] is not None
+    plain_tok = make_tokenizer("bert")
+    plain_tok.chat_template = None
+    mixed = RewardEnsemble([qwen, RewardModel(make_model("bert", plain_tok), plain_tok)], center=False)
+    with pytest.raises(RewardlabError, match="some ensemble members have a chat template and some do not"):
+        evaluate({"e": mixed}, [eval_set], n_bootstrap=0)

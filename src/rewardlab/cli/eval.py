@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rewardlab eval",
         description="Evaluate reward models on preference data and on RewardBench 2, RewardBench, RM-Bench and "
         "JudgeBench by their own rules: exact accuracy (ties apart), margin, log-loss, calibration, length bias, "
-        "per-category accuracy, the worst pairs, with bootstrap 95%% intervals, and beside every result the "
+        "per-category accuracy, the worst pairs, with bootstrap 95% intervals, and beside every result the "
         "content-blind rules (longer wins, shorter wins, chance) and the model's lead over the best of them; "
         "writes report.json and report.html.",
     )
@@ -66,7 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--category_column", default=None, help="column (dotted path) with a category per row")
     p.add_argument("--sections", default=None, help="JSON/YAML file {section: [categories]} for section scores")
     p.add_argument("--section_weighting", choices=["examples", "uniform"], default="examples")
-    p.add_argument("--max_pairs", type=int, default=None, help="evaluate at most this many pairs per data set")
+    p.add_argument(
+        "--max_pairs",
+        type=int,
+        default=None,
+        help="evaluate at most this many pairs per data set (RewardBench 2: prompts)",
+    )
     p.add_argument(
         "--skip_invalid_rows",
         action="store_true",

@@ -65,8 +65,9 @@ def _rendered(rows: Sequence[Mapping[str, Any]], how: str | None) -> list[dict[s
 
 
 def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet) -> dict[str, Any]:
-    """Rewards and response lengths (tokens after the shared prompt) of every pair, as arrays, and of every
-    response of each group (`group_rewards`, `group_lengths`: one array per group)."""
+    """Rewards and response lengths (tokens after the shared prompt, as scored and before truncation) of every pair,
+    as arrays, and of every response of each group (`group_rewards`, `group_lengths` before truncation: one array
+    per group)."""
     how = rendering(model, eval_set)
     scored: dict[str, Any] = {}
     if eval_set.rows:
@@ -78,6 +79,9 @@ def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet) -> dict[st
             "rewards_rejected": np.asarray(scores.rewards_rejected, dtype=float),
             "chosen_lengths": np.asarray(scores.chosen_tokens, dtype=float),
             "rejected_lengths": np.asarray(scores.rejected_tokens, dtype=float),
+            # The real lengths, before truncation: what a "longer wins" rule compares.
+            "chosen_full_lengths": np.asarray(scores.chosen_full_tokens, dtype=float),
+            "rejected_full_lengths": np.asarray(scores.rejected_full_tokens, dtype=float),
         }
         if scores.std_margin is not None:  # an ensemble: the heads' disagreement on each pair
             scored["std_margin"] = np.asarray(scores.std_margin, dtype=float)
@@ -87,7 +91,7 @@ def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet) -> dict[st
     if eval_set.groups:
         ranking = model.score_rankings(_rendered(eval_set.groups, how))
         scored["group_rewards"] = [np.asarray(r, dtype=float) for r in ranking.rewards]
-        scored["group_lengths"] = [np.asarray(n, dtype=float) for n in ranking.response_tokens]
+        scored["group_lengths"] = [np.asarray(n, dtype=float) for n in ranking.full_tokens]
     return scored
 
 
@@ -101,6 +105,7 @@ def _metrics(
         margins=None if all(m is None for m in margins) else np.asarray([m or 0.0 for m in margins], dtype=float),
         chosen_lengths=scored["chosen_lengths"],
         rejected_lengths=scored["rejected_lengths"],
+        rule_lengths=(scored["chosen_full_lengths"], scored["rejected_full_lengths"]),
         categories=categories,
         **options,
     )
@@ -144,7 +149,12 @@ def _benchmark_section(eval_set: EvalSet, scored: Mapping[str, Any], n_bootstrap
         return {
             "best_of_k": best_of_k.summarize(scored["group_rewards"], scored["group_lengths"], eval_set.best, **options)
         }
-    pairs = (scored["rewards_chosen"], scored["rewards_rejected"], scored["chosen_lengths"], scored["rejected_lengths"])
+    pairs = (
+        scored["rewards_chosen"],
+        scored["rewards_rejected"],
+        scored["chosen_full_lengths"],
+        scored["rejected_full_lengths"],
+    )
     rows = eval_set.rows
     if eval_set.benchmark == rewardbench.NAME:
         return {"rewardbench": rewardbench.summarize(*pairs, [row["category"] for row in rows], **options)}

@@ -43,6 +43,19 @@ def is_ties(subset: str) -> bool:
     return subset.lower() == "ties"  # as reward-bench compares it
 
 
+def partner(row_id: str) -> str:
+    """The id of a Ties row's partner: "tied:7" for "ref:7" and the reverse."""
+    kind, _, key = row_id.partition(":")
+    return f"{'tied' if kind == 'ref' else 'ref'}:{key}"
+
+
+def first_prompts(prompts: Sequence[Prompt], n: int) -> list[Prompt]:
+    """The first `n` prompts, less a Ties row whose partner falls beyond them (the two are scored together)."""
+    kept = list(prompts[:n])
+    ties = {p.id for p in kept if is_ties(p.subset)}
+    return [p for p in kept if not is_ties(p.subset) or partner(p.id) in ties]
+
+
 def looks_like_rewardbench2(row: Any) -> bool:
     """Whether a row has RewardBench 2's columns, with `chosen` and `rejected` as lists."""
     return (
@@ -148,23 +161,21 @@ def _paired_ties(
     prompts: list[Prompt], rows: Sequence[Any], stats: MappingStats, skip_invalid: bool, dataset_name: str | None
 ) -> list[Prompt]:
     """`prompts` without the Ties rows whose partner is missing (an error unless `skip_invalid`)."""
-    ties: dict[tuple[str, str], Prompt] = {}
+    ties: dict[str, Prompt] = {}
     for p in prompts:
         if is_ties(p.subset):
-            kind, _, key = p.id.partition(":")
-            if (kind, key) in ties:
+            if p.id in ties:
                 raise InvalidRowError(
-                    p.row_index, "id", f"{p.id!r} is also the id of row {ties[kind, key].row_index}", BAD_TIES_ID
+                    p.row_index, "id", f"{p.id!r} is also the id of row {ties[p.id].row_index}", BAD_TIES_ID
                 ).at(dataset=dataset_name)
-            ties[kind, key] = p
+            ties[p.id] = p
     orphans = set()
-    for (kind, key), p in ties.items():
-        partner = "tied" if kind == "ref" else "ref"
-        if (partner, key) not in ties:
+    for row_id, p in ties.items():
+        if partner(row_id) not in ties:
             error = InvalidRowError(
                 p.row_index,
                 "id",
-                f"is {p.id!r} but no valid row has '{partner}:{key}'; a Ties prompt needs both",
+                f"is {row_id!r} but no valid row has {partner(row_id)!r}; a Ties prompt needs both",
                 NO_PARTNER,
             )
             if not skip_invalid:

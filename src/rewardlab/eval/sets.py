@@ -244,7 +244,7 @@ def _rewardbench2_set(
     if stats.rows_skipped:
         logger.warning("%s: %s", name, stats.summary())
     if max_prompts is not None:
-        prompts = prompts[:max_prompts]
+        prompts = rewardbench2.first_prompts(prompts, max_prompts)
     if not prompts:
         raise RewardlabError(f"{source}: no usable RewardBench 2 rows ({stats.summary()})")
     return EvalSet(

@@ -86,6 +86,7 @@ def evaluate_pairs(
     margins: Any = None,
     chosen_lengths: Any = None,
     rejected_lengths: Any = None,
+    rule_lengths: tuple[Any, Any] | None = None,
     categories: Any = None,
     sections: Mapping[str, Sequence[str]] | None = None,
     section_weighting: str = "examples",
@@ -100,6 +101,8 @@ def evaluate_pairs(
     Arguments are arrays with one value per pair (N pairs): rewards (NaN = dropped pair), the dataset's `margins`
     (used only in `log_loss`), response lengths (any unit, e.g. tokens), category names, and
     `sections = {section: [category, ...]}` for RewardBench-style section scores (needs `categories`).
+    `rule_lengths` = (chosen, rejected) are the lengths the content-blind rules compare (default: the response
+    lengths; give the lengths before truncation when those are after it, so that "longer wins" sees real lengths).
     `n_bootstrap=0` turns the intervals off (every `ci95` is then None). Formulas: see the function named with each
     entry below; the intervals come from `bootstrap_intervals` (95%, percentile method, seeded).
 
@@ -134,10 +137,11 @@ def evaluate_pairs(
     report["calibration"] = _calibration_section(rc, rr, n_bins, fit_temperature, ci)
     report["length_bias"] = _length_section(rc, rr, lc, lr, ci) if has_lengths else None
     report["categories"], report["sections"] = _category_sections(rc, rr, names, sections, section_weighting, ci)
-    report["baselines"] = _baselines(rc, rr, ok, lc, lr, n_bootstrap, seed)
+    rule_c, rule_r = (lc, lr) if rule_lengths is None else check_lengths(*rule_lengths, rc)
+    report["baselines"] = _baselines(rc, rr, ok, rule_c, rule_r, n_bootstrap, seed)
     for name, entry in (report["categories"] or {}).items():
         in_category = np.asarray(names, dtype=object) == name
-        entry["baselines"] = _baselines(rc, rr, ok & in_category, lc, lr, n_bootstrap, seed)
+        entry["baselines"] = _baselines(rc, rr, ok & in_category, rule_c, rule_r, n_bootstrap, seed)
     report["worst_pairs"] = _worst_section(rc, rr, m, lc, lr, names, worst_k)
     report["bootstrap"] = {"n_bootstrap": n_bootstrap, "seed": int(seed), "confidence": 0.95, "method": "percentile"}
     return report

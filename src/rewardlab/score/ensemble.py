@@ -116,6 +116,8 @@ class RewardEnsemble:
             prob_chosen=np.array([s.prob_chosen for s in scores]).mean(0).tolist(),
             chosen_tokens=scores[0].chosen_tokens,
             rejected_tokens=scores[0].rejected_tokens,
+            chosen_full_tokens=scores[0].chosen_full_tokens,
+            rejected_full_tokens=scores[0].rejected_full_tokens,
             std_chosen=chosen.std(1, ddof=1).tolist(),
             std_rejected=rejected.std(1, ddof=1).tolist(),
             std_margin=(chosen - rejected).std(1, ddof=1).tolist(),
@@ -130,7 +132,7 @@ class RewardEnsemble:
             per_member = self._centred([s.rewards[row] for s in scores])
             rewards.append(per_member.mean(1).tolist())
             std.append(per_member.std(1, ddof=1).tolist())
-        return RankingScores(rewards, scores[0].response_tokens, std)
+        return RankingScores(rewards, scores[0].response_tokens, scores[0].full_tokens, std)
 
     def normalize(self, rewards: Sequence[float]) -> list[float]:
         """(reward - mean) / std with the ensemble's `normalization`."""

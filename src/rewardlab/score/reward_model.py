@@ -62,10 +62,12 @@ class PairScores:
     """Rewards of preference pairs and the model's P(chosen > rejected) = sigmoid(r_chosen - r_rejected).
 
     `chosen_tokens`/`rejected_tokens` count each response's own tokens as scored: those after the prefix the two
-    sequences share (the prompt, explicit or implied), after truncation. For an ensemble the rewards are the heads'
-    mean, and `std_chosen`/`std_rejected`/`std_margin` are the standard deviations across heads of each reward and
-    of `r_chosen - r_rejected` (None for a single-head model). For a model trained with `length_debias='odin'` the
-    rewards are the quality head's, and `length_rewards_chosen`/`length_rewards_rejected` the length head's.
+    sequences share (the prompt, explicit or implied), after truncation; `chosen_full_tokens`/`rejected_full_tokens`
+    count them before truncation (the response's real length, which a content-blind "longer wins" rule compares).
+    For an ensemble the rewards are the heads' mean, and `std_chosen`/`std_rejected`/`std_margin` are the standard
+    deviations across heads of each reward and of `r_chosen - r_rejected` (None for a single-head model). For a model
+    trained with `length_debias='odin'` the rewards are the quality head's, and `length_rewards_chosen`/
+    `length_rewards_rejected` the length head's.
     """
 
     rewards_chosen: list[float]
@@ -78,18 +80,22 @@ class PairScores:
     std_margin: list[float] | None = None
     length_rewards_chosen: list[float] | None = None
     length_rewards_rejected: list[float] | None = None
+    chosen_full_tokens: list[int] | None = None
+    rejected_full_tokens: list[int] | None = None
 
 
 @dataclass
 class RankingScores:
     """Rewards of the responses of ranked rows: one list per row, in the row's order of responses (for lists in
     `chosen` and `rejected`: the chosen ones, then the rejected ones). `response_tokens` counts each response's own
-    tokens as scored: those after the prefix the row's sequences share, after truncation. For an ensemble `std` holds
+    tokens as scored: those after the prefix the row's sequences share, after truncation; `full_tokens` counts them
+    before truncation (the response's real length). For an ensemble `std` holds
     each reward's standard deviation across members or heads (None for a single-head model). A row dropped for
     length scores NaN throughout."""
 
     rewards: list[list[float]]
     response_tokens: list[list[int]]
+    full_tokens: list[list[int]]
     std: list[list[float]] | None = None
 
 
@@ -243,13 +249,14 @@ class RewardModel:
     def score_pair_rows(self, rows: Sequence[Mapping[str, Any]]) -> PairScores:
         """`score_pairs` for rows as the trainer takes them (`chosen`, `rejected`, optional `prompt`, `tools`,
         `chat_template_kwargs`, or pre-tokenized `chosen_ids`/`rejected_ids`)."""
-        sequences, statuses = [], []
+        sequences, statuses, full = [], [], []
         for i, row in enumerate(rows):
             validate_scored_pair(row, i)
             try:
                 pair = tokenize_pair(row, self.tokenizer, self.eos_token_id)
             except InvalidRowError as e:
                 raise InvalidRowError(i, e.field, e.reason) from None
+            full.append(_own_tokens([pair["chosen_ids"], pair["rejected_ids"]]))
             keep = leading_special_count(pair["chosen_ids"], self.tokenizer)
             try:
                 result = truncate_pair(
@@ -280,10 +287,17 @@ class RewardModel:
                 "std_margin": (chosen_heads - rejected_heads).std(1, ddof=1).tolist(),
             }
         prob = expit(np.array(chosen_r) - np.array(rejected_r)).tolist()
-        shared = [common_prefix_length(c, r) for c, r in zip(sequences[0::2], sequences[1::2], strict=True)]
-        chosen_tokens = [len(c) - p for c, p in zip(sequences[0::2], shared, strict=True)]
-        rejected_tokens = [len(r) - p for r, p in zip(sequences[1::2], shared, strict=True)]
-        return PairScores(chosen_r, rejected_r, prob, chosen_tokens, rejected_tokens, **stds)
+        scored = [_own_tokens(pair) for pair in zip(sequences[0::2], sequences[1::2], strict=True)]
+        return PairScores(
+            chosen_r,
+            rejected_r,
+            prob,
+            [c for c, _ in scored],
+            [r for _, r in scored],
+            **stds,
+            chosen_full_tokens=[c for c, _ in full],
+            rejected_full_tokens=[r for _, r in full],
+        )
 
     def score_rankings(self, rows: Sequence[Mapping[str, Any]]) -> RankingScores:
         """Rewards of every response of ranked rows, as the trainer takes them: `responses` (optional `scores`) or
@@ -299,6 +313,7 @@ class RewardModel:
         groups: list[list[int]] = []
         positions: list[list[int]] = []  # per row: each response's index into `sequences`
         statuses: list[str] = []
+        full: list[list[int]] = []
         for i, row in enumerate(rows):
             validate_scored_ranking(row, i)
             try:
@@ -311,6 +326,7 @@ class RewardModel:
                 if tuple(response) not in distinct:
                     distinct[tuple(response)] = len(distinct)
                     names.append(field)
+            full.append(_own_tokens(ids))
             keep = min(leading_special_count(response, self.tokenizer) for response in ids)
             try:
                 result = truncate_group(
@@ -332,13 +348,13 @@ class RewardModel:
         quality = heads[:, :1] if self.has_length_head else heads
         tokens = np.zeros(len(sequences), dtype=np.int64)
         for group in groups:
-            shared = common_prefix_length(*(sequences[k] for k in group))
-            tokens[group] = [len(sequences[k]) - shared for k in group]
+            tokens[group] = _own_tokens([sequences[k] for k in group])
         std = quality.std(1, ddof=1) if self.num_heads > 1 else None
         mean = quality.mean(1)
         return RankingScores(
             rewards=[mean[p].tolist() for p in positions],
             response_tokens=[tokens[p].tolist() for p in positions],
+            full_tokens=full,
             std=None if std is None else [std[p].tolist() for p in positions],
         )
 
@@ -456,6 +472,12 @@ def pair_rows(chosen: Sequence[Any], rejected: Sequence[Any], prompts: Sequence[
         for row, prompt in zip(rows, _check_list(prompts, "prompts"), strict=True):
             row["prompt"] = prompt
     return rows
+
+
+def _own_tokens(sequences: Sequence[Sequence[int]]) -> list[int]:
+    """Each sequence's tokens after the prefix all of them share (their prompt): the responses' lengths."""
+    shared = common_prefix_length(*sequences) if len(sequences) > 1 else 0
+    return [len(ids) - shared for ids in sequences]
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
