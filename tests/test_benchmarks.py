@@ -362,6 +362,15 @@ def test_pairwise_reports_carry_baselines_per_category_and_the_summary_line(save
     assert "all data sets" not in report["results"][f"A: {saved_qwen}"]  # one pairwise set only
 
 
+def test_content_blind_rules_compare_real_lengths_not_truncated_ones():
+    tok = make_tokenizer("qwen3")
+    cut = RewardModel(make_model("qwen3", tok), tok, max_length=8)
+    rows = [{"prompt": "q ?", "chosen": " blue" * 30, "rejected": " green" * 20}]
+    result = evaluate({"m": cut}, [eval_set_from_rows(rows, "p", "p")], n_bootstrap=0)[0]["results"]["m"]["p"]
+    assert result["length_bias"]["equal_length"]["count"] == 1  # as scored, both were cut to max_length
+    assert result["baselines"]["longer_wins"] == 1.0 and result["baselines"]["shorter_wins"] == 0.0
+
+
 def test_hub_ids_read_the_benchmark_split(monkeypatch, qwen):
     seen = []
 
@@ -384,7 +393,7 @@ def test_an_ensemble_scores_each_prompt_with_its_members_mean(qwen):
     ranked = [{"prompt": "sky ?", "responses": [" blue", " green", " blue"]}]
     scores = ensemble.score_rankings(ranked)
     members = [np.array(member.score_rankings(ranked).rewards[0]) for member in (qwen, other)]
-    np.testing.assert_allclose(scores.rewards[0], (members[0] + members[1]) / 2)
+    np.testing.assert_allclose(scores.rewards[0], (members[0] + members[1]) / 2, atol=1e-5)  # threads may differ
     assert scores.rewards[0][0] == scores.rewards[0][2] and len(scores.std[0]) == 3
     eval_set = eval_set_from_rows(rb2_rows(), "rb2", "rb2")
     section = evaluate({"e": ensemble}, [eval_set], n_bootstrap=0)[0]["results"]["e"]["rb2"]["rewardbench2"]
