@@ -183,11 +183,13 @@ def _benchmark_table(report: Mapping[str, Any], set_name: str) -> dict[str, Any]
     if per_model[0] is None:
         return None
     title, first = per_model[0]
+    # By label: a model that dropped every pair of a subset (a shorter max_length, say) has no row for it.
+    by_label = [{label: (score, b) for label, score, b, _ in found[1]} if found else {} for found in per_model]
     rows = []
-    for k, (label, _, baselines, count) in enumerate(first):
+    for label, _, baselines, count in first:
         cells = []
-        for found in per_model:
-            _, score, model_baselines, _ = found[1][k]
+        for found in by_label:
+            score, model_baselines = found.get(label, (None, None))
             cells += [_text(_num(score)), _lead(model_baselines)]
         rules = [_text(_num((baselines or {}).get(rule))) for rule in RULE_NAMES]
         rows.append({"label": label, "count": _num(count), "cells": cells, "rules": rules})

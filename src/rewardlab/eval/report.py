@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -265,7 +266,8 @@ def _evaluate_model(
         metrics["seconds"] = time.perf_counter() - started
         results[eval_set.name] = metrics
         top = metrics["headline"]
-        logger.warning("%s on %s: %s %.4f", model_name, eval_set.name, top["metric"], top["value"] or float("nan"))
+        value = math.nan if top["value"] is None else top["value"]  # None: nothing could be scored
+        logger.warning("%s on %s: %s %.4f", model_name, eval_set.name, top["metric"], value)
     if len(pairwise) > 1:
         scored = {key: np.concatenate(parts) for key, parts in all_scored.items()}
         rows = [row for s in pairwise for row in s.rows]
