@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from rewardlab.metrics.baselines import compare_with_baselines, length_rules, mean_of, weighted_mean
+from rewardlab.metrics.baselines import compare_with_baselines, length_rules, masked_mean, mean_of
 from rewardlab.metrics.best_of_n import best_of_n_chance, best_of_n_scores
 from rewardlab.metrics.bootstrap import resample_weights
 from rewardlab.metrics.style_matrix import difficulty_accuracies, style_correct, unit_values
@@ -149,13 +149,13 @@ def test_rm_bench_matrix_on_a_constructed_case():
 
 def pair_accuracy_of(rewards):
     rewards = np.asarray(rewards, dtype=float)
-    return weighted_mean(rewards[:, 0] > rewards[:, 1])
+    return masked_mean(rewards[:, 0] > rewards[:, 1])
 
 
 def test_baselines_on_constructed_lengths_and_the_lead():
     lengths = np.array([[5, 2], [3, 6], [4, 4], [4, 1]], dtype=float)  # chosen longer, shorter, equal, longer
     model = pair_accuracy_of([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [2.0, 1.0]])  # 3 of 4 right
-    rules = length_rules(pair_accuracy_of, lengths, weighted_mean(np.full(4, 0.5)))
+    rules = length_rules(pair_accuracy_of, lengths, masked_mean(np.full(4, 0.5)))
     result = compare_with_baselines(model, rules, 4, n_bootstrap=500, seed=0)
     # An equal length is a tie, scored as the benchmark scores a tied reward (here: not correct).
     assert result["longer_wins"] == 0.5 and result["shorter_wins"] == 0.25 and result["chance"] == 0.5
@@ -174,5 +174,5 @@ def test_stratified_resamples_keep_each_stratum_size():
         np.testing.assert_array_equal(weights[:, 3:5].sum(1), 2)
         np.testing.assert_array_equal(weights[:, 5], 1)
     # A mean over strata: each part on its own units.
-    both = mean_of([(np.array([0, 1]), weighted_mean([1.0, 0.0])), (np.array([2]), weighted_mean([1.0]))])
+    both = mean_of([(np.array([0, 1]), masked_mean([1.0, 0.0])), (np.array([2]), masked_mean([1.0]))])
     assert both(np.ones((1, 3)))[0] == pytest.approx(0.75)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.metrics.baselines import compare_with_baselines, length_rules, masked_mean
+from rewardlab.metrics.baselines import compare_with_baselines, drop_unscored, length_rules, masked_mean
 from rewardlab.metrics.best_of_n import best_of_n_chance, best_of_n_scores
 
 
@@ -33,12 +33,7 @@ def summarize(
     seed: int = 0,
 ) -> dict[str, Any]:
     """The `"best_of_k"` section of a report: `{"accuracy", "rows", "dropped", "baselines"}`."""
-    values = [np.asarray(r, dtype=np.float64) for r in rewards]
-    dropped = np.array([not np.all(np.isfinite(v)) for v in values], dtype=bool)
-    masked = [
-        np.full(len(v), math.nan) if d else np.asarray(v, dtype=np.float64)
-        for v, d in zip(lengths, dropped, strict=True)
-    ]
+    values, masked, dropped = drop_unscored(rewards, lengths)
     chance = best_of_n_chance([len(v) for v in values], [len(b) for b in best])
     chance[dropped] = math.nan
     model = masked_mean(best_of_n_scores(values, best))

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.metrics.baselines import Statistic, compare_with_baselines, masked_mean, negated, pair_correct
+from rewardlab.metrics.baselines import (
+    Statistic,
+    compare_with_baselines,
+    drop_unscored,
+    masked_mean,
+    negated,
+    pair_correct,
+)
 
 NAME = "judgebench"
 HUB_ID = "ScalerLab/JudgeBench"
@@ -62,10 +69,7 @@ def summarize(
 ) -> dict[str, Any]:
     """The `"judgebench"` section of a report: `{"accuracy", "categories": {name: accuracy}, "pairs": {name: n},
     "baselines", "category_baselines"}`."""
-    rc, rr = np.asarray(rewards_chosen, dtype=np.float64), np.asarray(rewards_rejected, dtype=np.float64)
-    dropped = ~(np.isfinite(rc) & np.isfinite(rr))
-    lc = np.where(dropped, math.nan, np.asarray(lengths_chosen, dtype=np.float64))
-    lr = np.where(dropped, math.nan, np.asarray(lengths_rejected, dtype=np.float64))
+    (rc, rr), (lc, lr), dropped = drop_unscored((rewards_chosen, rewards_rejected), (lengths_chosen, lengths_rejected))
     correct = {
         "model": decisions_correct(rc, rr, chosen_sides),
         "longer_wins": decisions_correct(lc, lr, chosen_sides),

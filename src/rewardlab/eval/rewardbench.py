@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.metrics.baselines import Statistic, compare_with_baselines, masked_mean, negated, pair_correct
+from rewardlab.metrics.baselines import (
+    Statistic,
+    compare_with_baselines,
+    drop_unscored,
+    masked_mean,
+    negated,
+    pair_correct,
+)
 
 NAME = "rewardbench"
 HUB_ID = "allenai/reward-bench"
@@ -112,10 +119,7 @@ def summarize(
     "section_baselines"}`. A section none of whose subsets has an evaluated pair scores None, is listed in
     `sections_without_data` and left out of the mean (reward-bench itself would average it in as 0)."""
     subsets = np.asarray([str(s) for s in subsets], dtype=object)
-    rc, rr = np.asarray(rewards_chosen, dtype=np.float64), np.asarray(rewards_rejected, dtype=np.float64)
-    dropped = ~(np.isfinite(rc) & np.isfinite(rr))
-    lc = np.where(dropped, math.nan, np.asarray(lengths_chosen, dtype=np.float64))
-    lr = np.where(dropped, math.nan, np.asarray(lengths_rejected, dtype=np.float64))
+    (rc, rr), (lc, lr), dropped = drop_unscored((rewards_chosen, rewards_rejected), (lengths_chosen, lengths_rejected))
     correct = {
         "model": pair_correct(rc, rr),
         "longer_wins": pair_correct(lc, lr),

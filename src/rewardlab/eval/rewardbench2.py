@@ -24,7 +24,14 @@ import numpy as np
 from rewardlab.data.validate import EMPTY, MISSING, NULL, WRONG_TYPE, validate_text
 from rewardlab.errors import InvalidRowError, type_name
 from rewardlab.eval.apply_mapping import MappingStats
-from rewardlab.metrics.baselines import Statistic, compare_with_baselines, masked_mean, mean_of, negated
+from rewardlab.metrics.baselines import (
+    Statistic,
+    compare_with_baselines,
+    drop_unscored,
+    masked_mean,
+    mean_of,
+    negated,
+)
 from rewardlab.metrics.best_of_n import best_of_n_chance, best_of_n_scores
 from rewardlab.metrics.ties import ties_chance_columns, ties_columns, ties_statistic
 
@@ -286,13 +293,7 @@ def summarize(
     mean, which then covers fewer subsets than the file names; `score_over` lists the subsets the mean covers.
     """
     units = _Units.of(prompts)
-    values = [np.asarray(r, dtype=np.float64) for r in rewards]
-    dropped = np.array([not np.all(np.isfinite(v)) for v in values], dtype=bool)
-    # A content-blind rule is scored on the same prompts as the model: dropped ones are left out of both.
-    masked_lengths = [
-        np.full(len(v), math.nan) if d else np.asarray(v, dtype=np.float64)
-        for v, d in zip(lengths, dropped, strict=True)
-    ]
+    values, masked_lengths, dropped = drop_unscored(rewards, lengths)
     model = _subset_statistics(units, prompts, values)
     rules = {
         "longer_wins": _subset_statistics(units, prompts, masked_lengths),

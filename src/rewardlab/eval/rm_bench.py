@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.metrics.baselines import Statistic, compare_with_baselines, masked_mean, negated
+from rewardlab.metrics.baselines import Statistic, compare_with_baselines, drop_unscored, masked_mean, mean_of, negated
 from rewardlab.metrics.style_matrix import DIFFICULTIES, difficulty_accuracies, style_correct, unit_values
 
 NAME = "rm-bench"
@@ -35,9 +35,8 @@ def domain(name: Any) -> str:
 def _statistics(correct: np.ndarray, domains: np.ndarray, cells: str) -> Statistic:
     """The mean over domains of each domain's accuracy over `cells`, as a statistic of prompt weights."""
     values = unit_values(correct, cells)
-    parts = [(np.flatnonzero(domains == d), masked_mean(values[domains == d])) for d in np.unique(domains)]
-    parts = [(index, part) for index, part in parts if np.isfinite(values[index]).any()]
-    return lambda w: np.mean([part(w[:, index]) for index, part in parts], axis=0)
+    members = [np.flatnonzero(domains == d) for d in np.unique(domains)]
+    return mean_of([(index, masked_mean(values[index])) for index in members if np.isfinite(values[index]).any()])
 
 
 def summarize(
@@ -67,11 +66,10 @@ def summarize(
     def correct_of(chosen: Any, rejected: Any) -> np.ndarray:
         return style_correct(prompt, i, j, chosen, rejected, len(rows))
 
-    model = correct_of(rewards_chosen, rewards_rejected)
+    # A NaN in one comparison leaves its whole prompt out of the matrix, for the model and for every rule.
+    rewards, (lc, lr), _ = drop_unscored((rewards_chosen, rewards_rejected), (lengths_chosen, lengths_rejected))
+    model = correct_of(*rewards)
     dropped = ~np.isfinite(model).all((1, 2))
-    dropped_pairs = dropped[prompt]
-    lc = np.where(dropped_pairs, math.nan, np.asarray(lengths_chosen, dtype=np.float64))
-    lr = np.where(dropped_pairs, math.nan, np.asarray(lengths_rejected, dtype=np.float64))
     chance = np.where(dropped[:, None, None], math.nan, np.full((len(rows), STYLES, STYLES), 0.5))
     rules = {"longer_wins": correct_of(lc, lr), "shorter_wins": correct_of(negated(lc), negated(lr)), "chance": chance}
     strata = np.unique(domains, return_inverse=True)[1] if len(rows) else None

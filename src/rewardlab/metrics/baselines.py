@@ -27,8 +27,6 @@ from rewardlab.metrics.bootstrap import percentile_interval, resample_weights
 Statistic = Callable[[np.ndarray], np.ndarray]
 """A score as a function of unit weights: `(B, n)` array of counts -> `(B,)` values."""
 
-RULES = ("longer_wins", "shorter_wins", "chance")
-
 
 def pair_correct(rewards_chosen: Any, rewards_rejected: Any, tie: Any = 0.0) -> np.ndarray:
     """Per pair: 1.0 where the chosen response scores above the rejected one, `tie` (a number, or one per pair)
@@ -37,17 +35,6 @@ def pair_correct(rewards_chosen: Any, rewards_rejected: Any, tie: Any = 0.0) -> 
     rejected = np.asarray(rewards_rejected, dtype=np.float64)
     out = np.where(chosen == rejected, np.asarray(tie, dtype=np.float64), (chosen > rejected).astype(np.float64))
     return np.where(np.isfinite(chosen) & np.isfinite(rejected), out, math.nan)
-
-
-def weighted_mean(values: Any) -> Statistic:
-    """The weighted mean of one value per unit; NaN where every unit has weight 0."""
-    values = np.asarray(values, dtype=np.float64)
-
-    def statistic(w: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (w * values).sum(1) / w.sum(1)
-
-    return statistic
 
 
 def masked_mean(values: Any, empty: float = math.nan) -> Statistic:
@@ -62,6 +49,25 @@ def masked_mean(values: Any, empty: float = math.nan) -> Statistic:
             return np.where(total > 0, (w * filled).sum(1) / total, empty)
 
     return statistic
+
+
+def drop_unscored(rewards: Any, lengths: Any) -> tuple[Any, Any, np.ndarray]:
+    """Rewards and lengths of the units the scorer could score: each unit's lengths are NaN where its rewards hold a
+    NaN, so that a content-blind rule is scored on exactly the model's units. Takes one array per unit (a group of
+    completions) or arrays of pairs `(chosen, rejected)`; returns the rewards as arrays, the masked lengths, and
+    which units were dropped."""
+    if isinstance(rewards, tuple):  # pairs: (chosen, rejected) arrays
+        rewards = tuple(np.asarray(r, dtype=np.float64) for r in rewards)
+        dropped = ~np.logical_and.reduce([np.isfinite(r) for r in rewards])
+        lengths = tuple(np.where(dropped, math.nan, np.asarray(n, dtype=np.float64)) for n in lengths)
+        return rewards, lengths, dropped
+    rewards = [np.asarray(r, dtype=np.float64) for r in rewards]
+    dropped = np.array([not np.all(np.isfinite(r)) for r in rewards], dtype=bool)
+    lengths = [
+        np.full(len(n), math.nan) if d else np.asarray(n, dtype=np.float64)
+        for n, d in zip(lengths, dropped, strict=True)
+    ]
+    return rewards, lengths, dropped
 
 
 def mean_of(parts: Sequence[tuple[np.ndarray, Statistic]]) -> Statistic:
