@@ -3,7 +3,6 @@ counted by reason in `MappingStats`, never dropped silently."""
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from collections import Counter
@@ -266,18 +265,13 @@ def _winner(row: Mapping, index: int, mapping: LabelMapping) -> str:
         above = mapping.above_threshold
         return above if number > mapping.threshold else ("a" if above == "b" else "b")
     key = label_key(label)
-    if key in _lowered(mapping.tie_values):
+    if key in mapping.tie_values:
         raise _Skip("tie")
-    if key in _lowered(mapping.a_values):
+    if key in mapping.a_values:
         return "a"
-    if key in _lowered(mapping.b_values):
+    if key in mapping.b_values:
         return "b"
     raise _Skip("unrecognised", label)
-
-
-@functools.lru_cache(maxsize=64)
-def _lowered(values: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(label_key(v) for v in values)
 
 
 def _matched(prompt: Any, response: Any, mapping: LabelMapping) -> Any:

@@ -59,6 +59,25 @@ OUTPUT_COLUMNS = (
 )
 
 
+def is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()
+
+
+def label_key(value: Any) -> str:
+    """The case-insensitive text of a label: integral numbers as integers ("1" for 1, 1.0 and "1.0")."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, Real) and math.isfinite(number) and float(number).is_integer():
+        return str(int(number))
+    return str(value).strip().lower()
+
+
 def _resolve_defaults(mapping: LabelMapping) -> dict[str, Any]:
     """Layout-dependent defaults for the fields left as None."""
     out: dict[str, Any] = {}
@@ -205,7 +224,9 @@ class LabelMapping:
             values = getattr(self, key)
             if isinstance(values, str) or not all(isinstance(v, str) for v in values):
                 raise RewardlabError(f"label mapping: {key} must be a list of strings, got {values!r}")
-            groups[key] = {v.strip().lower() for v in values}
+            # Stored as labels are compared (`label_key`), however the mapping was written.
+            object.__setattr__(self, key, tuple(label_key(v) for v in values))
+            groups[key] = set(getattr(self, key))
         for one, other in (("a_values", "b_values"), ("a_values", "tie_values"), ("b_values", "tie_values")):
             if common := groups[one] & groups[other]:
                 raise RewardlabError(f"label mapping: {', '.join(map(repr, sorted(common)))} in both {one} and {other}")
@@ -415,9 +436,9 @@ PRESETS: dict[str, LabelMapping] = {
         response_a="response_A",
         response_b="response_B",
         label="label",
-        a_values=("a>b", "a>>b"),  # lower case, as labels are compared
-        b_values=("b>a", "b>>a"),
-        tie_values=("a=b",),
+        a_values=("A>B", "A>>B"),
+        b_values=("B>A", "B>>A"),
+        tie_values=("A=B",),
         category="source",
         keep=("pair_id",),
         chat=True,
@@ -478,22 +499,3 @@ def describe_mapping(mapping: LabelMapping) -> str:
             value = str(value).lower()
         parts.append(f"{key}={value}")
     return ",".join(parts)
-
-
-def is_int(text: str) -> bool:
-    return text.lstrip("-").isdigit()
-
-
-def label_key(value: Any) -> str:
-    """The case-insensitive text of a label: integral numbers as integers ("1" for 1, 1.0 and "1.0")."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    number = value
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-    if isinstance(number, Real) and math.isfinite(number) and float(number).is_integer():
-        return str(int(number))
-    return str(value).strip().lower()
