@@ -110,7 +110,9 @@ def format_lead(lead: Mapping[str, Any] | None) -> str:
 def versus_content_blind(headline: Mapping[str, Any]) -> str:
     """ "best content-blind rule: longer wins 0.5480; lead +0.0130 [-0.0200, +0.0500]", from a result's headline
     (`rewardlab.eval.leaderboard.headline`)."""
+    from rewardlab.eval.leaderboard import RULE_NAMES  # here: `rewardlab.eval` imports torch, --help must not
+
     if headline["best_rule"] is None:
         return "no content-blind rule scored"
-    rule = f"{headline['best_rule'].replace('_', ' ')} {headline['best_rule_value']:.4f}"
+    rule = f"{RULE_NAMES[headline['best_rule']]} {headline['best_rule_value']:.4f}"
     return f"best content-blind rule: {rule}; lead {format_lead(headline['lead'])}"

@@ -65,11 +65,10 @@ def _rendered(rows: Sequence[Mapping[str, Any]], how: str | None) -> list[dict[s
     return [as_conversation(row) if how == CHAT else dict(row) for row in rows]
 
 
-def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet) -> dict[str, Any]:
+def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet, how: str | None) -> dict[str, Any]:
     """Rewards and response lengths (tokens after the shared prompt, as scored and before truncation) of every pair,
     as arrays, and of every response of each group (`group_rewards`, `group_lengths` before truncation: one array
-    per group)."""
-    how = rendering(model, eval_set)
+    per group). `how` is the set's `rendering` for this model."""
     scored: dict[str, Any] = {}
     if eval_set.rows:
         fields = ("prompt", "chosen", "rejected", "tools", "chat_template_kwargs")
@@ -89,8 +88,8 @@ def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet) -> dict[st
         if scores.length_rewards_chosen is not None:  # a model trained with length_debias="odin"
             scored["length_rewards_chosen"] = np.asarray(scores.length_rewards_chosen, dtype=float)
             scored["length_rewards_rejected"] = np.asarray(scores.length_rewards_rejected, dtype=float)
-    if eval_set.groups:
-        ranking = model.score_rankings(_rendered(eval_set.groups, how))
+    if groups := eval_set.per_prompt_rows():
+        ranking = model.score_rankings(_rendered(groups, how))
         scored["group_rewards"] = [np.asarray(r, dtype=float) for r in ranking.rewards]
         scored["group_lengths"] = [np.asarray(n, dtype=float) for n in ranking.full_tokens]
     return scored
@@ -235,7 +234,7 @@ def _dataset_entry(eval_set: EvalSet) -> dict[str, Any]:
         "name": eval_set.name,
         "source": eval_set.source,
         "pairs": len(eval_set.rows),
-        "prompts": len(eval_set.groups),
+        "prompts": len(eval_set.per_prompt_rows()),
         "benchmark": eval_set.benchmark,
         "mapping": eval_set.mapping,
         "mapping_stats": eval_set.mapping_stats,
@@ -251,8 +250,9 @@ def _evaluate_model(
     pairwise = [s for s in eval_sets if s.rows]
     for eval_set in eval_sets:
         started = time.perf_counter()
-        scored = score_set(model, eval_set)
-        metrics: dict[str, Any] = {"rendering": rendering(model, eval_set)}
+        how = rendering(model, eval_set)
+        scored = score_set(model, eval_set, how)
+        metrics: dict[str, Any] = {"rendering": how}
         if eval_set.rows:
             categories = [row.get("category") for row in eval_set.rows]
             named = [str(c) for c in categories] if any(c is not None for c in categories) else None

@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from rewardlab.errors import InvalidRowError
+from rewardlab.eval.apply_mapping import MappingStats, get_path
+from rewardlab.eval.mapping import LabelMapping
 from rewardlab.metrics.baselines import Statistic, compare_with_baselines, drop_unscored, masked_mean, mean_of, negated
 from rewardlab.metrics.style_matrix import DIFFICULTIES, difficulty_accuracies, style_correct, unit_values
 
@@ -30,6 +33,39 @@ def domain(name: Any) -> str:
     "safety-response" are safety."""
     text = str(name).strip().lower().removesuffix("_filtered").removesuffix("_dataset")
     return "safety" if text.startswith("safety") else text
+
+
+def check_styles(
+    rows: list[dict[str, Any]],
+    mapping: LabelMapping,
+    pairs: list[dict[str, Any]],
+    stats: MappingStats,
+    skip_invalid: bool,
+    name: str,
+) -> list[dict[str, Any]]:
+    """RM-Bench's matrix compares 3 chosen with 3 rejected styles: a row with another count is invalid. Returns the
+    pairs without such rows' (which, with `skip_invalid`, are counted as skipped; else the first raises)."""
+    bad = set()
+    for index in sorted({pair["row_index"] for pair in pairs}):
+        for path in (mapping.chosen, mapping.rejected):
+            count = len(get_path(rows[index], path))
+            if count != STYLES:
+                error = InvalidRowError(
+                    index,
+                    path,
+                    f"has {count} responses; RM-Bench compares {STYLES} styles (concise, detailed, detailed "
+                    "with markdown)",
+                    STYLE_COUNT,
+                )
+                if not skip_invalid:
+                    raise error.at(dataset=name)
+                stats.record_invalid(error, rows[index])
+                stats.rows_used -= 1
+                bad.add(index)
+                break
+    kept = [pair for pair in pairs if pair["row_index"] not in bad]
+    stats.pairs_out = len(kept)
+    return kept
 
 
 def _statistics(correct: np.ndarray, domains: np.ndarray, cells: str) -> Statistic:

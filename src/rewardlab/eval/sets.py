@@ -23,7 +23,7 @@ from rewardlab.data.loading import load_preference_data
 from rewardlab.data.validate import validate_row
 from rewardlab.errors import InvalidRowError, RewardlabError
 from rewardlab.eval import judgebench, rewardbench, rewardbench2, rm_bench
-from rewardlab.eval.apply_mapping import MappingStats, apply_mapping, get_path
+from rewardlab.eval.apply_mapping import MappingStats, apply_mapping
 from rewardlab.eval.best_of_k import best_responses
 from rewardlab.eval.mapping import LabelMapping, parse_mapping
 from rewardlab.losses import ordered_pairs
@@ -45,8 +45,8 @@ class EvalSet:
     """What one data set gives to score, and where it came from.
 
     `rows` are preference pairs (`prompt?`, `chosen`, `rejected`, `margin?`, `category?`, ...), empty for
-    RewardBench 2. `groups` are ranked rows scored per prompt, each distinct response once: RewardBench 2's prompts
-    (`prompts` holds their subset and id) or a ranked set's rows (`best` holds each row's best responses).
+    RewardBench 2, whose `prompts` (with their subset and id) are scored per prompt, as are a ranked set's
+    `rankings` (`best` holds each row's best responses): see `per_prompt_rows`.
     `benchmark` names the rule the set is scored by besides the pairwise metrics; `chat` renders string prompts
     and responses as a conversation for models with a chat template. `skipped_rows` holds every invalid row skipped
     (`skip_invalid_rows`), with its index, field, reason and content.
@@ -60,10 +60,15 @@ class EvalSet:
     skipped_rows: list[dict[str, Any]] = field(default_factory=list)
     benchmark: str | None = None
     chat: bool = False
-    groups: list[dict[str, Any]] = field(default_factory=list)
+    rankings: list[dict[str, Any]] = field(default_factory=list)
     best: list[list[int]] = field(default_factory=list)
     prompts: list[rewardbench2.Prompt] = field(default_factory=list)
     subsets_seen: list[str] = field(default_factory=list)
+
+    def per_prompt_rows(self) -> list[dict[str, Any]]:
+        """The ranked rows scored per prompt, each distinct response once: RewardBench 2's prompts, or the ranked
+        set's rows; none for a set of pairs only."""
+        return [p.ranked_row() for p in self.prompts] or self.rankings
 
 
 def is_rewardbench2(mapping: Any) -> bool:
@@ -185,7 +190,7 @@ def eval_set_from_rows(
             mapping = LabelMapping.from_dict({**mapping.to_dict(), "category": category_column})
     pairs, stats = apply_mapping(rows, mapping, skip_invalid=skip_invalid_rows, dataset_name=name)
     if mapping.name == rm_bench.NAME:
-        pairs = _check_styles(rows, mapping, pairs, stats, skip_invalid_rows, name)
+        pairs = rm_bench.check_styles(rows, mapping, pairs, stats, skip_invalid_rows, name)
     if stats.rows_skipped:
         logger.warning("%s: %s", name, stats.summary())
     if max_pairs is not None:
@@ -202,39 +207,6 @@ def eval_set_from_rows(
         benchmark=_benchmark_of(mapping),
         chat=mapping.chat,
     )
-
-
-def _check_styles(
-    rows: list[dict[str, Any]],
-    mapping: LabelMapping,
-    pairs: list[dict[str, Any]],
-    stats: MappingStats,
-    skip_invalid: bool,
-    name: str,
-) -> list[dict[str, Any]]:
-    """RM-Bench's matrix compares 3 chosen with 3 rejected styles: a row with another count is invalid. Returns the
-    pairs without such rows' (which, with `skip_invalid`, are counted as skipped; else the first raises)."""
-    bad = set()
-    for index in sorted({pair["row_index"] for pair in pairs}):
-        for path in (mapping.chosen, mapping.rejected):
-            count = len(get_path(rows[index], path))
-            if count != rm_bench.STYLES:
-                error = InvalidRowError(
-                    index,
-                    path,
-                    f"has {count} responses; RM-Bench compares {rm_bench.STYLES} styles (concise, detailed, detailed "
-                    "with markdown)",
-                    rm_bench.STYLE_COUNT,
-                )
-                if not skip_invalid:
-                    raise error.at(dataset=name)
-                stats.record_invalid(error, rows[index])
-                stats.rows_used -= 1
-                bad.add(index)
-                break
-    kept = [pair for pair in pairs if pair["row_index"] not in bad]
-    stats.pairs_out = len(kept)
-    return kept
 
 
 def _rewardbench2_set(
@@ -256,7 +228,6 @@ def _rewardbench2_set(
         stats.skipped_rows,
         benchmark=rewardbench2.NAME,
         chat=True,
-        groups=[p.ranked_row() for p in prompts],
         prompts=prompts,
         subsets_seen=seen,
     )
@@ -280,7 +251,7 @@ def _ranked_set(
         stats.to_dict(),
         stats.skipped_rows,
         benchmark=BEST_OF_K,
-        groups=[row for _, row, _ in groups],
+        rankings=[row for _, row, _ in groups],
         best=[best for _, _, best in groups],
     )
 

@@ -139,8 +139,9 @@ def evaluate_pairs(
     report["categories"], report["sections"] = _category_sections(rc, rr, names, sections, section_weighting, ci)
     rule_c, rule_r = (lc, lr) if rule_lengths is None else check_lengths(*rule_lengths, rc)
     report["baselines"] = _baselines(rc, rr, ok, rule_c, rule_r, n_bootstrap, seed)
+    per_pair = np.asarray(names, dtype=object) if names is not None else None
     for name, entry in (report["categories"] or {}).items():
-        in_category = np.asarray(names, dtype=object) == name
+        in_category = per_pair == name
         entry["baselines"] = _baselines(rc, rr, ok & in_category, rule_c, rule_r, n_bootstrap, seed)
     report["worst_pairs"] = _worst_section(rc, rr, m, lc, lr, names, worst_k)
     report["bootstrap"] = {"n_bootstrap": n_bootstrap, "seed": int(seed), "confidence": 0.95, "method": "percentile"}
