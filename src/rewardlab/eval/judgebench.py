@@ -27,7 +27,6 @@ from rewardlab.metrics.baselines import (
 )
 
 NAME = "judgebench"
-HUB_ID = "ScalerLab/JudgeBench"
 SPLITS = ("gpt", "claude")  # responses by GPT-4o (350 pairs) and by Claude 3.5 Sonnet (270)
 COLUMNS = ("question", "response_A", "response_B", "label")
 

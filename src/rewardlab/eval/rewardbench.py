@@ -27,7 +27,6 @@ from rewardlab.metrics.baselines import (
 )
 
 NAME = "rewardbench"
-HUB_ID = "allenai/reward-bench"
 SPLIT = "filtered"
 
 SECTIONS: dict[str, tuple[str, ...]] = {

@@ -36,7 +36,6 @@ from rewardlab.metrics.best_of_n import best_of_n_chance, best_of_n_scores
 from rewardlab.metrics.ties import ties_chance_columns, ties_columns, ties_statistic
 
 NAME = "rewardbench2"
-HUB_ID = "allenai/reward-bench-2"
 SPLIT = "test"
 SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
 COLUMNS = ("id", "prompt", "chosen", "rejected", "num_correct", "subset")

@@ -23,7 +23,6 @@ from rewardlab.metrics.baselines import Statistic, compare_with_baselines, drop_
 from rewardlab.metrics.style_matrix import DIFFICULTIES, difficulty_accuracies, style_correct, unit_values
 
 NAME = "rm-bench"
-HUB_ID = "THU-KEG/RM-Bench"
 STYLES = 3
 STYLE_COUNT = "not 3 styles"  # the reason code of a row without 3 chosen and 3 rejected responses
 

@@ -16,7 +16,6 @@ import numpy as np
 
 from rewardlab.errors import RewardlabError
 
-STYLES = ("concise", "detailed", "detailed_markdown")
 DIFFICULTIES = ("easy", "normal", "hard")
 _CELLS = {
     "easy": np.tril(np.ones((3, 3), dtype=bool), -1),
