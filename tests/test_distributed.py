@@ -44,8 +44,10 @@ def hooks_with(tmp_path: Path, code: str) -> Path:
 
 
 def failure(stderr: str) -> str:
-    """The lines of a failed run's stderr that say why and where (its Python stack frames)."""
-    clues = [line for line in stderr.splitlines() if any(k in line for k in ("rror", "terminate", "what", "File "))]
+    """The lines of a failed run's stderr that say why and where (its Python stack frames, and torchrun's summary of
+    which rank died and by which exit code or signal)."""
+    keys = ("rror", "terminate", "what", "File ", "exitcode", "Signal", "rank")
+    clues = [line for line in stderr.splitlines() if any(k in line for k in keys)]
     return "\n".join(clues[:40]) or stderr[-3000:]
 
 
