@@ -1,11 +1,12 @@
 """`rewardlab score` in one process vs data-parallel under `torchrun`, on the same rows: wall time and agreement.
 
 The small Qwen3 of `train_throughput.py` (random weights, saved once) scores `--pairs` HH-RLHF pairs, each command run
-`--repeats` times, alternating: one process with 1 thread, one process with every thread, and `torchrun
---nproc_per_node 2` with 1 thread per process. The outputs must hold the same rows in the same order with the same
-rewards; the median wall times (process start and model loading included) and their ratios are printed.
+`--repeats` times, alternating: one process with 1 thread, one process with every thread, and `torchrun --nproc_per_node
+2` with 1 thread per process, each the README's command (no `--device`, default chunks). The outputs must hold the same
+rows in the same order with the same rewards; the median wall times (process start and model loading included) and their
+ratios are printed.
 
-    python benchmarks/score_parallel.py --pairs 400 --repeats 3
+    python benchmarks/score_parallel.py --pairs 4000 --repeats 2
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ def main() -> None:
 
     threads = os.cpu_count() or 1
     score = ["-m", "rewardlab", "score", "--model", str(work / "model"), "--input", str(work / "rows.jsonl.gz")]
-    score += ["--device", "cpu", "--chunk_rows", "64"]
     runs = {
         "1 process, 1 thread": ([], 1),
         f"1 process, {threads} threads": ([], threads),

@@ -384,7 +384,7 @@ _rows._score_chunk = _interrupted
 def cli_score(nproc: int, model: Path, data: Path, out: Path, hooks: Path, *extra: str, **env_extra: str):
     env = child_env(hooks, **{"CHUNK_LOG": str(hooks / f"chunks-{nproc}"), **env_extra})
     args = ["-m", "rewardlab", "score", "--model", str(model), "--input", str(data), "--output", str(out)]
-    args += ["--chunk_rows", "4", "--device", "cpu", *extra]
+    args += ["--chunk_rows", "4", *extra]  # no --device: the README's command
     return subprocess.run(python(nproc) + args, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -409,9 +409,10 @@ def test_scoring_under_torchrun_shares_the_rows_and_writes_the_one_process_outpu
     assert [r["prompt"] for r in scored] == [r["prompt"] for r in expected] == [r["prompt"] for r in rows]
     for key in ("reward_chosen", "reward_rejected", "prob_chosen"):
         np.testing.assert_allclose([r[key] for r in scored], [r[key] for r in expected], atol=1e-5)
-    # Six chunks of 4 rows, round robin: rank 0 scored rows 0, 8, 16; rank 1 rows 4, 12, 20.
-    assert (hooks / "chunks-2.0").read_text().split() == ["0", "8", "16"]
-    assert (hooks / "chunks-2.1").read_text().split() == ["4", "12", "20"]
+    # Each rank scored half of the 23 rows, in chunks of 4: rank 0 rows 0-10, rank 1 rows 11-22.
+    assert (hooks / "chunks-2.0").read_text().split() == ["0", "4", "8"]
+    assert (hooks / "chunks-2.1").read_text().split() == ["11", "15", "19"]
+    assert "scored 23 rows (pairs)" in two.stdout and '"ok": 23' in two.stdout  # every process's rows counted
     assert not list(tmp_path.glob("two.jsonl.partial*"))
 
     # Rank 1 dies after its first chunk: no output file; --resume scores only what is missing.
@@ -421,7 +422,7 @@ def test_scoring_under_torchrun_shares_the_rows_and_writes_the_one_process_outpu
     assert (tmp_path / "resumed.jsonl.partial.1-of-2.jsonl").exists()
     resumed = cli_score(2, model, data, out, hooks, "--resume", CHUNK_LOG=str(hooks / "second"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert (hooks / "second.1").read_text().split() == ["12", "20"]  # chunk 4 was done before the interruption
+    assert (hooks / "second.1").read_text().split() == ["15", "19"]  # rows 11-14 were done before the interruption
     again = [json.loads(line) for line in out.read_text().splitlines()]
     np.testing.assert_allclose([r["reward_chosen"] for r in again], [r["reward_chosen"] for r in expected], atol=1e-5)
 

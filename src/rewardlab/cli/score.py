@@ -8,7 +8,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from accelerate import PartialState
+from accelerate.utils import gather_object
 from datasets import Dataset
 
 from rewardlab.choices import OVERLENGTH_POLICIES
@@ -80,8 +82,10 @@ def main(argv: Sequence[str]) -> int:
     names = RowColumns(args.text_column, args.prompt_column, args.completion_column)
     mode = detect_mode(data.column_names, names)
     options = {"overlength_policy": args.overlength_policy} if args.overlength_policy else {}
-    # The processes launched together (torchrun / accelerate launch; one otherwise), each on its own device.
-    processes = PartialState(cpu=args.device == "cpu")
+    # The processes launched together (torchrun / accelerate launch; one otherwise), each on its own device. Without
+    # an accelerator they must be told they run on CPUs, or accelerate leaves each one alone, scoring every row.
+    on_cpu = args.device == "cpu" or (args.device is None and not torch.accelerator.is_available())
+    processes = PartialState(cpu=on_cpu)
     if processes.num_processes > 1 and args.device is None:
         args.device = str(processes.device)
     scorer = load_reward_model(args.model, args, max_tokens_per_batch=args.max_tokens_per_batch, **options)
@@ -100,9 +104,15 @@ def main(argv: Sequence[str]) -> int:
         processes=processes.num_processes,
         wait_for_everyone=processes.wait_for_everyone,
     )
+    # What each member's over-length policy did, summed over every process's share.
+    reports = gather_object([[m.report for m in members_of(scorer)]])
+    # Every process leaves the group together: one that exits while another still holds it aborts gloo.
+    processes.wait_for_everyone()
+    processes.destroy_process_group()
     if not processes.is_main_process:
         return 0
-    inputs = "; ".join(json.dumps({k: v for k, v in m.report.items() if v}) for m in members_of(scorer))
+    totals = [sum(member, Counter()) for member in zip(*reports, strict=True)]
+    inputs = "; ".join(json.dumps({k: v for k, v in total.items() if v}) for total in totals)
     print(f"scored {len(scored) - len(skipped)} rows ({mode}) into {output}; inputs: {inputs}")
     if skipped:
         reasons = Counter(s["code"] for s in skipped)

@@ -6,9 +6,10 @@ into place, so it is either absent (or the previous version) or complete. An inv
 row and field, or (`skip_invalid_rows`) keeps its place with empty rewards and is listed, with why, in
 `<output>.skipped_rows.jsonl`.
 
-Several processes (`torchrun` / `accelerate launch`) share the chunks round robin: each scores its own, logging to its
-own progress file (`<output>.partial.<rank>-of-<processes>.jsonl`, so each resumes its own share), and the first
-process then assembles all of them in the rows' order and writes the one output file.
+Several processes (`torchrun` / `accelerate launch`) share the rows: each takes one contiguous share (the shares' sizes
+differ by one row at most) and scores it in chunks, logging to its own progress file
+(`<output>.partial.<rank>-of-<processes>.jsonl`, so each resumes its own share), and the first process then assembles
+all of them in the rows' order and writes the one output file.
 """
 
 from __future__ import annotations
@@ -102,6 +103,12 @@ def score_rows(
     return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
+def share(rows: int, process: int, processes: int) -> range:
+    """The rows `process` of `processes` scores: one contiguous range, the ranges' sizes within one row of each other
+    (whole chunks dealt round robin would leave one process a chunk more than another)."""
+    return range(rows * process // processes, rows * (process + 1) // processes)
+
+
 def partial_path(output: Path, process: int = 0, processes: int = 1) -> Path:
     """The progress file of `process` of `processes`: `<output>.partial.jsonl` for a single process."""
     shard = f".{process}-of-{processes}" if processes > 1 else ""
@@ -179,8 +186,8 @@ def score_dataset(
 
     An invalid row raises `InvalidRowError` naming it, or with `skip_invalid_rows` gets empty (null) rewards and is
     listed (row, field, reason, code, content) in `<output>.skipped_rows.jsonl`. Under several processes, this is
-    `process` of `processes` (every one calls it, with a barrier as `wait_for_everyone`): it scores chunks `process`,
-    `process + processes`, ..., and the first process writes the output. Returns the scored data and the skipped
+    `process` of `processes` (every one calls it, with a barrier as `wait_for_everyone`): it scores its `share` of the
+    rows, and the first process writes the output. Returns the scored data and the skipped
     rows (on the other processes: None and []).
     """
     if resume and (stale := _other_progress_files(output, processes)):
@@ -192,11 +199,10 @@ def score_dataset(
     done = read_partial(progress, header) if resume else {}
     if not done:
         progress.write_text(json.dumps(header) + "\n", encoding="utf-8")
-    starts = range(0, len(data), chunk_rows)[process::processes]
-    shared = sum(min(chunk_rows, len(data) - start) for start in starts)
-    with open(progress, "a", encoding="utf-8") as log, tqdm(total=shared, desc="scoring", unit="row") as bar:
-        for start in starts:
-            stop = min(start + chunk_rows, len(data))
+    own = share(len(data), process, processes)
+    with open(progress, "a", encoding="utf-8") as log, tqdm(total=len(own), desc="scoring", unit="row") as bar:
+        for start in range(own.start, own.stop, chunk_rows):
+            stop = min(start + chunk_rows, own.stop)
             if all(i in done for i in range(start, stop)):
                 bar.update(stop - start)
                 continue
