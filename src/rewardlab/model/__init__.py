@@ -7,7 +7,7 @@
 - `parts`: find the `*ForSequenceClassification`, its score head and hidden size inside any wrapper.
 """
 
-from rewardlab.model.heads import EnsembleHead, head_mean, install_ensemble_head, num_heads
+from rewardlab.model.heads import EnsembleHead, install_ensemble_head, num_heads
 from rewardlab.model.length_head import QualityAndLengthHead, has_length_head, install_length_head
 from rewardlab.model.load import load_model, load_tokenizer, load_trained_model
 from rewardlab.model.parts import score_head_name, unwrap_reward_model
@@ -16,7 +16,6 @@ __all__ = [
     "EnsembleHead",
     "QualityAndLengthHead",
     "has_length_head",
-    "head_mean",
     "install_ensemble_head",
     "install_length_head",
     "load_model",

@@ -172,8 +172,3 @@ def restore_ensemble_head(model: nn.Module, directory: str) -> None:
             None if bias is None else bias.to(device=like.device, dtype=like.dtype),
         ),
     )
-
-
-def head_mean(rewards: torch.Tensor) -> torch.Tensor:
-    """The ensemble's reward: the mean over heads of rewards shaped (..., N); an ordinary model's (...) unchanged."""
-    return rewards.mean(-1) if rewards.dim() >= 2 else rewards

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -21,23 +22,17 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, Trai
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalPrediction
 
-from rewardlab.choices import ODIN, PLACKETT_LUCE, PROMPT
+from rewardlab._compat import set_signature_columns
+from rewardlab.choices import ODIN
 from rewardlab.config import RewardConfig
 from rewardlab.cpu_threads import adapted_threads, adaptive_threads, measured_step
-from rewardlab.errors import RewardlabError, RewardlabTypeError
+from rewardlab.errors import RewardlabError
 from rewardlab.files import check_complete, last_complete_checkpoint, saving
 from rewardlab.layout.batch import Layout, layout_of
 from rewardlab.layout.choose import choose_layout
 from rewardlab.layout.collate import DataCollatorForPreference, DataCollatorForRanking, LayoutCollator
 from rewardlab.layout.forward import sequence_rewards
-from rewardlab.losses import (
-    bradley_terry_loss,
-    length_decorrelation_loss,
-    pairwise_ranking_loss,
-    pearson_correlation,
-    plackett_luce_loss,
-    within_group_deviations,
-)
+from rewardlab.losses import Objective, ObjectiveOptions, evaluated_rewards, ranking_loss, reward_objective
 from rewardlab.metrics.running import (
     RANKING_SUM_KEYS,
     batch_statistics,
@@ -47,31 +42,21 @@ from rewardlab.metrics.running import (
     summarize_ranking_statistics,
     summarize_statistics,
 )
-from rewardlab.model.heads import head_mean, install_ensemble_head, num_heads, trained_head
-from rewardlab.model.length_head import has_length_head, install_length_head, length_head_of
+from rewardlab.model.heads import trained_head
+from rewardlab.model.length_head import length_head_of
 from rewardlab.model.load import (
-    check_num_labels,
-    disable_dropout,
-    fix_peft_config,
     hub_id_of,
     is_peft_model,
-    load_model,
-    load_tokenizer,
-    require_peft,
-    set_chat_template,
-    set_eos_token,
-    set_pad_token,
 )
 from rewardlab.train.bootstrap import BootstrapCollator
 from rewardlab.train.datasets import RunDatasets
 from rewardlab.train.engines import (
     check_parallelism,
     force_reentrant_checkpointing,
-    init_kwargs_for_processes,
-    peft_model_kwargs,
 )
 from rewardlab.train.predictions import evaluation_metrics, pair_predictions, ranking_predictions
 from rewardlab.train.run_record import MODEL_TAGS, write_run_record
+from rewardlab.train.setup import check_arguments, finish_model, setup_model, setup_peft, setup_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -133,15 +118,16 @@ class RewardTrainer(Trainer):
         quantization_config: Any = None,
         peft_config: Any = None,
     ):
-        args = self._check_arguments(model, args, train_dataset)
+        args = check_arguments(model, args, train_dataset)
         # The score head of a freshly loaded model is random: seed first so runs are reproducible.
         set_seed(args.seed)
-        model, model_id, revision = self._setup_model(model, args, quantization_config)
-        processing_class, added_tokens = self._setup_tokenizer(processing_class, model, model_id, revision, args)
-        model = self._setup_peft(model, peft_config, added_tokens, args)
+        model, model_id, revision = setup_model(model, args, quantization_config)
+        self.base_model_id = hub_id_of(model_id)
+        processing_class, added_tokens = setup_tokenizer(processing_class, model, model_id, revision, args)
+        model = setup_peft(model, peft_config, added_tokens, args)
         if is_peft_model(model):
             force_reentrant_checkpointing(args)
-        self._finish_model(model, processing_class, args)
+        finish_model(model, processing_class, args)
         self.run_data = RunDatasets(processing_class, args)
         train_dataset = self.run_data.prepare(train_dataset, "train")
         if eval_dataset is not None:
@@ -169,129 +155,6 @@ class RewardTrainer(Trainer):
         self._setup_state(args)
 
     # ----------------------------------------------------------------------------------------------- set-up
-    @staticmethod
-    def _check_arguments(model: Any, args: RewardConfig | None, train_dataset: Any) -> RewardConfig:
-        """The run's config (TRL's default when None), after the checks that need no model."""
-        if args is None:
-            name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "") or "model"
-            args = RewardConfig(f"{name.rstrip('/').split('/')[-1]}-Reward")
-        elif not isinstance(args, RewardConfig):
-            raise RewardlabTypeError(f"`args` must be a `rewardlab.RewardConfig`, got `{type(args).__name__}`")
-        if train_dataset is None:
-            raise RewardlabError("`train_dataset` is required")
-        if isinstance(train_dataset, IterableDataset):
-            if args.max_steps is None or args.max_steps <= 0:
-                raise RewardlabError(
-                    "a streaming (IterableDataset) train_dataset has no length: set max_steps to bound training"
-                )
-            # Accelerate's dispatch mode concatenates batches across processes, which fails for iterable datasets.
-            if args.accelerator_config.dispatch_batches is True:
-                logger.warning("dispatch_batches=True does not work with a streamed train_dataset: set to False")
-            args.accelerator_config.dispatch_batches = False
-        elif not isinstance(train_dataset, Dataset):
-            raise RewardlabTypeError(
-                f"`train_dataset` must be a `Dataset` or `IterableDataset`, got `{type(train_dataset).__name__}`"
-            )
-        if args.batch_eval_metrics:
-            raise RewardlabError(
-                "batch_eval_metrics is not supported: rewardlab's evaluation metrics are already exact"
-            )
-        return args
-
-    def _setup_model(self, model: Any, args: RewardConfig, quantization_config: Any) -> tuple[Any, str, str | None]:
-        """The model (loaded when given by name), its id or name for the run record, and the hub revision."""
-        if isinstance(model, str):
-            model_id = model
-            init_kwargs = init_kwargs_for_processes(dict(args.model_init_kwargs or {}), args.world_size)
-            model = load_model(model, init_kwargs, quantization_config, args.trust_remote_code, new_head=True)
-            revision = init_kwargs.get("revision")
-        else:
-            model_id = getattr(model.config, "_name_or_path", None) or type(model).__name__
-            revision = None
-            if args.model_init_kwargs:
-                logger.warning("model_init_kwargs is ignored: the model is already instantiated")
-            if quantization_config is not None:
-                logger.warning("quantization_config is ignored: the model is already instantiated")
-        check_num_labels(model)
-        self.base_model_id = hub_id_of(model_id)
-        self._setup_ensemble(model, args)
-        self._setup_length_head(model, args)
-        return model, model_id, revision
-
-    @staticmethod
-    def _setup_ensemble(model: Any, args: RewardConfig) -> None:
-        """Give the model `args.ensemble_heads` heads, or keep the ensemble a loaded checkpoint already has."""
-        existing = num_heads(model)
-        if args.ensemble_heads > 1 and existing == 1:
-            install_ensemble_head(model, args.ensemble_heads, seed=args.seed)
-        elif args.ensemble_heads > 1 and existing != args.ensemble_heads:
-            raise RewardlabError(
-                f"the model already is an ensemble of {existing} heads, but ensemble_heads={args.ensemble_heads}"
-            )
-        elif existing > 1:
-            logger.warning("the model is an ensemble of %d heads: training all of them", existing)
-            args.ensemble_heads = existing
-
-    @staticmethod
-    def _setup_length_head(model: Any, args: RewardConfig) -> None:
-        """Give the model a length head for `length_debias='odin'`, or keep training the one a checkpoint has."""
-        if args.length_debias == ODIN:
-            install_length_head(model, seed=args.seed)
-        elif has_length_head(model):
-            if args.length_debias is not None:
-                raise RewardlabError(
-                    f"the model has a length head (trained with length_debias='odin'), but length_debias="
-                    f"{args.length_debias!r}: use 'odin', or start from a model without one"
-                )
-            logger.warning("the model has a length head: training it with length_debias='odin'")
-            args.length_debias = ODIN
-
-    @staticmethod
-    def _setup_tokenizer(
-        tokenizer: PreTrainedTokenizerBase | None, model: Any, model_id: str, revision: str | None, args: RewardConfig
-    ) -> tuple[PreTrainedTokenizerBase, list[int]]:
-        """The tokenizer (loaded from the model when None) with the run's eos token and chat template, and the ids
-        of special tokens the chat template added."""
-        if tokenizer is None:
-            tokenizer = load_tokenizer(model_id, revision=revision, trust_remote_code=args.trust_remote_code)
-        if args.eos_token is not None:
-            set_eos_token(tokenizer, model, args.eos_token)
-        added_tokens = []
-        if args.chat_template_path is not None:
-            added_tokens = set_chat_template(tokenizer, model, args.chat_template_path)
-        return tokenizer, added_tokens
-
-    @staticmethod
-    def _setup_peft(model: Any, peft_config: Any, added_tokens: list[int], args: RewardConfig) -> Any:
-        """LoRA (or another PEFT method) around the model, training and saving its score head."""
-        if peft_config is None:
-            return model
-        require_peft("peft_config")
-        if is_peft_model(model):
-            raise RewardlabError(
-                "You passed a `PeftModel` instance together with a `peft_config`: merge the adapter first, or pass "
-                "the PeftModel without peft_config to keep training it"
-            )
-        from peft import get_peft_model, prepare_model_for_kbit_training
-
-        quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
-        if quantized:
-            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
-        config = fix_peft_config(peft_config, model, added_tokens)
-        model = get_peft_model(model, config, **peft_model_kwargs(args, quantized))
-        model.print_trainable_parameters()
-        return model
-
-    @staticmethod
-    def _finish_model(model: Any, tokenizer: PreTrainedTokenizerBase, args: RewardConfig) -> None:
-        """Dropout off (stable rewards), the pad token the reward is read before, and no KV cache."""
-        if args.disable_dropout:
-            disable_dropout(model)
-        set_pad_token(tokenizer, model, args.pad_token)
-        # The KV cache is useless for scoring and conflicts with gradient checkpointing.
-        if hasattr(model.config, "use_cache"):
-            model.config.use_cache = False
-
     def _default_collator(self, model: Any, pad_token_id: int, args: RewardConfig) -> LayoutCollator:
         """The collator of the run's kind (pairs or rankings) in the fastest exact layout the model supports."""
         layout = choose_layout(
@@ -336,6 +199,7 @@ class RewardTrainer(Trainer):
             if args.activation_offloading:
                 logger.warning("activation_offloading needs a CUDA device; ignored")
             self._offload_context = contextlib.nullcontext
+        self.objective_options = ObjectiveOptions.from_args(args)
         # Mean/std of the rewards at the last evaluation, saved with the model for reward normalisation.
         self.reward_statistics: dict[str, float] | None = None
         # Training statistics since the last log, as sums (`rewardlab.metrics.running`); pairs and real tokens not
@@ -373,8 +237,7 @@ class RewardTrainer(Trainer):
         return self.run_data.write_skipped_rows(self.args.output_dir)
 
     def _set_signature_columns_if_needed(self):
-        if self._signature_columns is None:
-            self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "response_ids", "scores"]
+        set_signature_columns(self, ["chosen_ids", "rejected_ids", "margin", "response_ids", "scores"])
 
     def _empty_statistics(self) -> torch.Tensor:
         return empty_statistics(len(RANKING_SUM_KEYS)) if self.ranking else empty_statistics()
@@ -391,123 +254,41 @@ class RewardTrainer(Trainer):
 
     # ----------------------------------------------------------------------------------------------- loss
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.ranking:
-            return self._ranking_loss(model, inputs, return_outputs)
-        margin = inputs.get("margin")
-        rewards = sequence_rewards(model, inputs)  # all chosen, then all rejected
-        fitted, length_loss = self._length_debiased(model, rewards, inputs)
-        rewards_chosen, rewards_rejected = fitted.chunk(2)
-        loss = bradley_terry_loss(
-            rewards_chosen,
-            rewards_rejected,
-            margin,
-            self.args.center_rewards_coefficient,
-            weights=inputs.get("bootstrap_weights"),
+        rewards = sequence_rewards(model, inputs)  # pairs: all chosen, then all rejected
+        odin = self.args.length_debias == ODIN
+        objective = reward_objective(
+            rewards,
+            inputs,
+            self.objective_options,
+            head_orthogonality=length_head_of(model).orthogonality if odin else None,
+            training=model.training,
         )
-        loss = loss + length_loss
-        if "loss_weight" in inputs:  # a micro-batch: its share of the whole batch's mean loss
-            loss = loss * inputs["loss_weight"]
         if model.training:
-            # Metrics are those of the reward a saved model gives: the ensemble's mean, or the quality head.
-            saved_chosen, saved_rejected = self._saved_reward(rewards).chunk(2)
-            stats = batch_statistics(saved_chosen, saved_rejected, margin, self.args.center_rewards_coefficient)
-            self._count_batch(inputs, stats, rewards_chosen.shape[0])
-        outputs = {"rewards_chosen": rewards_chosen, "rewards_rejected": rewards_rejected}
-        return (loss, outputs) if return_outputs else loss
-
-    def _ranking_loss(self, model, inputs, return_outputs=False):
-        rewards = sequence_rewards(model, inputs)
-        fitted, length_loss = self._length_debiased(model, rewards, inputs)
-        scores, sizes = inputs["scores"], inputs["group_sizes"].tolist()
-        loss = self._ranking_objective(fitted, scores, sizes, inputs.get("bootstrap_weights")) + length_loss
-        if model.training:
-            mean = self._saved_reward(rewards)
-            with torch.no_grad():
-                # The logged loss is the mean reward's, unweighted: for one head without bootstrap, the loss itself.
-                plain = rewards.dim() == 1 and "bootstrap_weights" not in inputs and not self.args.length_debias
-                logged = loss if plain else self._ranking_objective(mean, scores, sizes)
-                stats = ranking_statistics(mean, scores, sizes, logged)
-            self._count_batch(inputs, stats.to(self._train_stats.device), len(sizes))
-        if "loss_weight" in inputs:
-            loss = loss * inputs["loss_weight"]
-        outputs = {"rewards": rewards}
-        return (loss, outputs) if return_outputs else loss
-
-    def _saved_reward(self, rewards: torch.Tensor) -> torch.Tensor:
-        """The reward a saved model gives, (S,), of the rewards the model computes in training: the quality head's
-        ((S, 2): [quality, length]) or an ensemble's mean ((S, N))."""
-        return rewards[:, 0] if self.args.length_debias == ODIN else head_mean(rewards)
-
-    def _length_debiased(
-        self, model: Any, rewards: torch.Tensor, inputs: dict[str, Any]
-    ) -> tuple[torch.Tensor, torch.Tensor | float]:
-        """The rewards the preference loss fits, and the loss term that takes length out of the saved reward
-        (`length_debias`, `rewardlab.losses`): for 'odin', quality + length and the heads' decorrelation and
-        orthogonality terms; for 'correlation', the rewards themselves and their decorrelation term."""
-        args = self.args
-        lengths = inputs.get("response_lengths")
-        if lengths is None:
-            if args.length_debias:
-                raise RewardlabError(
-                    "length_debias needs each response's length, which rewardlab's collators give "
-                    "(`response_lengths`): leave data_collator unset, or use DataCollatorForPreference("
-                    "with_response_lengths=True)"
-                )
-            return rewards, 0.0
-        odin = args.length_debias == ODIN
-        quality, length = (rewards[:, 0], rewards[:, 1]) if odin else (head_mean(rewards), None)
-        fitted = quality + length if odin else rewards
-        if args.length_decorrelation_scope == PROMPT:  # each response against the others to its prompt
-            group, num_groups = self._prompt_of_each_response(inputs, len(lengths))
-            quality, lengths = (within_group_deviations(x, group, num_groups) for x in (quality, lengths))
-            length = None if length is None else within_group_deviations(length, group, num_groups)
-        self._count_length_correlations(model, lengths, quality, length)
-        if not args.length_debias:
-            return fitted, 0.0
-        loss = length_decorrelation_loss(
-            quality, lengths, args.length_decorrelation_coefficient, length, args.length_head_coefficient
-        )
-        if odin:
-            loss = loss + args.head_orthogonality_coefficient * length_head_of(model).orthogonality
-        return fitted, loss
-
-    def _prompt_of_each_response(self, inputs: dict[str, Any], num_responses: int) -> tuple[torch.Tensor, int]:
-        """Each response's prompt index in the batch (pairs: all chosen, then all rejected), and the prompts."""
-        device = inputs["response_lengths"].device
+            self._count_batch(inputs, objective)
         if self.ranking:
-            sizes = inputs["group_sizes"].to(device)
-            return torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes), len(sizes)
-        pairs = num_responses // 2
-        return torch.arange(pairs, device=device).repeat(2), pairs
+            outputs = {"rewards": rewards}
+        else:
+            rewards_chosen, rewards_rejected = objective.fitted.chunk(2)
+            outputs = {"rewards_chosen": rewards_chosen, "rewards_rejected": rewards_rejected}
+        return (objective.loss, outputs) if return_outputs else objective.loss
 
-    def _count_length_correlations(
-        self, model: Any, lengths: torch.Tensor, quality: torch.Tensor, length: torch.Tensor | None = None
-    ) -> None:
-        """Add a training forward's correlations of the saved reward and of the length head with length to the
-        sums `log` reports."""
-        if not model.training:
-            return
+    def _count_batch(self, inputs: dict[str, Any], objective: Objective) -> None:
+        """Add a training forward to the running sums `log` reports: the saved reward's metrics, its length
+        correlations, the real tokens and the examples. Kept as device tensors: reading them (a host sync) waits for
+        log()."""
         with torch.no_grad():
-            lengths = lengths.double()
-            correlations = [pearson_correlation(quality.double(), lengths)]
-            correlations.append(
-                lengths.new_zeros(()) if length is None else pearson_correlation(length.double(), lengths)
-            )
-            self._length_stats += torch.stack([*correlations, lengths.new_ones(())])
-
-    def _ranking_objective(
-        self, rewards: torch.Tensor, scores: torch.Tensor, sizes: Sequence[int], weights: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        args = self.args
-        if args.ranking_loss == PLACKETT_LUCE:
-            return plackett_luce_loss(rewards, scores, sizes, args.center_rewards_coefficient, weights)
-        return pairwise_ranking_loss(
-            rewards, scores, sizes, args.ranking_margin_scale, args.center_rewards_coefficient, weights
-        )
-
-    def _count_batch(self, inputs, stats: torch.Tensor, examples: int) -> None:
-        # Kept as device tensors: reading them (a host sync) waits for log().
-        self._train_stats = merge_statistics(torch.stack([self._train_stats, stats]))
+            if self.ranking:
+                sizes = inputs["group_sizes"].tolist()
+                stats = ranking_statistics(objective.saved, inputs["scores"], sizes, objective.logged_loss)
+                examples = len(sizes)
+            else:
+                chosen, rejected = objective.saved.chunk(2)
+                margin = inputs.get("margin")
+                stats = batch_statistics(chosen, rejected, margin, self.args.center_rewards_coefficient)
+                examples = chosen.shape[0]
+        self._train_stats = merge_statistics(torch.stack([self._train_stats, stats.to(self._train_stats.device)]))
+        if objective.length_correlations is not None:
+            self._length_stats += objective.length_correlations
         real = inputs["num_real_tokens"] if "num_real_tokens" in inputs else inputs["attention_mask"].sum()
         self._pending_tokens = self._pending_tokens + real
         self._pending_pairs = self._pending_pairs + examples
@@ -533,8 +314,7 @@ class RewardTrainer(Trainer):
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.compute_loss_context_manager(), measured_step(self.cpu_threads):
             rewards = sequence_rewards(model, inputs)
-        if self.args.length_debias == ODIN:  # evaluated is the reward a saved model gives
-            rewards = rewards[:, 0]
+        rewards = evaluated_rewards(rewards, self.objective_options)
         if self.ranking:
             logits, labels = ranking_predictions(rewards, inputs["scores"], inputs["group_sizes"].tolist())
         else:
@@ -545,7 +325,7 @@ class RewardTrainer(Trainer):
         metrics, rewards = evaluation_metrics(
             prediction.predictions,
             prediction.label_ids,
-            ranking_objective=self._ranking_objective if self.ranking else None,
+            ranking_objective=partial(ranking_loss, options=self.objective_options) if self.ranking else None,
             center_rewards_coefficient=self.args.center_rewards_coefficient,
         )
         metrics["num_tokens"] = self.seen.tokens

@@ -1,0 +1,51 @@
+"""The losses of a reward model, on plain tensors.
+
+- `preference`: Bradley-Terry for pairs, pairwise and Plackett-Luce for rankings, all on one per-pair term;
+- `length`: the length terms of `length_debias` (decorrelation from response length);
+- `objective`: `reward_objective`, the training objective that puts them together for one forward, and which reward
+  a saved model gives.
+"""
+
+from rewardlab.losses.length import length_decorrelation_loss, pearson_correlation, within_group_deviations
+from rewardlab.losses.objective import (
+    Objective,
+    ObjectiveOptions,
+    evaluated_rewards,
+    head_mean,
+    ranking_loss,
+    reward_objective,
+    saved_reward,
+)
+from rewardlab.losses.preference import (
+    bradley_terry_loss,
+    centering_penalty,
+    groups,
+    ordered_pair_rewards,
+    ordered_pairs,
+    pair_losses,
+    pairwise_ranking_loss,
+    plackett_luce_loss,
+    split_groups,
+)
+
+__all__ = [
+    "Objective",
+    "ObjectiveOptions",
+    "bradley_terry_loss",
+    "centering_penalty",
+    "evaluated_rewards",
+    "groups",
+    "head_mean",
+    "length_decorrelation_loss",
+    "ordered_pair_rewards",
+    "ordered_pairs",
+    "pair_losses",
+    "pairwise_ranking_loss",
+    "pearson_correlation",
+    "plackett_luce_loss",
+    "ranking_loss",
+    "reward_objective",
+    "saved_reward",
+    "split_groups",
+    "within_group_deviations",
+]
