@@ -11,7 +11,8 @@ fails a test instead of a user's run.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+import inspect
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -43,7 +44,31 @@ def dict_fields_of(arguments_class: type) -> list[str]:
 def attention_implementation(model: torch.nn.Module) -> str | None:
     """The `attn_implementation` a loaded model runs (there is a public setter, `set_attn_implementation`, but no
     getter). Removable when `PreTrainedConfig` gets a public `attn_implementation` property."""
-    return model.config._attn_implementation
+    return getattr(model.config, "_attn_implementation", None)
+
+
+def name_or_path(model: torch.nn.Module) -> str | None:
+    """The hub id or directory a model was loaded from, as `from_pretrained` records it in its config (None or "" for
+    a model built from a config). Removable when `PreTrainedConfig` gets a public `name_or_path` property."""
+    return getattr(model.config, "_name_or_path", None)
+
+
+def set_signature_columns(trainer: Any, columns: list[str]) -> None:
+    """Make `Trainer` keep the dataset `columns` (it drops those its model's `forward` does not name), for
+    `_set_signature_columns_if_needed` to call. Removable when `Trainer` takes the columns to keep as an argument
+    (`remove_unused_columns` only switches the dropping off for every column)."""
+    if trainer._signature_columns is None:
+        trainer._signature_columns = columns
+
+
+def ignore_in_ddp(model: torch.nn.Module, names: list[str]) -> None:
+    """Tell `DistributedDataParallel` not to broadcast or reduce the parameters and buffers `names` of `model`.
+
+    `_ddp_params_and_buffers_to_ignore` is the attribute DDP reads (there is a static
+    `DistributedDataParallel._set_params_and_buffers_to_ignore_for_model` that sets it, private as well).
+    Removable when DDP takes the names as a constructor argument reachable through `accelerate`.
+    """
+    model._ddp_params_and_buffers_to_ignore = names
 
 
 def checkpoint_file(name_or_path: str, filename: str) -> str | None:
@@ -78,8 +103,6 @@ def varlen_attn_takes_enable_gqa() -> bool:
     """Whether `torch.nn.attention.varlen.varlen_attn` has `enable_gqa` (torch 2.13 added it). Before that, keys and
     values with fewer heads than the queries are repeated to the query heads first, at the cost of their memory.
     Removable when rewardlab's torch floor is 2.13."""
-    import inspect
-
     from torch.nn.attention.varlen import varlen_attn
 
     return "enable_gqa" in inspect.signature(varlen_attn).parameters
@@ -93,8 +116,15 @@ def check_installed_versions() -> list[str]:
     missing = [f"transformers.Trainer.{name}" for name in TRAINER_HOOKS if not hasattr(Trainer, name)]
     if not hasattr(TrainingArguments, "_VALID_DICT_FIELDS"):
         missing.append("transformers.TrainingArguments._VALID_DICT_FIELDS")
-    if not hasattr(PretrainedConfig, "_attn_implementation"):
-        missing.append("transformers.PretrainedConfig._attn_implementation")
+    for name in ("_attn_implementation", "_name_or_path"):
+        if not hasattr(PretrainedConfig(), name):
+            missing.append(f"transformers.PretrainedConfig.{name}")
+    if "self._signature_columns" not in inspect.getsource(Trainer):
+        missing.append("transformers.Trainer._signature_columns")
+    from torch.nn.parallel import DistributedDataParallel
+
+    if "_ddp_params_and_buffers_to_ignore" not in inspect.getsource(DistributedDataParallel):
+        missing.append("torch.nn.parallel.DistributedDataParallel reads _ddp_params_and_buffers_to_ignore")
     for name in ("_keys_to_ignore_on_load_unexpected", "_keys_to_ignore_on_load_missing"):
         if not hasattr(PreTrainedModel, name):
             missing.append(f"transformers.PreTrainedModel.{name}")

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 
+from rewardlab._compat import ignore_in_ddp
 from rewardlab.cli.common import ArgumentParser, dataclass_parser, versus_content_blind
 from rewardlab.config import RewardConfig
 from rewardlab.data.loading import describe, load_preference_data, looks_like_local_path, split_train_eval
@@ -360,7 +361,7 @@ def load_training_data(script_args: ScriptArguments, seed: int) -> tuple[Any, st
 def ignore_bool_buffers(model: Any) -> None:
     """DDP broadcasts buffers at every forward; for boolean ones (causal masks) that fails on some architectures
     (transformers issue 22482), and they never change, so DDP is told to leave them."""
-    model._ddp_params_and_buffers_to_ignore = [name for name, b in model.named_buffers() if b.dtype == torch.bool]
+    ignore_in_ddp(model, [name for name, b in model.named_buffers() if b.dtype == torch.bool])
 
 
 def run_train(script_args: ScriptArguments, model_args: ModelArguments, training_args: RewardConfig) -> int:

@@ -18,6 +18,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
+from rewardlab._compat import attention_implementation
 from rewardlab.layout.varlen import KERNELS, VARLEN_KWARG, choose_kernel
 
 ATTENTION_NAME = "rewardlab_pairs"
@@ -78,7 +79,7 @@ def register_packed_attention(model: torch.nn.Module | None = None) -> str:
     about to switch to it, remember its current implementation for the calls the fast path does not take over."""
     AttentionInterface.register(ATTENTION_NAME, packed_attention)
     AttentionMaskInterface.register(ATTENTION_NAME, packed_mask)
-    current = None if model is None else getattr(model.config, "_attn_implementation", None)
+    current = None if model is None else attention_implementation(model)
     if current not in (None, ATTENTION_NAME):
         for module in model.modules():
             setattr(module, BASE_ATTENTION_KEY, current)
