@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from train_throughput import DEFAULT_DATA, load_model_and_tokenizer, read_pairs
 
+HELPFUL_DATA = DEFAULT_DATA.parents[1] / "hh-rlhf-helpful-base-test" / DEFAULT_DATA.name
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -37,13 +39,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument(
+        "--data", nargs="+", default=[str(DEFAULT_DATA), str(HELPFUL_DATA)], help="HH-RLHF files, read in turn"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rewardlab-score-parallel-"))
-    model, tok = load_model_and_tokenizer("qwen3-small", Path(args.data))
+    model, tok = load_model_and_tokenizer("qwen3-small", Path(args.data[0]))
     model.save_pretrained(work / "model")
     tok.save_pretrained(work / "model")
-    rows = read_pairs(Path(args.data), args.pairs)
+    rows = [row for path in args.data for row in read_pairs(Path(path), args.pairs)][: args.pairs]
     with gzip.open(work / "rows.jsonl.gz", "wt", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
 

@@ -3,13 +3,8 @@ import itertools
 import pytest
 import torch
 
-from rewardlab.layout.plan import (
-    plan_sub_batches,
-    readout_index,
-    shared_prefix_group,
-    shared_prefix_length,
-    split_by_token_budget,
-)
+from rewardlab.data.positions import readout_index, shared_prefix_length
+from rewardlab.layout.plan import plan_sub_batches, shared_prefix_group, split_by_token_budget
 from rewardlab.layout.varlen import causal_mask, group_segments, varlen_plan
 
 

@@ -11,9 +11,9 @@ from tiny import make_tokenizer
 
 import rewardlab
 from rewardlab.config import RewardConfig
+from rewardlab.data.positions import common_prefix_length
 from rewardlab.data.prepare import PreparationStats, prepare_preference_dataset
 from rewardlab.data.tokenize import CHAT_TEMPLATE_ERROR, tokenize_pair
-from rewardlab.data.truncation import common_prefix_length
 from rewardlab.data.validate import BAD_MARGIN, EMPTY, IDENTICAL
 from rewardlab.errors import InvalidRowError, RewardlabError
 

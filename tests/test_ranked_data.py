@@ -17,9 +17,10 @@ from rewardlab.data.formats import (
     is_ranked_dataset,
     is_ranked_example,
 )
-from rewardlab.data.prepare import OUT_OF_VOCAB, count_comparisons, prepare_preference_dataset
+from rewardlab.data.positions import common_prefix_length
+from rewardlab.data.prepare import count_comparisons, prepare_preference_dataset
+from rewardlab.data.prepare_item import OUT_OF_VOCAB
 from rewardlab.data.tokenize import CHAT_TEMPLATE_ERROR, tokenize_pair, tokenize_ranking, tokenize_text
-from rewardlab.data.truncation import common_prefix_length
 from rewardlab.data.validate import (
     BAD_KWARGS,
     BAD_MARGIN,

@@ -18,24 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict, List, Value
 
-from rewardlab.data.formats import LEGACY_ID_FIELDS, PreferenceFormat, detect_dataset_format, ranked_items
-from rewardlab.data.tokenize import (
-    has_chat_template,
-    leading_special_count,
-    no_chat_template_error,
-    resolve_eos_token_id,
-    tokenize_pair,
-    tokenize_ranking,
-)
-from rewardlab.data.truncation import (
-    DROPPED,
-    OK,
-    PROMPT_TRUNCATED,
-    RESPONSE_TRUNCATED,
-    truncate_group,
-    truncate_pair,
-)
-from rewardlab.data.validate import IDENTICAL, contradiction, validate_dataset, validate_row
+from rewardlab.data.formats import LEGACY_ID_FIELDS, PreferenceFormat, detect_dataset_format
+from rewardlab.data.prepare_item import OVERLENGTH, ItemRules, prepare_pair, prepare_ranking
+from rewardlab.data.tokenize import has_chat_template, no_chat_template_error, resolve_eos_token_id
+from rewardlab.data.truncation import DROPPED, OK, PROMPT_TRUNCATED, RESPONSE_TRUNCATED
+from rewardlab.data.validate import validate_dataset, validate_row
 from rewardlab.errors import InvalidRowError, RewardlabError, RewardlabTypeError
 
 if TYPE_CHECKING:
@@ -53,9 +40,6 @@ _KEPT = (OK, PROMPT_TRUNCATED, RESPONSE_TRUNCATED)
 _STREAM_COLUMNS = ("chosen_ids", "rejected_ids", "margin", "response_ids", "scores", _STATUS)
 PAIRS = "pairs"
 RANKINGS = "rankings"
-# Reason code of an over-length row under policy "error": always raised, never skipped.
-OVERLENGTH = "over max_length"
-OUT_OF_VOCAB = "token id out of vocabulary"
 
 
 def count_comparisons(scores: list[float]) -> int:
@@ -148,55 +132,18 @@ def _failure(field: str | None, reason: str, code: str, has_margin: bool, ranked
     return out
 
 
-def _out_of_vocab(sequences: dict[str, list[int]], vocab_size: int) -> tuple[str, str] | None:
-    """(field, reason) for the first token id outside the vocabulary, or None."""
-    for name, ids in sequences.items():
-        bad = next((t for t in ids if t >= vocab_size), None)
-        if bad is not None:
-            return name, (
-                f"token id {bad} is outside the tokenizer's vocabulary (size {vocab_size}); were these ids made "
-                "with another tokenizer?"
-            )
-    return None
-
-
-def _process_row(
-    example: Mapping[str, Any],
-    *,
-    tokenizer: Any,
-    eos_token_id: int | None,
-    max_length: int | None,
-    policy: str,
-    vocab_size: int,
-    has_margin: bool,
-) -> dict[str, Any]:
-    """Tokenize and truncate one validated row. Never raises for a row problem: it is returned in the helper
-    columns, so that errors cross `num_proc` worker processes intact and are reported in row order."""
+def _process_row(example: Mapping[str, Any], *, rules: ItemRules, has_margin: bool) -> dict[str, Any]:
+    """Tokenize and truncate one validated pair row (`prepare_pair`). Never raises for a row problem: it is returned
+    in the helper columns, so that errors cross `num_proc` worker processes intact and are reported in row order."""
     try:
-        pair = tokenize_pair(example, tokenizer, eos_token_id)
+        item = prepare_pair(example, rules, validated=True)
     except InvalidRowError as e:
         return _failure(e.field, e.reason, e.code, has_margin)
-    chosen, rejected = pair["chosen_ids"], pair["rejected_ids"]
-    if chosen == rejected:
-        return _failure(
-            "rejected",
-            "tokenizes to the same ids as 'chosen' (e.g. they differ only in case or spacing the tokenizer "
-            "ignores); the pair carries no preference",
-            IDENTICAL,
-            has_margin,
-        )
-    oov = _out_of_vocab({"chosen_ids": chosen, "rejected_ids": rejected}, vocab_size)
-    if oov is not None:
-        return _failure(*oov, OUT_OF_VOCAB, has_margin)
-    keep = min(leading_special_count(chosen, tokenizer), leading_special_count(rejected, tokenizer))
-    try:
-        result = truncate_pair(chosen, rejected, max_length, policy, keep_leading=keep)
-    except ValueError as e:
-        return _failure(None, str(e), OVERLENGTH, has_margin)
+    chosen, rejected = item.sequences
     out: dict[str, Any] = {
-        "chosen_ids": result.chosen_ids,
-        "rejected_ids": result.rejected_ids,
-        _STATUS: result.status,
+        "chosen_ids": chosen,
+        "rejected_ids": rejected,
+        _STATUS: item.status,
         _ERR_FIELD: "",
         _ERR_REASON: "",
         _ERR_CODE: "",
@@ -206,52 +153,20 @@ def _process_row(
     return out
 
 
-def _process_ranking(
-    example: Mapping[str, Any],
-    *,
-    tokenizer: Any,
-    eos_token_id: int | None,
-    max_length: int | None,
-    policy: str,
-    vocab_size: int,
-) -> dict[str, Any]:
-    """`_process_row` for a validated ranked row: tokenize, check, truncate; problems go in the helper columns."""
-    fields = ranked_items(example).fields
+def _process_ranking(example: Mapping[str, Any], *, rules: ItemRules) -> dict[str, Any]:
+    """`_process_row` for a validated ranked row (`prepare_ranking`)."""
     try:
-        ranking = tokenize_ranking(example, tokenizer, eos_token_id)
+        item = prepare_ranking(example, rules, validated=True)
     except InvalidRowError as e:
         return _failure(e.field, e.reason, e.code, False, ranked=True)
-    sequences, scores = ranking["response_ids"], ranking["scores"]
-    clash = contradiction(sequences, scores)
-    if clash is not None:
-        i, j = clash
-        reason = (
-            f"tokenizes to the same ids as '{fields[i]}' (e.g. they differ only in case or spacing the tokenizer "
-            "ignores) but is scored differently; contradictory, fix or drop the row"
-        )
-        return _failure(fields[j], reason, IDENTICAL, False, ranked=True)
-    oov = _out_of_vocab({f"response_ids[{j}]": ids for j, ids in enumerate(sequences)}, vocab_size)
-    if oov is not None:
-        return _failure(*oov, OUT_OF_VOCAB, False, ranked=True)
-    keep = min(leading_special_count(ids, tokenizer) for ids in sequences)
-    try:
-        result = truncate_group(sequences, max_length, policy, keep_leading=keep)
-    except ValueError as e:
-        return _failure(None, str(e), OVERLENGTH, False, ranked=True)
-    # Two responses that share more than the group's prompt can become equal once cut at their ends: what tells them
-    # apart lies beyond max_length. The data is fine, the limit is too short for it, so the row is dropped for
-    # length (and counted as such), not reported as invalid.
-    status = result.status
-    if status == RESPONSE_TRUNCATED and contradiction(result.sequences, scores) is not None:
-        status = DROPPED
     return {
-        "response_ids": result.sequences,
-        "scores": scores,
-        _STATUS: status,
+        "response_ids": item.sequences,
+        "scores": item.scores,
+        _STATUS: item.status,
         _ERR_FIELD: "",
         _ERR_REASON: "",
         _ERR_CODE: "",
-        _COMPARISONS: count_comparisons(scores),
+        _COMPARISONS: count_comparisons(item.scores),
     }
 
 
@@ -268,13 +183,7 @@ def _output_features(has_margin: bool, ranked: bool = False) -> Features:
 
 def _row_work(fmt: PreferenceFormat, has_margin: bool, tokenizer: Any, eos_token_id: int | None, args: Any):
     """The per-row function for the dataset's kind and its keyword arguments."""
-    kwargs: dict[str, Any] = {
-        "tokenizer": tokenizer,
-        "eos_token_id": eos_token_id,
-        "max_length": args.max_length,
-        "policy": args.overlength_policy,
-        "vocab_size": len(tokenizer),
-    }
+    kwargs: dict[str, Any] = {"rules": ItemRules(tokenizer, eos_token_id, args.max_length, args.overlength_policy)}
     if fmt.ranked:
         return _process_ranking, kwargs
     return _process_row, {**kwargs, "has_margin": has_margin}

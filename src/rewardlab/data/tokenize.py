@@ -168,6 +168,29 @@ def tokenize_pair(example: Mapping[str, Any], tokenizer: Any, eos_token_id: int 
     }
 
 
+def tokenize_completion(
+    prompt: Any, completion: Any, tokenizer: Any, eos_token_id: int | None, template_kwargs: Mapping[str, Any]
+) -> list[int]:
+    """Token ids of `prompt` + `completion` (both strings, or both message lists), exactly as `tokenize_pair` tokenizes
+    a response to an explicit prompt; `template_kwargs` go to the chat template."""
+    conversational = isinstance(completion, list)
+    example = {"prompt": list(prompt) if conversational else prompt, "chat_template_kwargs": dict(template_kwargs)}
+    fmt = PreferenceFormat(conversational=conversational, explicit_prompt=True)
+    return _sequence_encoder(example, fmt, tokenizer, eos_token_id)(
+        list(completion) if conversational else completion, "completion"
+    )
+
+
+def tokenize_prompt(prompt: Any, tokenizer: Any, template_kwargs: Mapping[str, Any]) -> list[int]:
+    """Token ids of a prompt alone (no eos; a message list through the chat template), to find where a completion
+    starts in `tokenize_completion`'s ids."""
+    if isinstance(prompt, str):
+        return list(tokenizer(prompt)["input_ids"])
+    if not has_chat_template(tokenizer):
+        raise no_chat_template_error()
+    return render_messages(tokenizer, list(prompt), "prompt", None, _strip_none(dict(template_kwargs)))
+
+
 def tokenize_ranking(example: Mapping[str, Any], tokenizer: Any, eos_token_id: int | None) -> dict[str, list]:
     """`response_ids` (K token-id lists, prompt included in each) and `scores` (K floats) of a validated ranked row.
 

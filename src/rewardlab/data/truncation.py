@@ -9,11 +9,11 @@ written once, for K sequences (`truncate_group`); `truncate_pair` is its K=2 cas
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rewardlab.choices import DROP, ERROR, OVERLENGTH_POLICIES, TRUNCATE_PROMPT
+from rewardlab.data.positions import common_prefix_length
 
 OK = "ok"
 PROMPT_TRUNCATED = "prompt_truncated"
@@ -37,16 +37,6 @@ class GroupTruncationResult:
 
     sequences: list[list[int]]
     status: str
-
-
-def common_prefix_length(*sequences: Sequence[int]) -> int:
-    """Number of leading tokens all `sequences` have in common (a single sequence: its length; none: 0).
-
-    The one prefix helper of rewardlab: truncation, the shared-prefix layouts and scoring all find the prompt that
-    sequences share with it.
-    """
-    # os.path.commonprefix compares any sequences item by item; lists, so that lists and tuples mix.
-    return len(os.path.commonprefix([s if isinstance(s, list) else list(s) for s in sequences]))
 
 
 def _drops(policy: str, size: str, max_length: int) -> bool:

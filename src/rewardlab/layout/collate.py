@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from transformers.data.data_collator import DataCollatorMixin
 
 from rewardlab.config import DEFAULT_SUB_BATCH_OVERHEAD_TOKENS
-from rewardlab.data.truncation import common_prefix_length
+from rewardlab.data.positions import own_token_counts
 from rewardlab.layout.batch import LAYOUT_KEY, Layout
 from rewardlab.layout.plan import (
     SharedPrefixGroup,
@@ -51,13 +51,15 @@ def lay_out(
     pad_token_id: int,
     *,
     groups: Groups | None = None,
+    prefix_groups: Sequence[SharedPrefixGroup] | None = None,
     overhead_tokens: int = DEFAULT_SUB_BATCH_OVERHEAD_TOKENS,
     pad_to_multiple_of: int | None = None,
 ) -> dict[str, Any]:
     """One batch of `sequences` in `layout`; the model's rewards for it come back in the order of `sequences`.
 
     `groups` lists the sequences that answer one prompt (positions in `sequences`, each exactly once): the
-    `SHARED_PREFIX` layout computes their shared prefix once. Other layouts ignore it.
+    `SHARED_PREFIX` layout computes their shared prefix once. Other layouts ignore it. `prefix_groups`: the groups
+    already laid out (`shared_prefix_groups`), when the caller built them to measure them.
     `overhead_tokens` prices one more forward call when planning `SUB_BATCHES`; `pad_to_multiple_of` pads `PADDED`.
 
     >>> lay_out([[1, 2, 3], [1, 2, 4, 5]], Layout.SHARED_PREFIX, pad_token_id=0, groups=[[0, 1]])["input_ids"]
@@ -65,7 +67,10 @@ def lay_out(
     """
     layout = Layout(layout)
     if layout is Layout.SHARED_PREFIX:
-        batch = _shared_prefix_batch(sequences, groups or [[i] for i in range(len(sequences))], pad_token_id)
+        groups = groups or [[i] for i in range(len(sequences))]
+        if prefix_groups is None:
+            prefix_groups = shared_prefix_groups(sequences, groups, pad_token_id)
+        batch = _shared_prefix_batch(prefix_groups, groups, len(sequences))
     elif layout is Layout.PACKED:
         batch = pack_sequences(sequences)
     elif layout is Layout.SUB_BATCHES:
@@ -84,33 +89,46 @@ def response_lengths(sequences: Sequence[Sequence[int]], groups: Groups) -> torc
     pair or a ranking, the prompt), the length `rewardlab eval` measures and `length_debias` trains out."""
     lengths = torch.zeros(len(sequences), dtype=torch.float)
     for group in groups:
-        shared = common_prefix_length(*(sequences[i] for i in group))
-        for i in group:
-            lengths[i] = len(sequences[i]) - shared
+        lengths[group] = torch.tensor(own_token_counts([sequences[i] for i in group]), dtype=torch.float)
     return lengths
 
 
-def example_cost(sequences: Sequence[Sequence[int]], layout: Layout, pad_token_id: int) -> int:
-    """The tokens that one example's sequences add to a forward pass in `layout`: their packed row (shared prefix
-    once) for `SHARED_PREFIX`, their padded rows (K x longest) for `PADDED`, their own tokens otherwise."""
-    if layout is Layout.SHARED_PREFIX:
-        return len(shared_prefix_group(sequences, pad_token_id))
-    if layout is Layout.PADDED:
-        return len(sequences) * max(len(s) for s in sequences)
-    return sum(len(s) for s in sequences)
+def shared_prefix_groups(
+    sequences: Sequence[Sequence[int]], groups: Groups, pad_token_id: int
+) -> list[SharedPrefixGroup]:
+    """Each group of `sequences` laid out with its shared prefix once: built once, then measured and packed."""
+    return [shared_prefix_group([sequences[i] for i in group], pad_token_id) for group in groups]
 
 
-def split_examples(
-    examples: Sequence[Sequence[Sequence[int]]],
+def example_costs(
+    sequences: Sequence[Sequence[int]],
+    groups: Groups,
     layout: Layout,
-    pad_token_id: int,
-    max_tokens: int,
-) -> list[list[int]]:
-    """Positions of `examples` (each the sequences laid out together) grouped into forward passes that compute at
-    most `max_tokens` tokens in `layout` (`split_by_token_budget`; an example over the budget alone is a pass)."""
+    prefix_groups: Sequence[SharedPrefixGroup] | None = None,
+) -> list[int]:
+    """The tokens each example (a group of `sequences`) adds to a forward pass in `layout`: its packed row (shared
+    prefix once: the length of its `prefix_groups` entry) for `SHARED_PREFIX`, its padded rows (K x longest) for
+    `PADDED`, its own tokens otherwise."""
+    if layout is Layout.SHARED_PREFIX:
+        return [len(group) for group in prefix_groups]
+    lengths = [[len(sequences[i]) for i in group] for group in groups]
+    if layout is Layout.PADDED:
+        return [len(own) * max(own) for own in lengths]
+    return [sum(own) for own in lengths]
+
+
+def plan_passes(
+    sequences: Sequence[Sequence[int]], groups: Groups, layout: Layout, pad_token_id: int, max_tokens: int | None
+) -> tuple[list[list[int]], list[SharedPrefixGroup] | None]:
+    """The examples (positions in `groups`) of each forward pass that computes at most `max_tokens` tokens in
+    `layout` (`split_by_token_budget`; an example over the budget alone is a pass; None: one pass), and the
+    `SHARED_PREFIX` groups, built once to be measured here and packed by `lay_out`."""
     layout = Layout(layout)
-    costs = [example_cost(sequences, layout, pad_token_id) for sequences in examples]
-    return split_by_token_budget(costs, max_tokens, padded=layout is Layout.PADDED)
+    built = shared_prefix_groups(sequences, groups, pad_token_id) if layout is Layout.SHARED_PREFIX else None
+    if max_tokens is None:
+        return [list(range(len(groups)))], built
+    costs = example_costs(sequences, groups, layout, built)
+    return split_by_token_budget(costs, max_tokens, padded=layout is Layout.PADDED), built
 
 
 def forward_passes(
@@ -125,7 +143,8 @@ def forward_passes(
     """Batches that score `sequences` in forward passes under `max_tokens`, whole `groups` (positions of sequences
     laid out together) at a time: (the positions of a pass's sequences, its batch), the batch's rewards in that
     order."""
-    for passed in split_examples([[sequences[i] for i in g] for g in groups], layout, pad_token_id, max_tokens):
+    passes, built = plan_passes(sequences, groups, layout, pad_token_id, max_tokens)
+    for passed in passes:
         index, local = [], []  # the pass's sequences, and its groups as positions among them
         for g in passed:
             local.append(list(range(len(index), len(index) + len(groups[g]))))
@@ -135,6 +154,7 @@ def forward_passes(
             layout,
             pad_token_id,
             groups=local,
+            prefix_groups=None if built is None else [built[g] for g in passed],
             overhead_tokens=overhead_tokens,
         )
         yield index, batch
@@ -183,12 +203,9 @@ def pack_shared_prefix_groups(groups: Sequence[SharedPrefixGroup]) -> dict[str, 
     }
 
 
-def _shared_prefix_batch(sequences: Sequence[Sequence[int]], groups: Groups, pad_token_id: int) -> dict[str, Any]:
-    parts, order = [], []
-    for group in groups:
-        parts.append(shared_prefix_group([sequences[i] for i in group], pad_token_id))
-        order += group
-    if sorted(order) != list(range(len(sequences))):
+def _shared_prefix_batch(parts: Sequence[SharedPrefixGroup], groups: Groups, num_sequences: int) -> dict[str, Any]:
+    order = [i for group in groups for i in group]
+    if sorted(order) != list(range(num_sequences)):
         raise ValueError("groups must name every sequence exactly once")
     batch = pack_shared_prefix_groups(parts)
     # The row's read-outs come group after group; the caller expects them in the order of `sequences`.
@@ -222,7 +239,7 @@ def pack_sequences(sequences: Sequence[Sequence[int]]) -> dict[str, Any]:
 class LayoutCollator(DataCollatorMixin):
     """The collator of one `layout`: examples to sequences (`sequences_of`), sequences to a batch (`lay_out`), and,
     with `max_tokens_per_batch`, a batch that would compute more tokens than that split into `MICRO_BATCHES` of
-    whole examples (`split_examples`), so peak memory follows the budget while the loss and gradients stay
+    whole examples (`plan_passes`), so peak memory follows the budget while the loss and gradients stay
     the whole batch's. `with_response_lengths` adds every sequence's `response_lengths` (for `length_debias`).
     Subclasses say how examples become sequences and what else a batch carries."""
 
@@ -246,20 +263,24 @@ class LayoutCollator(DataCollatorMixin):
         raise NotImplementedError
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        if self.max_tokens_per_batch is None:  # the common case: nothing to measure
-            return self.collate(examples)
-        per_example = [self.sequences_of([e])[0] for e in examples]
-        passes = split_examples(per_example, self.layout, self.pad_token_id, self.max_tokens_per_batch)
-        return self.collate(examples) if len(passes) == 1 else self.micro_batches(examples, passes)
+        sequences, groups = self.sequences_of(examples)
+        passes, built = plan_passes(sequences, groups, self.layout, self.pad_token_id, self.max_tokens_per_batch)
+        if len(passes) == 1:
+            return self.collate(examples, built)
+        return self.micro_batches(examples, passes, built)
 
-    def collate(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        """One batch of `examples` in the collator's layout, without a token budget."""
+    def collate(
+        self, examples: list[dict[str, Any]], prefix_groups: Sequence[SharedPrefixGroup] | None = None
+    ) -> dict[str, Any]:
+        """One batch of `examples` in the collator's layout, without a token budget (`prefix_groups`: their
+        `SHARED_PREFIX` groups, when already built)."""
         sequences, groups = self.sequences_of(examples)
         batch = lay_out(
             sequences,
             self.layout,
             self.pad_token_id,
             groups=groups,
+            prefix_groups=prefix_groups,
             overhead_tokens=self.overhead_tokens,
             pad_to_multiple_of=self.pad_to_multiple_of,
         )
@@ -270,7 +291,12 @@ class LayoutCollator(DataCollatorMixin):
             batch["num_real_tokens"] = torch.tensor(sum(len(s) for s in sequences))
         return batch
 
-    def micro_batches(self, examples: list[dict[str, Any]], passes: list[list[int]]) -> dict[str, Any]:
+    def micro_batches(
+        self,
+        examples: list[dict[str, Any]],
+        passes: list[list[int]],
+        prefix_groups: Sequence[SharedPrefixGroup] | None = None,
+    ) -> dict[str, Any]:
         """A `MICRO_BATCHES` batch: each pass (positions of examples) collated on its own, plus `example_index`,
         `sequence_index` (its sequences' positions in the whole batch's sequence order) and `loss_weight` (its share
         of the examples). The per-example fields (every pair's `margin`, every ranking's `scores`) are also kept whole
@@ -279,7 +305,7 @@ class LayoutCollator(DataCollatorMixin):
         micro_batches = []
         for group in passes:
             micro_examples = [examples[i] for i in group]
-            micro = self.collate(micro_examples)
+            micro = self.collate(micro_examples, None if prefix_groups is None else [prefix_groups[i] for i in group])
             _, local = self.sequences_of(micro_examples)
             sequence_index = torch.empty(sum(len(own) for own in local), dtype=torch.long)
             for example, own in zip(group, local, strict=True):

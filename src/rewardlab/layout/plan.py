@@ -17,8 +17,8 @@ Two ideas, both exact (they change which tensors are multiplied together, never 
   costs more than computing the sequences apart: each later sequence's attention covers the prefix and itself,
   exactly what it would cover on its own, and the prefix's tokens are computed once.
 
-The reward is read where `transformers`' `*ForSequenceClassification` reads it: at the rightmost token that is not
-`pad_token_id` (when pad == eos, trailing eos tokens are skipped), so the fast path and plain `transformers` agree.
+The reward is read where `transformers`' `*ForSequenceClassification` reads it (`rewardlab.data.positions.
+readout_index`), so the fast path and plain `transformers` agree.
 """
 
 from __future__ import annotations
@@ -26,28 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rewardlab.data.truncation import common_prefix_length
-
-
-def readout_index(ids: Sequence[int], pad_token_id: int | None) -> int:
-    """Index of the token `*ForSequenceClassification` reads the reward at: the rightmost one that is not pad.
-
-    With no pad id it is the last token; if every token is pad, transformers' argmax gives 0, and so does this.
-    """
-    if pad_token_id is None:
-        return len(ids) - 1
-    for i in range(len(ids) - 1, -1, -1):
-        if ids[i] != pad_token_id:
-            return i
-    return 0
-
-
-def shared_prefix_length(*sequences: Sequence[int]) -> int:
-    """Tokens all `sequences` have in common at the start, leaving each at least one token of its own.
-
-    The cap matters when one sequence is a prefix of another: its reward is still read inside its own part.
-    """
-    return max(0, min(common_prefix_length(*sequences), min(len(s) for s in sequences) - 1))
+from rewardlab.data.positions import readout_index, shared_prefix_length
 
 
 @dataclass(frozen=True)

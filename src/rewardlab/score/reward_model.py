@@ -8,7 +8,6 @@ Pairs are scored in the training layout itself, so a pair's rewards are the trai
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -22,28 +21,17 @@ from scipy.special import expit
 
 from rewardlab.choices import OVERLENGTH_POLICIES, TRUNCATE_PROMPT
 from rewardlab.cpu_threads import adapted_threads, adaptive_threads, measured_step
-from rewardlab.data.formats import ranked_items
-from rewardlab.data.tokenize import (
-    has_chat_template,
-    leading_special_count,
-    no_chat_template_error,
-    render_messages,
-    resolve_eos_token_id,
-    tokenize_pair,
-    tokenize_ranking,
-    tokenize_text,
+from rewardlab.data.prepare_item import (
+    ItemRules,
+    PreparedItem,
+    prepare_completion,
+    prepare_pair,
+    prepare_ranking,
+    prepare_text,
 )
-from rewardlab.data.truncation import (
-    DROPPED,
-    OK,
-    STATUSES,
-    common_prefix_length,
-    truncate_group,
-    truncate_pair,
-    truncate_sequence,
-)
-from rewardlab.data.validate import validate_scored_pair, validate_scored_ranking
-from rewardlab.errors import InvalidRowError, RewardlabError, first_line
+from rewardlab.data.tokenize import resolve_eos_token_id
+from rewardlab.data.truncation import DROPPED, OK, STATUSES
+from rewardlab.errors import RewardlabError, first_line
 from rewardlab.files import read_run_record
 from rewardlab.layout.choose import choose_layout
 from rewardlab.layout.collate import forward_passes
@@ -192,6 +180,14 @@ class RewardModel:
         return cls(model, tokenizer, **kwargs)
 
     # ------------------------------------------------------------------------------------------------ scoring
+    @property
+    def item_rules(self) -> ItemRules:
+        """How this model's inputs become token ids: the training run's tokenization and over-length policy
+        (`rewardlab.data.prepare_item`), taking identical pairs, which are fine to score."""
+        return ItemRules(
+            self.tokenizer, self.eos_token_id, self.max_length, self.overlength_policy, allow_identical=True
+        )
+
     def score_texts(
         self, texts: Sequence[str], return_std: bool = False, return_length: bool = False
     ) -> list[float] | tuple[list[float], list[float]]:
@@ -202,15 +198,9 @@ class RewardModel:
         `return_length=True` (a length head): (quality rewards, the length head's rewards).
         """
         self._check_extra_output(return_std, return_length)
-        texts = _check_list(texts, "texts")
-        sequences, prompt_lengths = [], []
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InvalidRowError(i, "texts", f"must be a string, got {type(text).__name__}")
-            ids = tokenize_text(self.tokenizer, text, self.eos_token_id)
-            sequences.append(ids)
-            prompt_lengths.append(len(ids) - 1)
-        return self._score_sequences(sequences, prompt_lengths, return_std, return_length)
+        rules = self.item_rules
+        items = [prepare_text(text, rules, index=i) for i, text in enumerate(_check_list(texts, "texts"))]
+        return self._score_single(items, return_std, return_length)
 
     def score(
         self,
@@ -229,15 +219,12 @@ class RewardModel:
         prompts, completions = _check_list(prompts, "prompts"), _check_list(completions, "completions")
         if len(prompts) != len(completions):
             raise RewardlabError(f"{len(prompts)} prompts but {len(completions)} completions: give one prompt each")
-        sequences, prompt_lengths = [], []
-        prompt_cache: dict[str, list[int]] = {}  # a GRPO group repeats its prompt: tokenize it once
-        for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-            ids, prompt_ids = self._tokenize_prompt_completion(
-                i, prompt, completion, chat_template_kwargs, prompt_cache
-            )
-            sequences.append(ids)
-            prompt_lengths.append(min(common_prefix_length(ids, prompt_ids), len(ids) - 1))
-        return self._score_sequences(sequences, prompt_lengths, return_std, return_length)
+        rules, cache = self.item_rules, {}  # a GRPO group repeats its prompt: tokenize it once
+        items = [
+            prepare_completion(p, c, rules, index=i, template_kwargs=chat_template_kwargs, prompt_cache=cache)
+            for i, (p, c) in enumerate(zip(prompts, completions, strict=True))
+        ]
+        return self._score_single(items, return_std, return_length)
 
     def score_pairs(
         self, chosen: Sequence[Any], rejected: Sequence[Any], prompts: Sequence[Any] | None = None
@@ -249,28 +236,9 @@ class RewardModel:
     def score_pair_rows(self, rows: Sequence[Mapping[str, Any]]) -> PairScores:
         """`score_pairs` for rows as the trainer takes them (`chosen`, `rejected`, optional `prompt`, `tools`,
         `chat_template_kwargs`, or pre-tokenized `chosen_ids`/`rejected_ids`)."""
-        sequences, statuses, full = [], [], []
-        for i, row in enumerate(rows):
-            validate_scored_pair(row, i)
-            try:
-                pair = tokenize_pair(row, self.tokenizer, self.eos_token_id)
-            except InvalidRowError as e:
-                raise InvalidRowError(i, e.field, e.reason) from None
-            full.append(_own_tokens([pair["chosen_ids"], pair["rejected_ids"]]))
-            keep = leading_special_count(pair["chosen_ids"], self.tokenizer)
-            try:
-                result = truncate_pair(
-                    pair["chosen_ids"], pair["rejected_ids"], self.max_length, self.overlength_policy, keep
-                )
-            except ValueError as e:
-                raise InvalidRowError(i, None, str(e)) from None
-            sequences += [result.chosen_ids, result.rejected_ids]
-            statuses.append(result.status)
-        self.report.update(statuses)
-        _log_report(statuses)
-        groups = [[2 * k, 2 * k + 1] for k in range(len(statuses))]
-        heads = self._rewards(sequences, groups)
-        heads[np.repeat(np.array(statuses) == DROPPED, 2)] = np.nan
+        rules = self.item_rules
+        items = [prepare_pair(row, rules, index=i) for i, row in enumerate(rows)]
+        heads = self._item_rewards(items)
         if self.has_length_head:
             length = {
                 "length_rewards_chosen": heads[0::2, 1].tolist(),
@@ -287,7 +255,7 @@ class RewardModel:
                 "std_margin": (chosen_heads - rejected_heads).std(1, ddof=1).tolist(),
             }
         prob = expit(np.array(chosen_r) - np.array(rejected_r)).tolist()
-        scored = [_own_tokens(pair) for pair in zip(sequences[0::2], sequences[1::2], strict=True)]
+        scored = [item.tokens for item in items]
         return PairScores(
             chosen_r,
             rejected_r,
@@ -295,8 +263,8 @@ class RewardModel:
             [c for c, _ in scored],
             [r for _, r in scored],
             **stds,
-            chosen_full_tokens=[c for c, _ in full],
-            rejected_full_tokens=[r for _, r in full],
+            chosen_full_tokens=[item.full_tokens[0] for item in items],
+            rejected_full_tokens=[item.full_tokens[1] for item in items],
         )
 
     def score_rankings(self, rows: Sequence[Mapping[str, Any]]) -> RankingScores:
@@ -304,58 +272,28 @@ class RewardModel:
         lists in `chosen` and `rejected`, strings or message lists, optional `prompt`, `tools` and
         `chat_template_kwargs`.
 
-        Each response is tokenized as training tokenizes it, and a row's sequences are truncated together, as
-        training truncates a ranking. Each distinct response of a row is scored once, so identical responses get
-        bit-identical rewards (a best-of-N tie rule must see them tied), and the row's shared prompt is computed once
-        in the layouts that share prefixes.
+        Each row is prepared as training prepares a ranking. Each distinct response of a row is scored once, so
+        identical responses get bit-identical rewards (a best-of-N tie rule must see them tied), and the row's shared
+        prompt is computed once in the layouts that share prefixes.
         """
-        sequences: list[list[int]] = []
-        groups: list[list[int]] = []
-        positions: list[list[int]] = []  # per row: each response's index into `sequences`
-        statuses: list[str] = []
-        full: list[list[int]] = []
-        for i, row in enumerate(rows):
-            validate_scored_ranking(row, i)
-            try:
-                ids = tokenize_ranking(row, self.tokenizer, self.eos_token_id)["response_ids"]
-            except InvalidRowError as e:
-                raise InvalidRowError(i, e.field, e.reason, e.code) from None
+        rules = self.item_rules
+        items = [prepare_ranking(row, rules, index=i) for i, row in enumerate(rows)]
+        positions = []  # per row: each response's position among the row's distinct responses
+        for item in items:
             distinct: dict[tuple[int, ...], int] = {}
-            names = []  # the field of each distinct response's first occurrence, for error messages
-            for field, response in zip(ranked_items(row).fields, ids, strict=True):
-                if tuple(response) not in distinct:
-                    distinct[tuple(response)] = len(distinct)
-                    names.append(field)
-            full.append(_own_tokens(ids))
-            keep = min(leading_special_count(response, self.tokenizer) for response in ids)
-            try:
-                result = truncate_group(
-                    [list(t) for t in distinct], self.max_length, self.overlength_policy, keep, names=names
-                )
-            except ValueError as e:
-                raise InvalidRowError(i, None, str(e)) from None
-            start = len(sequences)
-            sequences += result.sequences
-            groups.append(list(range(start, len(sequences))))
-            positions.append([start + distinct[tuple(response)] for response in ids])
-            statuses.append(result.status)
-        self.report.update(statuses)
-        _log_report(statuses)
-        heads = self._rewards(sequences, groups)
-        for group, status in zip(groups, statuses, strict=True):
-            if status == DROPPED:
-                heads[group] = np.nan
+            positions.append([distinct.setdefault(tuple(ids), len(distinct)) for ids in item.sequences])
+            item.sequences = [list(ids) for ids in distinct]
+        heads = self._item_rewards(items)
         quality = heads[:, :1] if self.has_length_head else heads
-        tokens = np.zeros(len(sequences), dtype=np.int64)
-        for group in groups:
-            tokens[group] = _own_tokens([sequences[k] for k in group])
         std = quality.std(1, ddof=1) if self.num_heads > 1 else None
         mean = quality.mean(1)
+        starts = np.cumsum([0] + [len(item.sequences) for item in items])
+        rows_at = [start + np.array(p, dtype=np.int64) for start, p in zip(starts[:-1], positions, strict=True)]
         return RankingScores(
-            rewards=[mean[p].tolist() for p in positions],
-            response_tokens=[tokens[p].tolist() for p in positions],
-            full_tokens=full,
-            std=None if std is None else [std[p].tolist() for p in positions],
+            rewards=[mean[p].tolist() for p in rows_at],
+            response_tokens=[np.array(item.tokens)[p].tolist() for item, p in zip(items, positions, strict=True)],
+            full_tokens=[item.full_tokens for item in items],
+            std=None if std is None else [std[p].tolist() for p in rows_at],
         )
 
     def normalize(self, rewards: Sequence[float]) -> list[float]:
@@ -372,36 +310,6 @@ class RewardModel:
         return self.num_heads > 1
 
     # ------------------------------------------------------------------------------------------------ internals
-    def _tokenize_prompt_completion(
-        self, index: int, prompt: Any, completion: Any, template_kwargs: dict[str, Any], cache: dict[str, list[int]]
-    ) -> tuple[list[int], list[int]]:
-        """The ids of prompt + completion, and of the prompt alone (to find where the completion starts)."""
-        if isinstance(prompt, str) and isinstance(completion, str):
-            ids = tokenize_text(self.tokenizer, prompt + completion, self.eos_token_id)
-            if prompt not in cache:
-                cache[prompt] = list(self.tokenizer(prompt)["input_ids"])
-            return ids, cache[prompt]
-        if _is_messages(prompt) and _is_messages(completion):
-            if not has_chat_template(self.tokenizer):
-                raise no_chat_template_error()
-            try:
-                ids = render_messages(
-                    self.tokenizer, list(prompt) + list(completion), "completion", None, template_kwargs
-                )
-                key = json.dumps(prompt, sort_keys=True, default=str)
-                if key not in cache:
-                    cache[key] = render_messages(self.tokenizer, list(prompt), "prompt", None, template_kwargs)
-                prompt_ids = cache[key]
-            except InvalidRowError as e:
-                raise InvalidRowError(index, e.field, e.reason) from None
-            return ids, prompt_ids
-        raise InvalidRowError(
-            index,
-            "prompt",
-            f"prompt and completion must both be strings or both be message lists (got {type(prompt).__name__} "
-            f"and {type(completion).__name__})",
-        )
-
     def _check_extra_output(self, return_std: bool, return_length: bool) -> None:
         if return_std and self.num_heads == 1:
             raise RewardlabError(
@@ -413,31 +321,46 @@ class RewardModel:
                 "none"
             )
 
-    def _score_sequences(
-        self,
-        sequences: list[list[int]],
-        prompt_lengths: list[int],
-        return_std: bool = False,
-        return_length: bool = False,
+    def _score_single(
+        self, items: list[PreparedItem], return_std: bool, return_length: bool
     ) -> list[float] | tuple[list[float], list[float]]:
-        keep = [leading_special_count(ids, self.tokenizer) for ids in sequences]
-        statuses, cut = [], []
-        for i, (ids, prompt_length) in enumerate(zip(sequences, prompt_lengths, strict=True)):
-            try:
-                ids, status = truncate_sequence(ids, prompt_length, self.max_length, self.overlength_policy, keep[i])
-            except ValueError as e:
-                raise InvalidRowError(i, None, str(e)) from None
-            cut.append(ids)
-            statuses.append(status)
-        self.report.update(statuses)
-        _log_report(statuses)
-        heads = self._rewards(cut, group_by_shared_prefix(cut) if self.layout.shares_prefixes else None)
-        heads[np.array(statuses) == DROPPED] = np.nan
+        """Rewards of one-sequence items; responses that share a prompt are scored together (`group_by_shared_prefix`)
+        in the layouts that share prefixes."""
+        self._count(items)
+        sequences = [item.sequences[0] for item in items]
+        heads = self._rewards(sequences, group_by_shared_prefix(sequences) if self.layout.shares_prefixes else None)
+        heads[np.array([item.status == DROPPED for item in items], dtype=bool)] = np.nan
         if self.has_length_head:
             quality = heads[:, 0].tolist()
             return (quality, heads[:, 1].tolist()) if return_length else quality
         mean = heads.mean(1).tolist()
         return (mean, heads.std(1, ddof=1).tolist()) if return_std else mean
+
+    def _item_rewards(self, items: list[PreparedItem]) -> np.ndarray:
+        """Rewards (sequences, heads) of every sequence of `items`, item after item, each item's sequences laid out
+        together (its prompt computed once where the layout shares prefixes); a dropped item's are NaN."""
+        self._count(items)
+        sequences, groups = [], []
+        for item in items:
+            groups.append(list(range(len(sequences), len(sequences) + len(item.sequences))))
+            sequences += item.sequences
+        heads = self._rewards(sequences, groups)
+        for item, group in zip(items, groups, strict=True):
+            if item.status == DROPPED:
+                heads[group] = np.nan
+        return heads
+
+    def _count(self, items: list[PreparedItem]) -> None:
+        """Add what the over-length policy did to `items` to `report`, and log the items it changed."""
+        statuses = [item.status for item in items]
+        self.report.update(statuses)
+        counts = Counter(s for s in statuses if s != OK)
+        if counts:
+            logger.warning(
+                "scored %d items over max_length: %s",
+                sum(counts.values()),
+                ", ".join(f"{n} {k}" for k, n in counts.items()),
+            )
 
     def _rewards(self, sequences: list[list[int]], groups: list[list[int]] | None) -> np.ndarray:
         """Rewards (sequences, heads) of `sequences` (with a length head: [quality, length]), in forward passes under
@@ -474,12 +397,6 @@ def pair_rows(chosen: Sequence[Any], rejected: Sequence[Any], prompts: Sequence[
     return rows
 
 
-def _own_tokens(sequences: Sequence[Sequence[int]]) -> list[int]:
-    """Each sequence's tokens after the prefix all of them share (their prompt): the responses' lengths."""
-    shared = common_prefix_length(*sequences) if len(sequences) > 1 else 0
-    return [len(ids) - shared for ids in sequences]
-
-
 def _resolve_device(device: str | torch.device | None) -> torch.device:
     """`device`, or CUDA when there is one, else the CPU; a clear error for a device that cannot be used."""
     if device is None:
@@ -497,17 +414,3 @@ def _check_list(values: Any, name: str) -> list:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise RewardlabError(f"{name} must be a list, got {type(values).__name__}")
     return list(values)
-
-
-def _is_messages(value: Any) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, str) and all(isinstance(m, Mapping) for m in value)
-
-
-def _log_report(statuses: list[str]) -> None:
-    counts = Counter(s for s in statuses if s != OK)
-    if counts:
-        logger.warning(
-            "scored %d items over max_length: %s",
-            sum(counts.values()),
-            ", ".join(f"{n} {k}" for k, n in counts.items()),
-        )
