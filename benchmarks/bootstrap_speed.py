@@ -2,7 +2,7 @@
 
 rewardlab computes every bootstrapped statistic (accuracy, log-loss, ECE, Brier, both reward-length correlations,
 accuracy per length group and per category) from a few matrix products per block of resamples
-(`rewardlab.metrics.bootstrap`). This times that against scipy's own bootstrap (percentile method, the same number
+(`rewardlab.metrics.intervals`). This times that against scipy's own bootstrap (percentile method, the same number
 of resamples) computing the statistics one at a time, vectorised where scipy can (means) and per resample where it
 cannot (the rank correlation), and prints both intervals so they can be compared.
 
@@ -18,7 +18,7 @@ import time
 import numpy as np
 from scipy import stats
 
-from rewardlab.metrics.bootstrap import bootstrap_intervals
+from rewardlab.metrics.intervals import bootstrap_intervals
 
 
 def synthetic_set(n: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -38,9 +38,9 @@ def one_run(args) -> dict:
     import torch
 
     from rewardlab import RewardConfig, RewardTrainer
+    from rewardlab.data.apply_mapping import apply_mapping
     from rewardlab.data.loading import load_preference_data
-    from rewardlab.eval.apply_mapping import apply_mapping
-    from rewardlab.eval.mapping import get_preset
+    from rewardlab.data.mapping import get_preset
 
     torch.set_num_threads(2)
     # RMB nests its answers; map it to the trainer's conversational layout once, into a JSON-lines file.

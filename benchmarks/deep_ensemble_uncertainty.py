@@ -143,7 +143,7 @@ def main() -> None:
 def other_measures(members: list[Path], eval_files: list[str]) -> None:
     """AUROC and wrong - right gap of other disagreement measures, from each member's margins."""
     from rewardlab import RewardEnsemble
-    from rewardlab.metrics.bootstrap import uncertainty_gap
+    from rewardlab.metrics.intervals import uncertainty_gap
     from rewardlab.metrics.uncertainty import auroc
 
     ensemble = RewardEnsemble.from_pretrained([str(m) for m in members], device="cpu")

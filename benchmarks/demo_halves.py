@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.cli.demo import build_parser, demo_config, demo_splits, load_demo_files, minilm_path
-from rewardlab.cli.train import trained_reward_model
+from rewardlab.score.reward_model import RewardModel
 from rewardlab.train.trainer import RewardTrainer
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     trainer.train()
     train_seconds = time.perf_counter() - start
     rows = [held_out[i] for i in range(len(held_out))]
-    scores = trained_reward_model(trainer).score_pair_rows(rows)
+    scores = RewardModel.from_trainer(trainer).score_pair_rows(rows)
     right = np.asarray(scores.rewards_chosen) > np.asarray(scores.rewards_rejected)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     result = {

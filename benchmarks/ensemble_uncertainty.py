@@ -54,7 +54,7 @@ def ultrafeedback_rows(split: str) -> list[dict]:
 
 
 def report(name: str, std: np.ndarray, wrong: np.ndarray, margin: np.ndarray) -> dict:
-    from rewardlab.metrics.bootstrap import uncertainty_gap
+    from rewardlab.metrics.intervals import uncertainty_gap
     from rewardlab.metrics.uncertainty import auroc, uncertainty_metrics
 
     keep = np.isfinite(std)

@@ -8,7 +8,7 @@ import pytest
 
 from rewardlab.metrics.baselines import compare_with_baselines, length_rules, masked_mean, mean_of
 from rewardlab.metrics.best_of_n import best_of_n_chance, best_of_n_scores
-from rewardlab.metrics.bootstrap import resample_weights
+from rewardlab.metrics.intervals import resample_weights
 from rewardlab.metrics.style_matrix import difficulty_accuracies, style_correct, unit_values
 from rewardlab.metrics.ties import ties_chance_columns, ties_columns, ties_statistic
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from rewardlab.cli import main
-from rewardlab.cli.train import lora_config, parse_train_args, quantization_config
+from rewardlab.cli.train import parse_train_args
 from rewardlab.errors import RewardlabError
+from rewardlab.train.arguments import lora_config, quantization_config
 
 REQUIRED = ["--model_name_or_path", "org/model", "--dataset_name", "pairs.jsonl"]
 
@@ -394,7 +395,7 @@ def test_trl_model_flags_reach_lora_and_quantization():
 def test_ignore_bias_buffers_leaves_boolean_buffers_out_of_ddp():
     import torch
 
-    from rewardlab.cli.train import ignore_bool_buffers
+    from rewardlab.train.run import ignore_bool_buffers
 
     model = torch.nn.Linear(2, 2)
     model.register_buffer("mask", torch.ones(2, 2, dtype=torch.bool))
@@ -420,3 +421,30 @@ def test_a_datasets_section_that_is_not_a_list(tmp_path, capsys):
     config = write_yaml(tmp_path, "model_name_or_path: org/model\ndatasets:\n  path: a.jsonl\n")
     code, _, err = run_main(capsys, ["train", "--config", config])
     assert "datasets must be a list of datasets" in assert_one_line_error(code, err)
+
+
+def test_train_reads_a_third_party_layout_through_a_mapping(tiny_dirs, tmp_path, capsys):
+    # AlpacaEval's layout: two outputs and a preference in [1, 2]; 1.5 is a tie, which the mapping skips and counts.
+    rows = [
+        {
+            "instruction": f"q{i} colour?",
+            "output_1": f"blue {i}",
+            "output_2": f"red {i}",
+            "preference": p,
+            "dataset": "x",
+        }
+        for i, p in enumerate([1.0, 2.0, 1.5] * 6)
+    ]
+    data = tmp_path / "alpaca.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = str(tmp_path / "out")
+    argv = [*tiny_train_argv(tiny_dirs["llama"], str(data), out), "--mapping", "alpaca-eval"]
+    code, stdout, err = run_main(capsys, argv)
+    assert code == 0, err
+    assert "18 rows -> 12 pairs (skipped: 6 ties)" in err
+    with open(os.path.join(out, "rewardlab_run.json"), encoding="utf-8") as f:
+        record = json.load(f)
+    assert record["data"]["train"]["rows_in"] + record["data"]["eval"]["rows_in"] == 12
+
+    refused = run_main(capsys, [*tiny_train_argv(tiny_dirs["llama"], str(data), out), "--mapping", "hh-rlhf"])
+    assert refused[0] != 0 and "chosen" in refused[2]

@@ -12,8 +12,8 @@ from tiny import make_model, make_tokenizer
 from rewardlab import RewardEnsemble, RewardFunction, RewardModel
 from rewardlab.cli import main
 from rewardlab.errors import RewardlabError
-from rewardlab.metrics.bootstrap import uncertainty_gap
-from rewardlab.metrics.report import json_safe
+from rewardlab.metrics.intervals import uncertainty_gap
+from rewardlab.metrics.pair_evaluation import json_safe
 from rewardlab.metrics.uncertainty import auroc
 
 TEXTS = ["the sky is blue", "what color is the sky ? green", "paris rome cold"]

@@ -20,7 +20,7 @@ from rewardlab.metrics.uncertainty import auroc, pair_uncertainty, uncertainty_m
 from rewardlab.model.heads import EnsembleHead, install_ensemble_head, num_heads
 from rewardlab.score.reward_model import RewardModel
 from rewardlab.score.rl import RewardFunction
-from rewardlab.train.bootstrap import BootstrapCollator, bootstrap_weights, example_key
+from rewardlab.train.bagging import BootstrapCollator, bootstrap_weights, example_key
 
 
 def test_ensemble_head_state_dict_holds_the_mean_head():

@@ -6,20 +6,20 @@ import pytest
 from scipy import stats
 
 from rewardlab.errors import RewardlabError
-from rewardlab.metrics.bootstrap import _PairColumns, _resample_statistics, bootstrap_intervals
 from rewardlab.metrics.calibration import calibration, optimal_temperature, reliability_bins
+from rewardlab.metrics.intervals import _PairColumns, _resample_statistics, bootstrap_intervals
+from rewardlab.metrics.pair_evaluation import evaluate_pairs, json_safe
 from rewardlab.metrics.pairs import (
     bradley_terry_log_loss,
     category_accuracy,
     length_bias,
     mean_margin,
     pair_accuracy,
-    pearson_correlation,
+    pearson_r,
     section_scores,
     spearman_correlation,
     worst_pairs,
 )
-from rewardlab.metrics.report import evaluate_pairs, json_safe
 
 NAN = float("nan")
 
@@ -179,15 +179,15 @@ def test_temperature_fit_edge_cases():
 
 
 def test_correlations_by_hand():
-    assert pearson_correlation([1, 2, 3], [2, 4, 7]) == pytest.approx(
+    assert pearson_r([1, 2, 3], [2, 4, 7]) == pytest.approx(
         # x - x̄ = (-1, 0, 1), y - ȳ = (-7/3, -1/3, 8/3)
         (7 / 3 + 8 / 3) / math.sqrt(2 * (49 + 1 + 64) / 9),
         rel=1e-12,
     )
     assert spearman_correlation([1, 2, 3, 4], [1, 10, 100, 1000]) == pytest.approx(1.0)
     assert spearman_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert math.isnan(pearson_correlation([1, 1, 1], [1, 2, 3]))
-    assert math.isnan(pearson_correlation([1e300 / 3] * 4, [1, 2, 3, 4]))  # constant despite rounding in the mean
+    assert math.isnan(pearson_r([1, 1, 1], [1, 2, 3]))
+    assert math.isnan(pearson_r([1e300 / 3] * 4, [1, 2, 3, 4]))  # constant despite rounding in the mean
     assert math.isnan(spearman_correlation([5], [2]))
 
 
@@ -317,7 +317,7 @@ def test_resampled_statistics_use_the_point_formulas():
         assert got["brier"] == pytest.approx(cal["brier"], rel=1e-12)
         assert got["length_pearson"] == pytest.approx(bias["pearson"], rel=1e-9)
         assert got["length_spearman"] == pytest.approx(bias["spearman"], rel=1e-12)
-        # The vectorised resampling is rewardlab's own (see rewardlab.metrics.bootstrap): scipy is the reference.
+        # The vectorised resampling is rewardlab's own (see rewardlab.metrics.intervals): scipy is the reference.
         rewards, lengths = np.concatenate([rc, rr]), np.concatenate([lc, lr])
         assert got["length_spearman"] == pytest.approx(stats.spearmanr(rewards, lengths).statistic, rel=1e-12)
         assert got["length_pearson"] == pytest.approx(stats.pearsonr(rewards, lengths).statistic, rel=1e-9)

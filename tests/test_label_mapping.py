@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from rewardlab.data.apply_mapping import apply_mapping, get_path, rm_bench_difficulty, split_hh_dialogue, split_hh_pair
 from rewardlab.data.formats import detect_dataset_format
+from rewardlab.data.mapping import PRESETS, LabelMapping, describe_mapping, get_preset, parse_mapping
 from rewardlab.data.validate import validate_example
 from rewardlab.errors import InvalidRowError, RewardlabError
-from rewardlab.eval.apply_mapping import apply_mapping, get_path, rm_bench_difficulty, split_hh_dialogue, split_hh_pair
-from rewardlab.eval.mapping import PRESETS, LabelMapping, describe_mapping, get_preset, parse_mapping
 
 
 def _data_dir() -> Path | None:

@@ -19,10 +19,12 @@ from typing import Any
 from datasets import concatenate_datasets
 
 from rewardlab.cli.common import ArgumentParser, versus_content_blind
-from rewardlab.cli.train import headline_of, trained_reward_model, write_eval_report
 from rewardlab.config import RewardConfig
 from rewardlab.data.loading import load_preference_data
 from rewardlab.errors import RewardlabError
+from rewardlab.eval.leaderboard import headline_of
+from rewardlab.eval.trained import write_training_report
+from rewardlab.score.reward_model import RewardModel
 from rewardlab.train.trainer import RewardTrainer
 
 # Bundled data (see demo_data/CREDITS.md): Anthropic HH-RLHF test splits, MIT licence.
@@ -181,7 +183,7 @@ def _last_turn(text: str, width: int = 100) -> str:
 def print_examples(trainer: RewardTrainer, held_out: Any, count: int = 3) -> None:
     """A few held-out pairs with both rewards: the model at work."""
     rows = [held_out[i] for i in range(min(count, len(held_out)))]
-    scores = trained_reward_model(trainer).score_pair_rows(rows)
+    scores = RewardModel.from_trainer(trainer).score_pair_rows(rows)
     print("Held-out examples (the last assistant turn of each answer):")
     for row, chosen, rejected in zip(rows, scores.rewards_chosen, scores.rewards_rejected, strict=True):
         verdict = "right" if chosen > rejected else "wrong"
@@ -219,7 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     trainer.train()
     after = trainer.evaluate()
     trainer.save_model(args.output_dir)
-    report, evaluation = write_eval_report(trainer, held_out, "bundled HH-RLHF test splits, held-out pairs")
+    report, evaluation = write_training_report(trainer, held_out, "bundled HH-RLHF test splits, held-out pairs")
     elapsed = time.perf_counter() - start
 
     print()

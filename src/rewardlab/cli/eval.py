@@ -15,8 +15,8 @@ from rewardlab.cli.common import (
     load_reward_model,
     versus_content_blind,
 )
+from rewardlab.data.apply_mapping import describe_skips
 from rewardlab.errors import RewardlabError
-from rewardlab.eval.apply_mapping import describe_skips
 from rewardlab.eval.leaderboard import RULE_NAMES, benchmark_rows
 from rewardlab.eval.report import evaluate, training_log, write_report, write_skipped_rows
 from rewardlab.eval.sets import load_eval_set

@@ -1,8 +1,7 @@
 """Evaluation of reward models on preference sets and the field's benchmarks: what `rewardlab eval` reports.
 
-- `mapping`: `LabelMapping`, where the pieces of a third-party evaluation layout live, with presets;
-- `apply_mapping`: rows through a mapping into pairs, every unused row counted;
-- `sets`: `EvalSet`, a data set loaded and turned into what its benchmark scores;
+- `sets`: `EvalSet`, a data set loaded (third-party layouts through a `rewardlab.data.mapping.LabelMapping`) and
+  turned into what its benchmark scores;
 - `rewardbench2`, `rewardbench`, `rm_bench`, `judgebench`, `best_of_k`: each benchmark's rows and its own scoring
   rule, with content-blind baselines;
 - `leaderboard`: the headline number of each result, and every model on every set;
@@ -11,7 +10,7 @@
 - `html`: the self-contained HTML page, from `templates/report.html.j2`.
 """
 
-from rewardlab.eval.mapping import LabelMapping, parse_mapping
+from rewardlab.data.mapping import LabelMapping, parse_mapping
 from rewardlab.eval.report import evaluate, write_report
 from rewardlab.eval.sets import EvalSet, load_eval_set
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import jinja2
 
-from rewardlab.eval.apply_mapping import describe_skips
+from rewardlab.data.apply_mapping import describe_skips
 from rewardlab.eval.leaderboard import RULE_NAMES, benchmark_rows
 
 # (figure key, alt text) of each set's figures, in page order.

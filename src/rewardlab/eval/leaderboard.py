@@ -90,3 +90,10 @@ def benchmark_rows(result: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any,
         rows += [(c, v["accuracy"], v.get("baselines"), v["count"]) for c, v in result["categories"].items()]
         return "Accuracy per category against content-blind rules", rows
     return None
+
+
+def headline_of(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline (score, best content-blind rule, lead) of a report's one model on its one data set."""
+    (sets,) = report["results"].values()
+    (result,) = sets.values()
+    return result["headline"]

@@ -1,6 +1,6 @@
 """The evaluation report's figures, drawn with matplotlib and returned as PNG data URIs (the HTML stays one file).
 
-Each function takes plain arrays or the numbers of `rewardlab.metrics.report.evaluate_pairs` and returns a
+Each function takes plain arrays or the numbers of `rewardlab.metrics.pair_evaluation.evaluate_pairs` and returns a
 `data:image/png;base64,...` string. The Agg backend is used so that reports render on machines without a display.
 """
 
@@ -122,7 +122,7 @@ def reward_vs_length(
     return to_data_uri(fig)
 
 
-def category_accuracy(per_category: Mapping[str, Mapping[str, float]]) -> str:
+def category_chart(per_category: Mapping[str, Mapping[str, float]]) -> str:
     """Accuracy per category (horizontal bars, with pair counts), worst first."""
     items = sorted(per_category.items(), key=lambda kv: kv[1]["accuracy"])
     fig, ax = _figure(6.4, max(2.4, 0.32 * len(items) + 1.2))

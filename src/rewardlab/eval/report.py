@@ -32,9 +32,9 @@ from rewardlab.eval.html import render_report
 from rewardlab.eval.leaderboard import headline, leaderboard
 from rewardlab.eval.sets import BEST_OF_K, EvalSet
 from rewardlab.files import atomic_path, read_run_record
-from rewardlab.metrics.bootstrap import uncertainty_gap
+from rewardlab.metrics.intervals import uncertainty_gap
+from rewardlab.metrics.pair_evaluation import evaluate_pairs, json_safe
 from rewardlab.metrics.pairs import length_bias
-from rewardlab.metrics.report import evaluate_pairs, json_safe
 from rewardlab.metrics.uncertainty import auroc, uncertainty_metrics
 from rewardlab.score.ensemble import RewardEnsemble, members_of
 from rewardlab.score.reward_model import RewardModel
@@ -186,7 +186,7 @@ def _figures(scored: Mapping[str, np.ndarray], metrics: Mapping[str, Any]) -> di
         ),
     }
     if metrics.get("categories"):
-        figures["categories"] = plots.category_accuracy(metrics["categories"])
+        figures["categories"] = plots.category_chart(metrics["categories"])
     return figures
 
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from rewardlab.data.apply_mapping import MappingStats
 from rewardlab.data.validate import EMPTY, MISSING, NULL, WRONG_TYPE, validate_text
 from rewardlab.errors import InvalidRowError, type_name
-from rewardlab.eval.apply_mapping import MappingStats
 from rewardlab.metrics.baselines import (
     Statistic,
     compare_with_baselines,

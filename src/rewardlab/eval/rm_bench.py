@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from rewardlab.data.apply_mapping import MappingStats, get_path
+from rewardlab.data.mapping import LabelMapping
 from rewardlab.errors import InvalidRowError
-from rewardlab.eval.apply_mapping import MappingStats, get_path
-from rewardlab.eval.mapping import LabelMapping
 from rewardlab.metrics.baselines import Statistic, compare_with_baselines, drop_unscored, masked_mean, mean_of, negated
 from rewardlab.metrics.style_matrix import DIFFICULTIES, difficulty_accuracies, style_correct, unit_values
 

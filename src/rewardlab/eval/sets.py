@@ -1,6 +1,6 @@
 """Evaluation sets: data (files, globs of files, hub ids) read and turned into what a benchmark scores.
 
-Most sets become preference pairs through a label mapping (`rewardlab.eval.mapping`). A benchmark named by its
+Most sets become preference pairs through a label mapping (`rewardlab.data.mapping`). A benchmark named by its
 mapping adds its own rule on top: `rewardbench` (sections), `rm-bench` (the style matrix), `judgebench` (one game, a
 tie to B). RewardBench 2 (`rewardbench2`) is scored per prompt, every completion at once, and ranked rows (K
 responses per prompt) are scored both as all their comparisons and per prompt (best-of-K). RewardBench 2 and
@@ -18,14 +18,14 @@ from typing import Any
 
 import torch
 
+from rewardlab.data.apply_mapping import MappingStats, apply_mapping
 from rewardlab.data.formats import detect_dataset_format, is_ranked_example, ranked_items
 from rewardlab.data.loading import load_preference_data
+from rewardlab.data.mapping import LabelMapping, parse_mapping
 from rewardlab.data.validate import validate_row
 from rewardlab.errors import InvalidRowError, RewardlabError
 from rewardlab.eval import judgebench, rewardbench, rewardbench2, rm_bench
-from rewardlab.eval.apply_mapping import MappingStats, apply_mapping
 from rewardlab.eval.best_of_k import best_responses
-from rewardlab.eval.mapping import LabelMapping, parse_mapping
 from rewardlab.losses import ordered_pairs
 
 logger = logging.getLogger(__name__)

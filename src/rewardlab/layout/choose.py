@@ -13,10 +13,9 @@ import logging
 import torch
 
 from rewardlab.layout.batch import Layout
-from rewardlab.layout.forward import split_backbone_and_head, split_encoder_and_head
 from rewardlab.layout.probe import probe_packed_layout
 from rewardlab.layout.varlen import choose_kernel
-from rewardlab.model.parts import unwrap_reward_model
+from rewardlab.model.parts import split_backbone_and_head, split_encoder_and_head, unwrap_reward_model
 
 logger = logging.getLogger(__name__)
 

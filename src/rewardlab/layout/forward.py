@@ -17,7 +17,7 @@ from rewardlab._compat import attention_implementation
 from rewardlab.layout.attention import ATTENTION_NAME
 from rewardlab.layout.batch import Layout, layout_of
 from rewardlab.layout.varlen import VARLEN_KEY, VARLEN_KWARG
-from rewardlab.model.parts import unwrap_reward_model
+from rewardlab.model.parts import split_backbone_and_head, split_encoder_and_head
 
 
 def sequence_rewards(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
@@ -30,33 +30,6 @@ def pair_rewards(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.T
     all chosen sequences, then all rejected ones)."""
     rewards_chosen, rewards_rejected = sequence_rewards(model, batch).chunk(2)
     return rewards_chosen, rewards_rejected
-
-
-def split_backbone_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The decoder stack and the score head of a causal `*ForSequenceClassification` (e.g. `.model` and `.score`)."""
-    inner = unwrap_reward_model(model)
-    prefix = getattr(inner, "base_model_prefix", "model")
-    backbone, head = getattr(inner, prefix, None), getattr(inner, "score", None)
-    if backbone is None or head is None:
-        raise ValueError(f"{type(inner).__name__} has no `{prefix}` backbone and `score` head")
-    return backbone, head
-
-
-def split_encoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
-    """The encoder of a BERT-style `*ForSequenceClassification` and a function from first-token states to rewards.
-
-    These models pool the first token ([CLS]) through `encoder.pooler`, then apply `dropout` and `classifier`.
-    """
-    inner = unwrap_reward_model(model)
-    encoder = getattr(inner, getattr(inner, "base_model_prefix", ""), None)
-    pooler = getattr(encoder, "pooler", None)
-    if pooler is None or not hasattr(inner, "classifier") or not hasattr(inner, "dropout"):
-        raise ValueError(f"{type(inner).__name__} is not a BERT-style encoder with pooler and classifier")
-
-    def head(first_token_states: torch.Tensor) -> torch.Tensor:  # (S, hidden) -> (S,) or (S, N)
-        return inner.classifier(inner.dropout(pooler(first_token_states[:, None, :]))).squeeze(-1)
-
-    return encoder, head
 
 
 def _padded_rewards(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:

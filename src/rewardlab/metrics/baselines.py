@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.metrics.bootstrap import percentile_interval, resample_weights
+from rewardlab.metrics.intervals import percentile_interval, resample_weights
 
 Statistic = Callable[[np.ndarray], np.ndarray]
 """A score as a function of unit weights: `(B, n)` array of counts -> `(B,)` values."""

@@ -75,7 +75,7 @@ def bradley_terry_log_loss(rewards_chosen: Any, rewards_rejected: Any, margins: 
     }
 
 
-def pearson_correlation(x: np.ndarray | Sequence[float], y: np.ndarray | Sequence[float]) -> float:
+def pearson_r(x: np.ndarray | Sequence[float], y: np.ndarray | Sequence[float]) -> float:
     """Pearson's `r` (`scipy.stats.pearsonr`); NaN when either side is constant or has < 2 values."""
     x, y = _paired(x, y)
     if _constant(x) or _constant(y):
@@ -136,13 +136,13 @@ def length_bias(
     return {
         "n": n,
         "n_dropped": int(len(ok) - n),
-        "pearson": pearson_correlation(rewards, lengths),
+        "pearson": pearson_r(rewards, lengths),
         "spearman": spearman_correlation(rewards, lengths),
         "chosen_longer": _group_accuracy(correct, tie, lc > lr),
         "chosen_shorter": _group_accuracy(correct, tie, lc < lr),
         "equal_length": _group_accuracy(correct, tie, lc == lr),
         "chosen_longer_fraction": ratio(int(np.sum(lc > lr)), n),
-        "margin_length_pearson": pearson_correlation(rc - rr, lc - lr),
+        "margin_length_pearson": pearson_r(rc - rr, lc - lr),
         "mean_length_chosen": float(lc.mean()) if n else math.nan,
         "mean_length_rejected": float(lr.mean()) if n else math.nan,
     }

@@ -9,7 +9,7 @@ next to it (`<head>.heads`, `<head>.heads_bias`), which plain `transformers` rep
 deviation across heads, its uncertainty.
 
 Diversity between heads comes from their independent random initialisations and, optionally, from bootstrap
-resampling (`rewardlab.train.bootstrap`).
+resampling (`rewardlab.train.bagging`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Find the parts of a reward model inside whatever wraps it: the `*ForSequenceClassification` module, its score
-head and its hidden size. DDP, FSDP, DeepSpeed, `torch.compile` and PEFT each wrap the model their own way."""
+head, its backbone (a causal decoder stack, or a BERT-style encoder and the head over its pooled first token). DDP,
+FSDP, DeepSpeed, `torch.compile` and PEFT each wrap the model their own way."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from accelerate.utils import extract_model_from_parallel
@@ -30,3 +33,30 @@ def score_head_name(model: torch.nn.Module) -> str:
         f"{type(model).__name__} has no score head named {' or '.join(SCORE_HEAD_NAMES)}: "
         "use a *ForSequenceClassification model"
     )
+
+
+def split_backbone_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The decoder stack and the score head of a causal `*ForSequenceClassification` (e.g. `.model` and `.score`)."""
+    inner = unwrap_reward_model(model)
+    prefix = getattr(inner, "base_model_prefix", "model")
+    backbone, head = getattr(inner, prefix, None), getattr(inner, "score", None)
+    if backbone is None or head is None:
+        raise ValueError(f"{type(inner).__name__} has no `{prefix}` backbone and `score` head")
+    return backbone, head
+
+
+def split_encoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
+    """The encoder of a BERT-style `*ForSequenceClassification` and a function from first-token states to rewards.
+
+    These models pool the first token ([CLS]) through `encoder.pooler`, then apply `dropout` and `classifier`.
+    """
+    inner = unwrap_reward_model(model)
+    encoder = getattr(inner, getattr(inner, "base_model_prefix", ""), None)
+    pooler = getattr(encoder, "pooler", None)
+    if pooler is None or not hasattr(inner, "classifier") or not hasattr(inner, "dropout"):
+        raise ValueError(f"{type(inner).__name__} is not a BERT-style encoder with pooler and classifier")
+
+    def head(first_token_states: torch.Tensor) -> torch.Tensor:  # (S, hidden) -> (S,) or (S, N)
+        return inner.classifier(inner.dropout(pooler(first_token_states[:, None, :]))).squeeze(-1)
+
+    return encoder, head

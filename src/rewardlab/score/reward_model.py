@@ -179,6 +179,15 @@ class RewardModel:
         kwargs.setdefault("source", path_or_id)
         return cls(model, tokenizer, **kwargs)
 
+    @classmethod
+    def from_trainer(cls, trainer: Any, **kwargs: Any) -> RewardModel:
+        """A `RewardTrainer`'s model as it stands, scoring as its run trained (its max_length, policy and eos)."""
+        args = trainer.args
+        kwargs.setdefault("max_length", args.max_length)
+        kwargs.setdefault("overlength_policy", args.overlength_policy)
+        kwargs.setdefault("eos_token", args.eos_token)
+        return cls(trainer.model, trainer.processing_class, **kwargs)
+
     # ------------------------------------------------------------------------------------------------ scoring
     @property
     def item_rules(self) -> ItemRules:

@@ -1,10 +1,11 @@
 """Training: `RewardTrainer`, a `transformers.Trainer` that wires the other packages together.
 
 - `trainer`: `RewardTrainer` itself (set-up, loss, steps, logging, crash-safe saving);
+- `setup`: the run's model and tokenizer (ensemble or length head, eos, chat template, PEFT), as plain functions;
 - `datasets`: the run's data sets, prepared and counted (a streamed evaluation set read whole);
 - `engines`: what DDP, DeepSpeed and FSDP need from the model set-up (TRL's workarounds, with their reasons);
 - `predictions`: evaluation outputs and the exact metrics computed from them;
-- `bootstrap`: per-example Poisson weights for bootstrap ensembles;
+- `bagging`: per-example Poisson weights, so that each head of an ensemble trains on its own bootstrap resample;
 - `run_record`: `rewardlab_run.json` and the model card saved next to the model.
 """
 

@@ -48,7 +48,7 @@ from rewardlab.model.load import (
     hub_id_of,
     is_peft_model,
 )
-from rewardlab.train.bootstrap import BootstrapCollator
+from rewardlab.train.bagging import BootstrapCollator
 from rewardlab.train.datasets import RunDatasets
 from rewardlab.train.engines import (
     check_parallelism,

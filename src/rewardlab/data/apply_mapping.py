@@ -1,4 +1,4 @@
-"""Apply a `LabelMapping` (`rewardlab.eval.mapping`) to rows: preference pairs out, and every row it does not use
+"""Apply a `LabelMapping` (`rewardlab.data.mapping`) to rows: preference pairs out, and every row it does not use
 counted by reason in `MappingStats`, never dropped silently."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field
 from numbers import Real
 from typing import Any
 
+from rewardlab.data.mapping import HH_ASSISTANT, LabelMapping, is_int, label_key, parse_mapping
 from rewardlab.data.validate import BAD_MESSAGE, EMPTY, MISSING, NULL, WRONG_TYPE, validate_scored_pair
 from rewardlab.errors import InvalidRowError, RewardlabError, type_name
-from rewardlab.eval.mapping import HH_ASSISTANT, LabelMapping, is_int, label_key, parse_mapping
 
 # At most this many distinct unrecognised labels are listed in the stats (all are counted).
 _MAX_LISTED_LABELS = 20

@@ -1,7 +1,7 @@
 """Every evaluation metric of one reward model on one preference set, as one JSON-ready report.
 
 `evaluate_pairs` assembles the report section by section from the point metrics (`rewardlab.metrics.pairs`),
-calibration (`rewardlab.metrics.calibration`) and their bootstrap intervals (`rewardlab.metrics.bootstrap`).
+calibration (`rewardlab.metrics.calibration`) and their bootstrap intervals (`rewardlab.metrics.intervals`).
 
 Layout (`{"value": v, "ci95": [low, high]}` is written `V±`)::
 
@@ -50,7 +50,6 @@ import numpy as np
 
 from rewardlab.errors import RewardlabError
 from rewardlab.metrics.baselines import compare_with_baselines, length_rules, masked_mean, pair_correct
-from rewardlab.metrics.bootstrap import bootstrap_intervals
 from rewardlab.metrics.calibration import calibration, optimal_temperature
 from rewardlab.metrics.inputs import (
     LENGTH_GROUPS,
@@ -62,6 +61,7 @@ from rewardlab.metrics.inputs import (
     check_weighting,
     evaluated_pairs,
 )
+from rewardlab.metrics.intervals import bootstrap_intervals
 from rewardlab.metrics.pairs import (
     bradley_terry_log_loss,
     category_accuracy,
