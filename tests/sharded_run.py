@@ -118,6 +118,8 @@ if __name__ == "__main__":
     faulthandler.dump_traceback_later(120)
     engines = [mode for mode in sys.argv[3:] if mode != "resume"]
     main(sys.argv[1], sys.argv[2], engines[0] if engines else None, "resume" in sys.argv[3:])
-    # Torn down here, while the interpreter is whole, rather than by the process group's destructors at exit.
+    # Torn down here, while the interpreter is whole, rather than by the process group's destructors at exit, and by
+    # every process together: one that tears down while another still holds the group can abort gloo.
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

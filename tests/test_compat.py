@@ -44,3 +44,35 @@ def test_rewardtrainer_overrides_only_the_trainer_hooks_it_declares():
     own = {name for name in vars(RewardTrainer) if name.startswith("_") and not name.startswith("__")}
     shadowed = {name for name in own if hasattr(Trainer, name)} - set(_compat.TRAINER_HOOKS)
     assert not shadowed, shadowed
+
+
+def test_name_or_path_is_where_a_model_was_loaded_from(tmp_path):
+    from tiny import save_tiny
+    from transformers import AutoModelForSequenceClassification
+
+    assert _compat.name_or_path(make_model("qwen3", make_tokenizer("qwen3"))) in (None, "")  # built from a config
+    directory = save_tiny("qwen3", tmp_path / "model")
+    assert _compat.name_or_path(AutoModelForSequenceClassification.from_pretrained(directory)) == str(directory)
+
+
+def test_signature_columns_set_are_the_ones_trainer_keeps():
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    tok = make_tokenizer("qwen3")
+    trainer = Trainer(make_model("qwen3", tok), TrainingArguments("unused", report_to="none", use_cpu=True))
+    _compat.set_signature_columns(trainer, ["chosen_ids", "rejected_ids"])
+    data = Dataset.from_list([{"chosen_ids": [1, 2], "rejected_ids": [1, 3], "extra": "x"}])
+    assert trainer._remove_unused_columns(data).column_names == ["chosen_ids", "rejected_ids"]
+
+
+def test_names_ignored_in_ddp_are_those_ddp_reads():
+    from torch.nn.parallel import DistributedDataParallel
+
+    model = make_model("qwen3", make_tokenizer("qwen3"))
+    _compat.ignore_in_ddp(model, ["score.weight"])
+    assert model._ddp_params_and_buffers_to_ignore == ["score.weight"]
+    # DDP's own (private) setter writes the same attribute.
+    other = make_model("qwen3", make_tokenizer("qwen3"))
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(other, ["score.weight"])
+    assert other._ddp_params_and_buffers_to_ignore == model._ddp_params_and_buffers_to_ignore

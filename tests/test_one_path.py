@@ -1,7 +1,7 @@
 """One path from a row to a reward: the token ids and the read-out position that `RewardModel.score_pairs`,
 `rewardlab score` and the server give a pair are those the trainer trains on, for rows drawn in every format
-(standard and conversational, implicit and explicit prompt, tool calls), for tokenizers that add BOS, CLS or
-nothing, and over max_length under every policy."""
+(standard and conversational, implicit and explicit prompt, tool calls, pre-tokenized with or without a leading
+BOS/CLS on each side), for tokenizers that add BOS, CLS or nothing, and over max_length under every policy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import functools
 
 import pytest
 from datasets import Dataset
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tiny import make_model, make_tokenizer
 
@@ -17,7 +17,7 @@ import rewardlab.score.reward_model as reward_model_module
 from rewardlab.config import RewardConfig
 from rewardlab.data.positions import readout_index
 from rewardlab.data.prepare import prepare_preference_dataset
-from rewardlab.data.prepare_item import OVERLENGTH
+from rewardlab.data.prepare_item import OUT_OF_VOCAB, OVERLENGTH
 from rewardlab.data.truncation import OK
 from rewardlab.errors import InvalidRowError, RewardlabError
 from rewardlab.score.reward_model import RewardModel
@@ -33,9 +33,18 @@ text = st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join)
 long_text = st.lists(st.sampled_from(WORDS), min_size=1, max_size=30).map(" ".join)
 
 
+LEADING = -1  # stands for the tokenizer's BOS or CLS id in a drawn pre-tokenized row
+ids = st.lists(st.integers(5, 300), min_size=1, max_size=30)
+
+
 @st.composite
 def rows(draw):
     """A pair row in one of the formats, its two answers different."""
+    if draw(st.integers(0, 4)) == 0:  # pre-tokenized, a shared prompt, each side with or without a leading BOS/CLS
+        prompt, chosen = draw(ids), draw(ids)
+        rejected = draw(ids.filter(lambda r: r[0] != chosen[0]))
+        lead = [LEADING] * draw(st.integers(0, 1)), [LEADING] * draw(st.integers(0, 1))
+        return {"chosen_ids": lead[0] + prompt + chosen, "rejected_ids": lead[1] + prompt + rejected}
     prompt, chosen = draw(long_text), draw(text)
     rejected = draw(text.filter(lambda r: r != chosen))
     conversational, explicit = draw(st.booleans()), draw(st.booleans())
@@ -70,6 +79,16 @@ def parts(arch: str):
     return scorer, client
 
 
+def with_leading_special(row, tokenizer):
+    """A drawn pre-tokenized row with `LEADING` replaced by the tokenizer's BOS (else CLS) id, or removed."""
+    special = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+    lead = [] if special is None else [special]
+    return {
+        name: [t for token in sequence for t in (lead if token == LEADING else [token])]
+        for name, sequence in row.items()
+    }
+
+
 def trained_on(row, scorer, max_length, policy):
     """(chosen ids, rejected ids, status) that training makes of `row`, or the error it raises."""
     args = RewardConfig("unused", max_length=max_length, overlength_policy=policy, report_to="none")
@@ -100,16 +119,23 @@ def scored_sequences(monkeypatch, call):
 
 @pytest.mark.parametrize("arch", ["llama", "qwen3", "bert"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(row=rows(), max_length=st.one_of(st.none(), st.integers(6, 40)), policy=st.sampled_from(POLICIES))
+@given(row=rows(), max_length=st.one_of(st.none(), st.integers(4, 40)), policy=st.sampled_from(POLICIES))
+# BOS/CLS on one side only, over max_length: the kept leading tokens are those both sides start with (none here).
+@example(
+    row={"chosen_ids": [LEADING, *range(10, 17)], "rejected_ids": [*range(20, 27)]}, max_length=5, policy=POLICIES[0]
+)
 def test_scoring_sees_the_tokens_and_read_out_the_trainer_trains_on(arch, row, max_length, policy, monkeypatch):
     scorer, client = parts(arch)
     scorer.max_length, scorer.overlength_policy = max_length, policy
+    if "chosen_ids" in row:
+        row = with_leading_special(row, scorer.tokenizer)
     try:
         trained = trained_on(row, scorer, max_length, policy)
-    except InvalidRowError as e:  # policy 'error' on an over-length pair: scoring refuses it the same way
-        assert e.code == OVERLENGTH
-        with pytest.raises(InvalidRowError, match="max_length"):
+    except InvalidRowError as e:  # over max_length under 'error', ids outside the vocabulary: scoring refuses it too
+        assert e.code in (OVERLENGTH, OUT_OF_VOCAB)
+        with pytest.raises(InvalidRowError) as refused:
             scorer.score_pair_rows([row])
+        assert (refused.value.code, refused.value.field) == (e.code, e.field)
         return
 
     pair_scores = []

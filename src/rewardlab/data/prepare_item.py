@@ -89,12 +89,8 @@ def prepare_pair(
 ) -> PreparedItem:
     """[chosen, rejected] of a pair row in any training format (`fmt`: the dataset's, else the row's own); a row the
     caller has validated already skips validation."""
-    fmt = fmt or detect_format(row)
     if not validated:
-        if rules.allow_identical:
-            validate_scored_pair(row, index)
-        else:
-            validate_example(row, index, fmt)
+        _validate(row, rules, index, fmt, ranked=False)
     try:
         pair = tokenize_pair(row, rules.tokenizer, rules.eos_token_id)
     except InvalidRowError as e:
@@ -121,12 +117,8 @@ def prepare_ranking(
 ) -> PreparedItem:
     """The K responses of a ranked row (`responses` with optional `scores`, or lists in `chosen`/`rejected`) and
     their scores, truncated together as one group."""
-    fmt = fmt or detect_format(row)
     if not validated:
-        if rules.allow_identical:
-            validate_scored_ranking(row, index)
-        else:
-            validate_ranked_example(row, index, fmt)
+        _validate(row, rules, index, fmt, ranked=True)
     fields = ranked_items(row).fields
     try:
         ranking = tokenize_ranking(row, rules.tokenizer, rules.eos_token_id)
@@ -193,6 +185,17 @@ def prepare_text(text: str, rules: ItemRules, *, index: int | None = None) -> Pr
         raise InvalidRowError(index, "texts", f"must be a string, got {type(text).__name__}")
     ids = tokenize_text(rules.tokenizer, text, rules.eos_token_id)
     return _limit_known_prompt(ids, len(ids) - 1, rules, index)
+
+
+def _validate(
+    row: Mapping[str, Any], rules: ItemRules, index: int | None, fmt: PreferenceFormat | None, ranked: bool
+) -> None:
+    """Training's checks of a row in its format (`fmt`: the dataset's, else the row's own); with `allow_identical`,
+    scoring's, which take a row that states no preference."""
+    if rules.allow_identical:
+        (validate_scored_ranking if ranked else validate_scored_pair)(row, index)
+    else:
+        (validate_ranked_example if ranked else validate_example)(row, index, fmt or detect_format(row))
 
 
 def _limit(
