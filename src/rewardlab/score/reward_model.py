@@ -1,9 +1,10 @@
 """Score with a trained reward model: plain texts, prompt + completion, and preference pairs, on the fast path.
 
-`RewardModel` tokenizes exactly as training did (`rewardlab.data.tokenize`), applies the same over-length policy,
-batches by a token budget (longest first), lays each batch out in the layout training would choose for the model
-(`rewardlab.layout`: padding-free, shared prompts computed once), and returns the scores in the caller's order.
-Pairs are scored in the training layout itself, so a pair's rewards are the trainer's to float precision.
+`RewardModel` prepares every item with training's own functions (`rewardlab.data.prepare_item`: tokenization, the
+vocabulary check, the over-length policy), batches by a token budget (longest first), lays each batch out in the
+layout training would choose for the model (`rewardlab.layout`: padding-free, shared prompts computed once), and
+returns the scores in the caller's order. Pairs are scored in the training layout itself, so a pair's rewards are
+the trainer's to float precision.
 """
 
 from __future__ import annotations
