@@ -4,6 +4,7 @@ ensemble and length-debiasing options."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,22 @@ from rewardlab.choices import (
 
 # One extra forward call costs about this many padded tokens on a CPU; the scorer uses it too.
 DEFAULT_SUB_BATCH_OVERHEAD_TOKENS = 32
+
+
+def objective_names(value: str | Sequence[str]) -> list[str]:
+    """The objectives' names from a list or a comma-separated string (the command line gives either), checked: at
+    least two, each named once."""
+    parts = value.split(",") if isinstance(value, str) else [p for v in value for p in str(v).split(",")]
+    names = [name.strip() for name in parts if name.strip()]
+    if len(names) < 2:
+        raise ValueError(
+            f"objectives={value!r}: a multi-objective model needs two objectives or more (one objective is an "
+            "ordinary reward model: drop the option and the column)"
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"objectives={value!r} names {repeated[0]!r} twice")
+    return names
 
 
 @dataclass
@@ -251,6 +268,15 @@ class RewardConfig(TrainingArguments):
             "pairs whose scores differ more must be separated more. 0: no margin."
         },
     )
+    objectives: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Names of the objectives of a multi-objective reward model, in head order, e.g. "
+            "helpful,harmless. Each row names its own in an `objective` column (or a `datasets:` entry through "
+            "`objective:`); each objective gets a head, trained on its rows only. None: taken from the training "
+            "data (sorted), when it has an `objective` column.",
+        },
+    )
     ensemble_heads: int = field(
         default=1,
         metadata={
@@ -340,6 +366,13 @@ class RewardConfig(TrainingArguments):
                 f"max_tokens_per_batch must be a positive number of tokens, got {self.max_tokens_per_batch}"
             )
         check_choice("ranking_loss", self.ranking_loss, RANKING_LOSSES)
+        if self.objectives is not None:
+            self.objectives = objective_names(self.objectives)
+            if self.ensemble_heads > 1 or self.length_debias == ODIN:
+                raise ValueError(
+                    "objectives train one head per objective; an ensemble of heads (ensemble_heads > 1) or a length "
+                    "head (length_debias='odin') on top of them is not supported: drop one of the two"
+                )
         if self.ensemble_heads < 1:
             raise ValueError(f"ensemble_heads must be at least 1, got {self.ensemble_heads}")
         if self.length_debias is not None:

@@ -47,6 +47,14 @@ def add_reward_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max_length", type=int, default=None, help="Longest sequence in tokens (default: the training run's)."
     )
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--objective", default=None, help="A multi-objective model: score with this objective's head.")
+    choice.add_argument(
+        "--weights",
+        default=None,
+        help="A multi-objective model: score with its heads weighed, e.g. helpful=0.7,harmless=0.3 (objectives not "
+        "named weigh 0).",
+    )
 
 
 def load_reward_model(source: str | list[str], args: argparse.Namespace, **kwargs: Any) -> Any:
@@ -59,6 +67,9 @@ def load_reward_model(source: str | list[str], args: argparse.Namespace, **kwarg
         source = source[0]
     if args.max_length is not None:
         kwargs["max_length"] = args.max_length
+    for name in ("objective", "weights"):
+        if getattr(args, name, None) is not None:
+            kwargs[name] = getattr(args, name)
     load = RewardModel.from_pretrained if isinstance(source, str) else RewardEnsemble.from_pretrained
     return load(source, dtype=args.dtype, device=args.device, base_model=args.base_model, **kwargs)
 

@@ -37,7 +37,7 @@ TEXT_FIELDS = ("prompt", "chosen", "rejected")
 ID_FIELDS = ("chosen_ids", "rejected_ids")
 # TRL's deprecated names for pre-tokenized columns; accepted and renamed to ID_FIELDS.
 LEGACY_ID_FIELDS = {"chosen_input_ids": "chosen_ids", "rejected_input_ids": "rejected_ids"}
-OPTIONAL_FIELDS = ("margin", "tools", "chat_template_kwargs")
+OPTIONAL_FIELDS = ("margin", "objective", "tools", "chat_template_kwargs")
 # Columns of ranked rows: text responses, their scores, pre-tokenized responses.
 RANKED_FIELDS = ("responses", "scores", "response_ids")
 

@@ -30,6 +30,7 @@ class DatasetSource:
     split: str = "train"
     columns: list[str] | None = None
     fraction: float | None = None
+    objective: str | None = None  # the objective every row of this dataset is for (a multi-objective model's head)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], position: int) -> DatasetSource:
@@ -47,6 +48,9 @@ class DatasetSource:
             isinstance(fraction, bool) or not isinstance(fraction, int | float) or fraction < 0
         ):
             raise RewardlabError(f"datasets[{position}]: fraction must be a number of at least 0, got {fraction!r}")
+        objective = values.get("objective")
+        if objective is not None and (not isinstance(objective, str) or not objective.strip()):
+            raise RewardlabError(f"datasets[{position}]: objective must be an objective's name, got {objective!r}")
         return cls(**values)
 
 
@@ -61,11 +65,14 @@ def load_mixture(
     count) a `test` split drawn from them at random with `seed`.
 
     With `fraction` set on every entry (or on none), the fractions are normalised to sum to one and each dataset
-    gives its first `round(share * N)` rows, `N` the largest mixture size that repeats no row.
+    gives its first `round(share * N)` rows, `N` the largest mixture size that repeats no row. An entry's `objective`
+    names the objective of each of its rows (an `objective` column), for a multi-objective model.
     """
     if not entries:
         raise RewardlabError("the datasets list is empty: give at least one entry with a 'path'")
     sources = [e if isinstance(e, DatasetSource) else DatasetSource.from_dict(e, k) for k, e in enumerate(entries)]
+    if len({s.objective is None for s in sources}) > 1:
+        raise RewardlabError("objective must be set for either all datasets of the mixture or none of them")
     parts = [_load_source(source, k, streaming) for k, source in enumerate(sources)]
     parts = _take_fractions(parts, [s.fraction for s in sources], streaming)
     try:
@@ -109,6 +116,13 @@ def _load_source(source: DatasetSource, position: int, streaming: bool) -> AnyDa
                 f"{', '.join(dataset.column_names or [])}"
             )
         dataset = dataset.select_columns(source.columns)
+    if source.objective is not None:
+        if "objective" in (dataset.column_names or []):
+            raise RewardlabError(
+                f"datasets[{position}] ({source.path}) names its rows' objectives in an `objective` column and "
+                f"through objective: {source.objective!r}; keep one"
+            )
+        dataset = dataset.map(lambda _: {"objective": source.objective})
     return dataset
 
 

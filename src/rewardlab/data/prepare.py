@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from rewardlab.data.formats import LEGACY_ID_FIELDS, PreferenceFormat, detect_da
 from rewardlab.data.prepare_item import OVERLENGTH, ItemRules, prepare_pair, prepare_ranking
 from rewardlab.data.tokenize import has_chat_template, no_chat_template_error, resolve_eos_token_id
 from rewardlab.data.truncation import DROPPED, OK, PROMPT_TRUNCATED, RESPONSE_TRUNCATED
-from rewardlab.data.validate import validate_dataset, validate_row
+from rewardlab.data.validate import BAD_OBJECTIVE, validate_dataset, validate_row
 from rewardlab.errors import InvalidRowError, RewardlabError, RewardlabTypeError
 
 if TYPE_CHECKING:
@@ -37,7 +37,9 @@ _ERR_CODE = "__rewardlab_error_code"
 _COMPARISONS = "__rewardlab_comparisons"
 _INVALID = "invalid"
 _KEPT = (OK, PROMPT_TRUNCATED, RESPONSE_TRUNCATED)
-_STREAM_COLUMNS = ("chosen_ids", "rejected_ids", "margin", "response_ids", "scores", _STATUS)
+MARGIN = "margin"
+OBJECTIVE_ID = "objective_id"  # the head of a row's objective, in a multi-objective run
+_STREAM_COLUMNS = ("chosen_ids", "rejected_ids", MARGIN, OBJECTIVE_ID, "response_ids", "scores", _STATUS)
 PAIRS = "pairs"
 RANKINGS = "rankings"
 
@@ -122,43 +124,64 @@ class PreparationStats:
         self.skipped_rows = []
 
 
-def _failure(field: str | None, reason: str, code: str, has_margin: bool, ranked: bool = False) -> dict[str, Any]:
+def _failure(field: str | None, reason: str, code: str, extras: Sequence[str], ranked: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"response_ids": [], "scores": []} if ranked else {"chosen_ids": [], "rejected_ids": []}
     out.update({_STATUS: _INVALID, _ERR_FIELD: field or "", _ERR_REASON: reason, _ERR_CODE: code})
     if ranked:
         out[_COMPARISONS] = 0
-    if has_margin:
-        out["margin"] = 0.0  # placeholder: the row is removed
+    out.update(dict.fromkeys(extras, 0))  # placeholders: the row is removed
     return out
 
 
-def _process_row(example: Mapping[str, Any], *, rules: ItemRules, has_margin: bool) -> dict[str, Any]:
+def _extra_values(example: Mapping[str, Any], extras: Sequence[str], objectives: Sequence[str] | None) -> dict:
+    """The per-example columns a prepared row carries besides its ids: its `margin` and its objective's head."""
+    out: dict[str, Any] = {}
+    if MARGIN in extras:
+        out[MARGIN] = float(example[MARGIN])
+    if OBJECTIVE_ID in extras:
+        name = example["objective"]
+        if name not in objectives:
+            raise InvalidRowError(
+                None,
+                "objective",
+                f"is {name!r}, not one of the run's objectives ({', '.join(objectives)})",
+                BAD_OBJECTIVE,
+            )
+        out[OBJECTIVE_ID] = list(objectives).index(name)
+    return out
+
+
+def _process_row(
+    example: Mapping[str, Any], *, rules: ItemRules, extras: Sequence[str], objectives: Sequence[str] | None
+) -> dict[str, Any]:
     """Tokenize and truncate one validated pair row (`prepare_pair`). Never raises for a row problem: it is returned
     in the helper columns, so that errors cross `num_proc` worker processes intact and are reported in row order."""
     try:
+        values = _extra_values(example, extras, objectives)
         item = prepare_pair(example, rules, validated=True)
     except InvalidRowError as e:
-        return _failure(e.field, e.reason, e.code, has_margin)
+        return _failure(e.field, e.reason, e.code, extras)
     chosen, rejected = item.sequences
-    out: dict[str, Any] = {
+    return {
         "chosen_ids": chosen,
         "rejected_ids": rejected,
         _STATUS: item.status,
         _ERR_FIELD: "",
         _ERR_REASON: "",
         _ERR_CODE: "",
+        **values,
     }
-    if has_margin:
-        out["margin"] = float(example["margin"])
-    return out
 
 
-def _process_ranking(example: Mapping[str, Any], *, rules: ItemRules) -> dict[str, Any]:
+def _process_ranking(
+    example: Mapping[str, Any], *, rules: ItemRules, extras: Sequence[str], objectives: Sequence[str] | None
+) -> dict[str, Any]:
     """`_process_row` for a validated ranked row (`prepare_ranking`)."""
     try:
+        values = _extra_values(example, extras, objectives)
         item = prepare_ranking(example, rules, validated=True)
     except InvalidRowError as e:
-        return _failure(e.field, e.reason, e.code, False, ranked=True)
+        return _failure(e.field, e.reason, e.code, extras, ranked=True)
     return {
         "response_ids": item.sequences,
         "scores": item.scores,
@@ -167,26 +190,51 @@ def _process_ranking(example: Mapping[str, Any], *, rules: ItemRules) -> dict[st
         _ERR_REASON: "",
         _ERR_CODE: "",
         _COMPARISONS: count_comparisons(item.scores),
+        **values,
     }
 
 
-def _output_features(has_margin: bool, ranked: bool = False) -> Features:
+def _output_features(extras: Sequence[str], ranked: bool = False) -> Features:
     if ranked:
         features = {"response_ids": List(List(Value("int64"))), "scores": List(Value("float64"))}
     else:
         features = {"chosen_ids": List(Value("int64")), "rejected_ids": List(Value("int64"))}
-    if has_margin:
-        features["margin"] = Value("float64")
+    if MARGIN in extras:
+        features[MARGIN] = Value("float64")
+    if OBJECTIVE_ID in extras:
+        features[OBJECTIVE_ID] = Value("int64")
     features[_STATUS] = Value("string")
     return Features(features)
 
 
-def _row_work(fmt: PreferenceFormat, has_margin: bool, tokenizer: Any, eos_token_id: int | None, args: Any):
+def _extras(fmt: PreferenceFormat, columns: Sequence[str], args: Any, dataset_name: str) -> tuple[str, ...]:
+    """The per-example columns the prepared dataset carries: `margin` (pairs that have one) and `objective_id` (the
+    head of the row's `objective`, among `args.objectives`)."""
+    extras = [MARGIN] if not fmt.ranked and MARGIN in columns else []
+    objectives = getattr(args, "objectives", None)
+    if "objective" in columns:
+        if not objectives:
+            raise RewardlabError(
+                f"the {dataset_name} dataset names each row's objective (an `objective` column): set objectives "
+                "(e.g. --objectives helpful,harmless) to train a head per objective, or drop the column"
+            )
+        extras.append(OBJECTIVE_ID)
+    elif objectives:
+        raise RewardlabError(
+            f"objectives is set ({', '.join(objectives)}), but the {dataset_name} dataset has no `objective` column "
+            "naming each row's objective"
+        )
+    return tuple(extras)
+
+
+def _row_work(fmt: PreferenceFormat, extras: Sequence[str], tokenizer: Any, eos_token_id: int | None, args: Any):
     """The per-row function for the dataset's kind and its keyword arguments."""
-    kwargs: dict[str, Any] = {"rules": ItemRules(tokenizer, eos_token_id, args.max_length, args.overlength_policy)}
-    if fmt.ranked:
-        return _process_ranking, kwargs
-    return _process_row, {**kwargs, "has_margin": has_margin}
+    kwargs: dict[str, Any] = {
+        "rules": ItemRules(tokenizer, eos_token_id, args.max_length, args.overlength_policy),
+        "extras": extras,
+        "objectives": getattr(args, "objectives", None),
+    }
+    return (_process_ranking if fmt.ranked else _process_row), kwargs
 
 
 def _dataset_format(rows: Any, dataset_name: str) -> PreferenceFormat:
@@ -241,14 +289,14 @@ def _prepare_map_style(
         raise RewardlabError(f"no usable {stats.kind} left: {stats.summary()}")
     _check_tokenizer(fmt, tokenizer, dataset_name)
 
-    has_margin = not fmt.ranked and "margin" in dataset.column_names
-    features = _output_features(has_margin, fmt.ranked)
+    extras = _extras(fmt, dataset.column_names, args, dataset_name)
+    features = _output_features(extras, fmt.ranked)
     for name in (_ERR_FIELD, _ERR_REASON, _ERR_CODE):
         features[name] = Value("string")
     features[_INDEX] = Value("int64")
     if fmt.ranked:
         features[_COMPARISONS] = Value("int64")
-    process, fn_kwargs = _row_work(fmt, has_margin, tokenizer, eos_token_id, args)
+    process, fn_kwargs = _row_work(fmt, extras, tokenizer, eos_token_id, args)
     dataset = dataset.map(
         process,
         fn_kwargs=fn_kwargs,
@@ -306,7 +354,7 @@ class _StreamingProcessor:
         if code == OVERLENGTH or not self.skip_invalid:
             raise error.at(dataset=self.stats.dataset_name)
         self.stats.record_skip(error)
-        failure = _failure(None, "", code, self.row_kwargs.get("has_margin", False), self.fmt.ranked)
+        failure = _failure(None, "", code, self.row_kwargs["extras"], self.fmt.ranked)
         return {k: v for k, v in failure.items() if k in _STREAM_COLUMNS}
 
     def __call__(self, example: dict[str, Any], index: int) -> dict[str, Any]:
@@ -356,10 +404,10 @@ def _prepare_streaming(
     for row in head:
         columns += [c for c in row if c not in columns]
     warn_legacy_columns(columns, dataset_name)
-    has_margin = not fmt.ranked and "margin" in columns
-    process, row_kwargs = _row_work(fmt, has_margin, tokenizer, eos_token_id, args)
+    extras = _extras(fmt, columns, args, dataset_name)
+    process, row_kwargs = _row_work(fmt, extras, tokenizer, eos_token_id, args)
     processor = _StreamingProcessor(fmt, stats, args.skip_invalid_rows, process, **row_kwargs)
-    features = _output_features(has_margin, fmt.ranked)
+    features = _output_features(extras, fmt.ranked)
     dataset = dataset.map(processor, with_indices=True, remove_columns=columns, features=features)
     dataset = dataset.filter(_is_kept).remove_columns([_STATUS])
     return dataset, stats

@@ -43,6 +43,7 @@ WRONG_TYPE = "wrong type"
 EMPTY = "empty value"
 BAD_MESSAGE = "invalid message"
 BAD_MARGIN = "invalid margin"
+BAD_OBJECTIVE = "invalid objective"
 BAD_TOOLS = "invalid tools"
 BAD_KWARGS = "invalid chat_template_kwargs"
 MISMATCH = "format mismatch"
@@ -188,7 +189,26 @@ def _check_id_value(value: Any, index: int, field: str) -> list:
 
 def _check_optional(example: Mapping[str, Any], index: int) -> None:
     _check_margin(example, index)
+    _check_objective(example, index)
     _check_template_options(example, index)
+
+
+def _check_objective(example: Mapping[str, Any], index: int) -> None:
+    """The `objective` a row is trained for (a name such as 'helpful'): every row names one when the column exists."""
+    if "objective" not in example:
+        return
+    objective = example["objective"]
+    if objective is None:
+        raise InvalidRowError(
+            index,
+            "objective",
+            "is missing (null) while other rows name their objective: name one in every row, or drop the column",
+            NULL,
+        )
+    if not isinstance(objective, str) or not objective.strip():
+        raise InvalidRowError(
+            index, "objective", f"is {objective!r}, expected an objective's name (e.g. 'helpful')", BAD_OBJECTIVE
+        )
 
 
 def _check_margin(example: Mapping[str, Any], index: int) -> None:
@@ -450,6 +470,7 @@ def validate_ranked_example(example: Mapping[str, Any], index: int, fmt: Prefere
         raise InvalidRowError(
             index, "margin", "a ranking takes no margin (its scores say how much better); drop the column", BAD_MARGIN
         )
+    _check_objective(example, index)
     _check_template_options(example, index)
     _check_preference(index, items)
 

@@ -235,6 +235,13 @@ def pack_sequences(sequences: Sequence[Sequence[int]]) -> dict[str, Any]:
     }
 
 
+def objective_ids(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """`objective_id` (one per example: the head its loss uses) of a multi-objective run's examples; else nothing."""
+    if "objective_id" not in examples[0]:
+        return {}
+    return {"objective_id": torch.tensor([int(e["objective_id"]) for e in examples])}
+
+
 @dataclass
 class LayoutCollator(DataCollatorMixin):
     """The collator of one `layout`: examples to sequences (`sequences_of`), sequences to a batch (`lay_out`), and,
@@ -340,9 +347,10 @@ class DataCollatorForPreference(LayoutCollator):
         return sequences, [[i, n + i] for i in range(n)]
 
     def fields(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        if "margin" not in examples[0]:
-            return {}
-        return {"margin": torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)}
+        out = objective_ids(examples)
+        if "margin" in examples[0]:
+            out["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
+        return out
 
 
 @dataclass
@@ -365,4 +373,5 @@ class DataCollatorForRanking(LayoutCollator):
         return {
             "scores": torch.tensor([float(s) for e in examples for s in e["scores"]], dtype=torch.float),
             "group_sizes": torch.tensor([len(e["response_ids"]) for e in examples]),
+            **objective_ids(examples),
         }

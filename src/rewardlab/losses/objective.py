@@ -7,8 +7,8 @@ head of a length-debiased model) and what evaluation gathers (`evaluated_rewards
 and the logged statistics; a new loss term goes here, on plain tensors, and the trainer does not change.
 
 Shapes: rewards are (S,) for one head, (S, N) for an ensemble of N heads, (S, 2) = [quality, length] with
-`length_debias='odin'`. A batch of pairs holds its S = 2B sequences as all chosen, then all rejected; a batch of
-rankings is flat, prompt after prompt, with `group_sizes` (G,) and `scores` (S,).
+`length_debias='odin'`, (S, K) for K objectives. A batch of pairs holds its S = 2B sequences as all chosen, then all
+rejected; a batch of rankings is flat, prompt after prompt, with `group_sizes` (G,) and `scores` (S,).
 """
 
 from __future__ import annotations
@@ -67,9 +67,27 @@ def head_mean(rewards: torch.Tensor) -> torch.Tensor:
     return rewards.mean(-1) if rewards.dim() >= 2 else rewards
 
 
-def evaluated_rewards(rewards: torch.Tensor, options: ObjectiveOptions) -> torch.Tensor:
-    """What evaluation gathers: the quality head of a length-debiased model (S,), or every head of an ensemble
-    (S, N), whose mean is the saved reward and whose spread is the uncertainty."""
+def own_objective_rewards(rewards: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
+    """(S,) each sequence's reward from the head of its example's objective, of a multi-objective model's (S, K)
+    rewards (`objective_id`, one per pair or ranking, in `batch`); other rewards unchanged."""
+    if "objective_id" not in batch:
+        return rewards
+    ids = batch["objective_id"].to(rewards.device)
+    if "group_sizes" in batch:  # rankings: each response takes its prompt's objective
+        ids = torch.repeat_interleave(ids, batch["group_sizes"].to(rewards.device))
+    else:  # pairs: all chosen, then all rejected
+        ids = ids.repeat(2)
+    return rewards.gather(1, ids[:, None]).squeeze(1)
+
+
+def evaluated_rewards(
+    rewards: torch.Tensor, options: ObjectiveOptions, batch: Mapping[str, Any] | None = None
+) -> torch.Tensor:
+    """What evaluation gathers: the quality head of a length-debiased model (S,), every head of an ensemble
+    (S, N), whose mean is the saved reward and whose spread is the uncertainty, or each sequence's own objective's
+    head of a multi-objective model (S,)."""
+    if batch is not None:
+        rewards = own_objective_rewards(rewards, batch)
     return rewards[:, 0] if options.length_debias == ODIN else rewards
 
 
@@ -102,13 +120,17 @@ def reward_objective(
     training: bool = True,
 ) -> Objective:
     """The loss of one forward's `rewards` on `batch` (a collator's batch: `margin`, `scores` and `group_sizes` for
-    rankings, `bootstrap_weights`, `response_lengths`, `loss_weight`, each optional).
+    rankings, `bootstrap_weights`, `response_lengths`, `loss_weight`, `objective_id`, each optional).
+
+    A multi-objective model's rewards are (S, K), one head per objective: each pair (or ranking) is fitted, centred
+    and margined on its own objective's head (`objective_id`), so a head learns from its objective's pairs only.
 
     `head_orthogonality`: the length model's |w_q . w_l| (`rewardlab.model.length_head`), needed with
     `length_debias='odin'`. `training=False` skips what only training logs (the ranking `logged_loss`, the length
     correlations).
     """
     ranking = "group_sizes" in batch
+    rewards = own_objective_rewards(rewards, batch)  # several objectives: each pair is its objective's
     fitted, length_term, correlations = _length_terms(rewards, batch, options, head_orthogonality, ranking, training)
     weights = batch.get("bootstrap_weights")
     if ranking:

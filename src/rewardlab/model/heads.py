@@ -172,3 +172,13 @@ def restore_ensemble_head(model: nn.Module, directory: str) -> None:
             None if bias is None else bias.to(device=like.device, dtype=like.dtype),
         ),
     )
+
+
+def objective_names(model: nn.Module) -> list[str] | None:
+    """The objectives of a multi-objective reward model, one per output in head order (its `id2label`), or None for
+    a model with one output."""
+    config = unwrap_reward_model(model).config
+    if getattr(config, "num_labels", 1) == 1:
+        return None
+    names = getattr(config, "id2label", None) or {}
+    return [str(names.get(k, names.get(str(k), f"LABEL_{k}"))) for k in range(config.num_labels)]

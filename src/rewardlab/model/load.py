@@ -11,6 +11,7 @@ import importlib.util
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +91,11 @@ def load_model(
     quantization_config: Any = None,
     trust_remote_code: bool = False,
     new_head: bool = False,
+    objectives: Sequence[str] | None = None,
 ) -> PreTrainedModel:
-    """Load `AutoModelForSequenceClassification` with one output; float32 unless `model_init_kwargs` names a dtype.
-    `new_head`: the checkpoint is a base model whose score head training creates (see `loading_class`)."""
+    """Load `AutoModelForSequenceClassification` with one output (or one per objective, named in `id2label`);
+    float32 unless `model_init_kwargs` names a dtype. `new_head`: the checkpoint is a base model whose score head
+    training creates (see `loading_class`)."""
     if os.path.isdir(name_or_path):
         check_complete(name_or_path)
     kwargs = dict(model_init_kwargs or {})
@@ -103,9 +106,19 @@ def load_model(
                 "place"
             )
         kwargs["quantization_config"] = quantization_config
-    if "num_labels" in kwargs and kwargs["num_labels"] != 1:
-        raise RewardlabError(f"a reward model has num_labels=1; model_init_kwargs sets {kwargs['num_labels']}")
-    kwargs["num_labels"] = 1
+    outputs = len(objectives) if objectives else 1
+    if "num_labels" in kwargs and kwargs["num_labels"] != outputs:
+        raise RewardlabError(
+            f"a reward model has num_labels={outputs} (one per objective); model_init_kwargs sets "
+            f"{kwargs['num_labels']}"
+        )
+    if objectives:  # one head per objective, named; a one-output head in the checkpoint is replaced by a new one
+        kwargs.pop("num_labels", None)
+        kwargs["id2label"] = dict(enumerate(objectives))
+        kwargs["label2id"] = {name: k for k, name in enumerate(objectives)}
+        kwargs.setdefault("ignore_mismatched_sizes", True)
+    else:
+        kwargs["num_labels"] = 1
     kwargs["dtype"] = resolve_dtype(kwargs.pop("dtype", kwargs.pop("torch_dtype", None)))
     kwargs.setdefault("trust_remote_code", trust_remote_code)
     try:
@@ -134,14 +147,27 @@ def load_tokenizer(
         raise RewardlabError(f"cannot load tokenizer {name_or_path!r}: {first_line(e)}") from e
 
 
-def check_num_labels(model: PreTrainedModel) -> None:
+def check_num_labels(model: PreTrainedModel, objectives: Sequence[str] | None = None) -> None:
+    """A reward model has one output, or one per objective (`id2label` naming them in order)."""
     config = getattr(model, "config", None)
-    if getattr(config, "num_labels", None) != 1:
+    found = getattr(config, "num_labels", None)
+    if not objectives:
+        if found != 1:
+            raise RewardlabError(
+                f"the model has `num_labels={found}`, but reward models require `num_labels=1` (one scalar per "
+                "sequence): load it with num_labels=1, or pass its name/path as a string and rewardlab will"
+            )
+        return
+    if found != len(objectives):
         raise RewardlabError(
-            f"the model has `num_labels={getattr(config, 'num_labels', None)}`, but reward models require "
-            "`num_labels=1` (one scalar per sequence): load it with num_labels=1, or pass its name/path as a string "
-            "and rewardlab will"
+            f"the model has `num_labels={found}`, but the run has {len(objectives)} objectives "
+            f"({', '.join(objectives)}): pass its name/path as a string and rewardlab loads it with one head each"
         )
+    names = [config.id2label.get(k) for k in range(found)] if getattr(config, "id2label", None) else []
+    if names != list(objectives) and any(not str(n).startswith("LABEL_") for n in names):
+        raise RewardlabError(f"the model's heads are {', '.join(map(str, names))}, not the run's objectives")
+    config.id2label = dict(enumerate(objectives))
+    config.label2id = {name: k for k, name in enumerate(objectives)}
 
 
 def set_eos_token(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, eos_token: str) -> None:
@@ -261,14 +287,26 @@ def is_adapter_dir(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "adapter_config.json"))
 
 
+def saved_objectives(path: str) -> list[str] | None:
+    """The objectives a saved full checkpoint has a head for (its config's `id2label`), or None for one output."""
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError):
+        return None
+    if getattr(config, "num_labels", 1) == 1:
+        return None
+    return [str(config.id2label[k]) for k in range(config.num_labels)]
+
+
 def load_trained_model(
     path: str, dtype: Any = None, base_model: str | None = None
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     """Load a saved reward model (a full checkpoint or a LoRA adapter directory with its score head) and tokenizer."""
     check_complete(path)
     tokenizer = load_tokenizer(path)
+    trained = (read_run_record(path) or {}).get("args", {})
     if not is_adapter_dir(path):
-        model = load_model(path, {"dtype": dtype})
+        model = load_model(path, {"dtype": dtype}, objectives=saved_objectives(path) or trained.get("objectives"))
     else:
         require_peft(f"the LoRA adapter in {path}")
         from peft import PeftModel
@@ -277,8 +315,8 @@ def load_trained_model(
             base = base_model or json.load(f).get("base_model_name_or_path")
         if not base:
             raise RewardlabError(f"{path}/adapter_config.json names no base model: pass base_model")
-        model = load_model(base, {"dtype": dtype})
-        trained = (read_run_record(path) or {}).get("args", {})
+        # A multi-objective adapter's head has an output per objective: the base model gets as many to load it into.
+        model = load_model(base, {"dtype": dtype}, objectives=trained.get("objectives"))
         # The adapter's saved head may be an ensemble or have a length head: give the base model one to load it into.
         if (trained.get("ensemble_heads") or 1) > 1:
             install_ensemble_head(model, trained["ensemble_heads"])

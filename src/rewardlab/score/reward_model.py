@@ -38,9 +38,10 @@ from rewardlab.layout.choose import choose_layout
 from rewardlab.layout.collate import forward_passes
 from rewardlab.layout.forward import sequence_rewards
 from rewardlab.layout.plan import group_by_shared_prefix
-from rewardlab.model.heads import num_heads
+from rewardlab.model.heads import num_heads, objective_names
 from rewardlab.model.length_head import has_length_head
 from rewardlab.model.load import load_trained_model, resolve_dtype, set_pad_token
+from rewardlab.score.objectives import objective_weights
 from rewardlab.score.shaping import normalize_rewards
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,9 @@ class RewardModel:
         source: where the model comes from (`from_pretrained` sets its path or hub id), for reports.
         adapt_cpu_threads: on a CPU, compute with as many threads as the process gets cores while other processes
             compete (`rewardlab.cpu_threads`, as in training); the user's thread count is back after each call.
+        objective / weights: for a model with a head per objective (`objectives`), the reward is that objective's
+            head, or the heads weighed by `weights` (a dict, or "helpful=0.7,harmless=0.3"; objectives not named
+            weigh 0). One of them is needed for such a model.
 
     `report` counts what every call so far did to its inputs: "ok", "prompt_truncated", "response_truncated",
     "dropped" (the statuses of `rewardlab.data.truncation`).
@@ -128,6 +132,8 @@ class RewardModel:
         eos_token: str | None = None,
         source: str | None = None,
         adapt_cpu_threads: bool = True,
+        objective: str | None = None,
+        weights: Mapping[str, float] | str | None = None,
     ):
         if overlength_policy not in OVERLENGTH_POLICIES:
             raise RewardlabError(
@@ -147,6 +153,8 @@ class RewardModel:
         self.device = next(model.parameters()).device
         self.num_heads = num_heads(model)
         self.has_length_head = has_length_head(model)
+        self.objectives = objective_names(model)
+        self.objective_weights = objective_weights(self.objectives, objective, weights)
         self.layout = choose_layout(model, self.pad_token_id, padding_free=padding_free)
         self.report: Counter[str] = Counter({status: 0 for status in STATUSES})
         self.source = source
@@ -378,7 +386,8 @@ class RewardModel:
         once; otherwise, or without `groups`, each sequence is scored on its own."""
         if groups is None or not self.layout.shares_prefixes:
             groups = [[i] for i in range(len(sequences))]
-        width = 2 if self.has_length_head else self.num_heads  # [quality, length], or every head of an ensemble
+        # [quality, length], every head of an ensemble, or every objective's head (weighed into one reward below)
+        width = 2 if self.has_length_head else len(self.objectives) if self.objectives else self.num_heads
         out = np.full((len(sequences), width), np.nan)
         passes = forward_passes(
             sequences,
@@ -392,6 +401,8 @@ class RewardModel:
                 with torch.inference_mode(), measured_step(self.cpu_threads):
                     rewards = sequence_rewards(self.model, send_to_device(batch, self.device)).float().cpu().numpy()
                 out[index] = rewards.reshape(len(index), width)
+        if self.objective_weights is not None:
+            return out @ self.objective_weights[:, None]
         return out
 
 

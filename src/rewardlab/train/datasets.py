@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from typing import Any
 
 from datasets import Dataset, IterableDataset, concatenate_datasets
 
 from rewardlab.config import RewardConfig
-from rewardlab.data.prepare import RANKINGS, PreparationStats, prepare_preference_dataset
+from rewardlab.data.prepare import OBJECTIVE_ID, RANKINGS, PreparationStats, prepare_preference_dataset
 from rewardlab.errors import RewardlabError
 from rewardlab.files import atomic_path
 
@@ -43,6 +44,18 @@ def read_stream(stream: IterableDataset, batch_size: int = 1024) -> Dataset:
     return concatenate_datasets(parts)
 
 
+def check_every_objective_trains(objective_ids: list[int], objectives: list[str]) -> None:
+    """Each objective's head learns from its own pairs only: one without any would stay random."""
+    counts = Counter(objective_ids)
+    missing = [name for k, name in enumerate(objectives) if not counts[k]]
+    if missing:
+        raise RewardlabError(
+            f"objective {missing[0]!r} has no training pairs (after preparation), so its head would not learn: "
+            f"give it data, or leave it out of objectives ({', '.join(objectives)})"
+        )
+    logger.warning("training pairs per objective: %s", ", ".join(f"{n} {counts[k]}" for k, n in enumerate(objectives)))
+
+
 class RunDatasets:
     """Prepares the data sets of a run with its tokenizer and config, and remembers what happened to each."""
 
@@ -64,6 +77,8 @@ class RunDatasets:
         self.raw[name] = dataset
         if isinstance(dataset, Dataset):
             logger.warning("%s", stats.summary())
+            if name == "train" and OBJECTIVE_ID in prepared.column_names:
+                check_every_objective_trains(prepared[OBJECTIVE_ID], self.args.objectives)
         return prepared
 
     def prepare_eval(self, eval_dataset: Any) -> Any:

@@ -5,6 +5,11 @@ the last batch), so the metrics are computed once over the whole set:
 - pairs: logits (P, 2[, N]) hold each pair's [r_chosen, r_rejected] (N heads of an ensemble), labels (P,) margins;
 - rankings: logits (G, K_max[, N]) hold each prompt's rewards and labels (G, 1 + K_max) its K then its K scores;
   what lies past K is padding, whatever its value.
+
+In a multi-objective run each reward is its own objective's head's, and the labels start with one more column, the
+objective (pairs: (P, 2) [objective, margin]; rankings: (G, 2 + K_max) [objective, K, scores...]: first, where the
+padding of batches of different widths cannot move it), so that each objective's metrics are computed on its own
+examples too.
 """
 
 from __future__ import annotations
@@ -24,22 +29,41 @@ RankingObjective = Callable[[torch.Tensor, torch.Tensor, Sequence[int]], torch.T
 
 
 def pair_predictions(
-    rewards_chosen: torch.Tensor, rewards_rejected: torch.Tensor, margin: torch.Tensor | None
+    rewards_chosen: torch.Tensor,
+    rewards_rejected: torch.Tensor,
+    margin: torch.Tensor | None,
+    objective_id: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits (P, 2[, N]), labels (P,)) of a batch of pairs; labels are the margins, 0 without."""
+    """(logits (P, 2[, N]), labels (P,) or, with objectives, (P, 2)) of a batch of pairs; labels are the margins, 0
+    without, after the objectives."""
     if margin is None:
         margin = torch.zeros(rewards_chosen.shape[0], dtype=torch.float, device=rewards_chosen.device)
-    return torch.stack([rewards_chosen, rewards_rejected], dim=1).float(), margin.float()
+    labels = margin.float()
+    if objective_id is not None:
+        labels = torch.stack([objective_id.to(labels), labels], dim=1)
+    return torch.stack([rewards_chosen, rewards_rejected], dim=1).float(), labels
 
 
 def ranking_predictions(
-    rewards: torch.Tensor, scores: torch.Tensor, group_sizes: Sequence[int]
+    rewards: torch.Tensor, scores: torch.Tensor, group_sizes: Sequence[int], objective_id: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits (G, K_max[, N]), labels (G, 1 + K_max)) of a batch of rankings with flat rewards (S[, N])."""
+    """(logits (G, K_max[, N]), labels (G, 1 + K_max [+ 1])) of a batch of rankings with flat rewards (S[, N])."""
     rows = list(torch.split(rewards.float(), list(group_sizes)))
     labels = [torch.cat([s.new_tensor([len(s)]), s]) for s in torch.split(scores, list(group_sizes))]
     pad = torch.nn.utils.rnn.pad_sequence
-    return pad(rows, batch_first=True), pad(labels, batch_first=True).float()
+    labels = pad(labels, batch_first=True).float()
+    if objective_id is not None:
+        labels = torch.cat([objective_id.to(labels)[:, None], labels], dim=1)
+    return pad(rows, batch_first=True), labels
+
+
+def batch_predictions(rewards: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """What `prediction_step` returns for a batch's evaluated rewards: its pairs' or its rankings' (logits, labels),
+    with each example's objective in a multi-objective run."""
+    objective = batch.get("objective_id")
+    if "group_sizes" in batch:
+        return ranking_predictions(rewards, batch["scores"], batch["group_sizes"].tolist(), objective)
+    return pair_predictions(*rewards.chunk(2), batch.get("margin"), objective)
 
 
 def rankings_from_predictions(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -56,13 +80,36 @@ def evaluation_metrics(
     *,
     ranking_objective: RankingObjective | None = None,
     center_rewards_coefficient: float | None = None,
+    objectives: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The exact metrics of gathered evaluation outputs (rankings when `ranking_objective` is given), and the
     rewards they were computed from (the heads' mean for an ensemble), flattened.
 
     An ensemble's rewards have a last dimension of heads: its metrics are those of the heads' mean, plus how the
-    heads' disagreement relates to the mistakes.
+    heads' disagreement relates to the mistakes. With `objectives` (the labels end with each example's objective),
+    each objective's metrics on its own examples are added as `<metric>_<objective>`.
     """
+    if objectives:
+        which, labels = labels[:, 0].astype(np.int64), labels[:, 1:]
+        if ranking_objective is None:
+            labels = labels[:, 0]
+        metrics, rewards = evaluation_metrics(
+            predictions,
+            labels,
+            ranking_objective=ranking_objective,
+            center_rewards_coefficient=center_rewards_coefficient,
+        )
+        for k, name in enumerate(objectives):
+            mine = which == k
+            if mine.any():
+                own, _ = evaluation_metrics(
+                    predictions[mine],
+                    labels[mine],
+                    ranking_objective=ranking_objective,
+                    center_rewards_coefficient=center_rewards_coefficient,
+                )
+                metrics.update({f"{key}_{name}": value for key, value in own.items()})
+        return metrics, rewards
     if ranking_objective is not None:
         rewards, scores, sizes = rankings_from_predictions(predictions, labels)
         ensemble = rewards.ndim == 2

@@ -33,6 +33,7 @@ _RECORDED_ARGS = (
     "gradient_accumulation_steps",
     "seed",
     "ranking_loss",
+    "objectives",
     "ranking_margin_scale",
     "ensemble_heads",
     "ensemble_bootstrap",

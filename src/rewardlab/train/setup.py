@@ -55,9 +55,34 @@ def check_arguments(model: Any, args: RewardConfig | None, train_dataset: Any) -
         raise RewardlabTypeError(
             f"`train_dataset` must be a `Dataset` or `IterableDataset`, got `{type(train_dataset).__name__}`"
         )
+    if args.objectives is None:
+        args.objectives = objectives_in(train_dataset)
     if args.batch_eval_metrics:
         raise RewardlabError("batch_eval_metrics is not supported: rewardlab's evaluation metrics are already exact")
     return args
+
+
+def objectives_in(train_dataset: Any) -> list[str] | None:
+    """The objectives a training set names in its `objective` column, sorted (None without the column)."""
+    columns = train_dataset.column_names
+    if columns is None and isinstance(train_dataset, IterableDataset):  # a stream whose columns are not declared
+        columns = list(next(iter(train_dataset), {}))
+    if "objective" not in (columns or []):
+        return None
+    if isinstance(train_dataset, IterableDataset):
+        raise RewardlabError(
+            "a streamed training set that names objectives needs them listed (in head order): set objectives, e.g. "
+            "--objectives helpful,harmless"
+        )
+    names = sorted({name for name in train_dataset.unique("objective") if isinstance(name, str) and name.strip()})
+    if len(names) < 2:
+        raise RewardlabError(
+            f"the training data names {len(names)} objective{'' if len(names) == 1 else 's'} "
+            f"({', '.join(names) or 'none'}); a multi-objective model needs two or more: drop the `objective` column "
+            "for an ordinary reward model"
+        )
+    logger.warning("objectives, one head each: %s", ", ".join(names))
+    return names
 
 
 def setup_model(model: Any, args: RewardConfig, quantization_config: Any) -> tuple[Any, str, str | None]:
@@ -65,7 +90,9 @@ def setup_model(model: Any, args: RewardConfig, quantization_config: Any) -> tup
     if isinstance(model, str):
         model_id = model
         init_kwargs = init_kwargs_for_processes(dict(args.model_init_kwargs or {}), args.world_size)
-        model = load_model(model, init_kwargs, quantization_config, args.trust_remote_code, new_head=True)
+        model = load_model(
+            model, init_kwargs, quantization_config, args.trust_remote_code, new_head=True, objectives=args.objectives
+        )
         revision = init_kwargs.get("revision")
     else:
         model_id = name_or_path(model) or type(model).__name__
@@ -74,7 +101,7 @@ def setup_model(model: Any, args: RewardConfig, quantization_config: Any) -> tup
             logger.warning("model_init_kwargs is ignored: the model is already instantiated")
         if quantization_config is not None:
             logger.warning("quantization_config is ignored: the model is already instantiated")
-    check_num_labels(model)
+    check_num_labels(model, args.objectives)
     setup_ensemble(model, args)
     setup_length_head(model, args)
     return model, model_id, revision

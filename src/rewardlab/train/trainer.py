@@ -54,7 +54,7 @@ from rewardlab.train.engines import (
     check_parallelism,
     force_reentrant_checkpointing,
 )
-from rewardlab.train.predictions import evaluation_metrics, pair_predictions, ranking_predictions
+from rewardlab.train.predictions import batch_predictions, evaluation_metrics
 from rewardlab.train.run_record import MODEL_TAGS, write_run_record
 from rewardlab.train.setup import check_arguments, finish_model, setup_model, setup_peft, setup_tokenizer
 
@@ -237,7 +237,7 @@ class RewardTrainer(Trainer):
         return self.run_data.write_skipped_rows(self.args.output_dir)
 
     def _set_signature_columns_if_needed(self):
-        set_signature_columns(self, ["chosen_ids", "rejected_ids", "margin", "response_ids", "scores"])
+        set_signature_columns(self, ["chosen_ids", "rejected_ids", "margin", "response_ids", "scores", "objective_id"])
 
     def _empty_statistics(self) -> torch.Tensor:
         return empty_statistics(len(RANKING_SUM_KEYS)) if self.ranking else empty_statistics()
@@ -314,11 +314,7 @@ class RewardTrainer(Trainer):
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.compute_loss_context_manager(), measured_step(self.cpu_threads):
             rewards = sequence_rewards(model, inputs)
-        rewards = evaluated_rewards(rewards, self.objective_options)
-        if self.ranking:
-            logits, labels = ranking_predictions(rewards, inputs["scores"], inputs["group_sizes"].tolist())
-        else:
-            logits, labels = pair_predictions(*rewards.chunk(2), inputs.get("margin"))
+        logits, labels = batch_predictions(evaluated_rewards(rewards, self.objective_options, inputs), inputs)
         return None, logits, labels
 
     def _compute_eval_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
@@ -327,6 +323,7 @@ class RewardTrainer(Trainer):
             prediction.label_ids,
             ranking_objective=partial(ranking_loss, options=self.objective_options) if self.ranking else None,
             center_rewards_coefficient=self.args.center_rewards_coefficient,
+            objectives=self.args.objectives,
         )
         metrics["num_tokens"] = self.seen.tokens
         self.reward_statistics = {
