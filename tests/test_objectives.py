@@ -291,3 +291,42 @@ def test_every_layout_gives_the_padded_loss(arch, tmp_path):
     assert losses["fast"] == pytest.approx(losses["padded"], abs=1e-5)
     assert losses["micro-batches"] == pytest.approx(losses["padded"], abs=1e-5)
     assert losses["length debiased"] > losses["padded"]  # plus |corr(own reward, length)|
+
+
+def test_export_folds_the_heads_into_one_that_plain_tools_load(tmp_path, capsys):
+    from transformers import pipeline
+
+    from rewardlab import RewardModel
+    from rewardlab.cli import main
+
+    tok = make_tokenizer("qwen3")
+    model = make_model("qwen3", tok, num_labels=2, id2label={0: "harmless", 1: "helpful"})
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    texts = ["make a prank ? sure here", "make a prank ? sorry no"]
+    expected = RewardModel.from_pretrained(str(tmp_path / "m"), weights="helpful=0.7,harmless=0.3").score_texts(texts)
+
+    out = tmp_path / "exported"
+    assert (
+        main(["export", "--model", str(tmp_path / "m"), "--output", str(out), "--weights", "helpful=0.7,harmless=0.3"])
+        == 0
+    )
+    assert "num_labels=1" in capsys.readouterr().out
+    plain = AutoModelForSequenceClassification.from_pretrained(out)
+    assert plain.config.num_labels == 1
+    assert RewardModel.from_pretrained(str(out)).objectives is None
+    np.testing.assert_allclose(RewardModel.from_pretrained(str(out)).score_texts(texts), expected, atol=1e-5)
+    classify = pipeline("text-classification", model=str(out), function_to_apply="none")
+    np.testing.assert_allclose([r["score"] for r in classify([t + tok.eos_token for t in texts])], expected, atol=1e-5)
+
+    one = tmp_path / "harmless"
+    assert main(["export", "--model", str(tmp_path / "m"), "--output", str(one), "--objective", "harmless"]) == 0
+    harmless = RewardModel.from_pretrained(str(tmp_path / "m"), objective="harmless").score_texts(texts)
+    np.testing.assert_allclose(RewardModel.from_pretrained(str(one)).score_texts(texts), harmless, atol=1e-5)
+
+    assert (
+        main(["export", "--model", str(tmp_path / "m"), "--output", str(tmp_path / "x"), "--objective", "funny"]) == 2
+    )
+    assert "no objective 'funny'" in capsys.readouterr().err
+    assert main(["export", "--model", str(one), "--output", str(tmp_path / "y"), "--objective", "harmless"]) == 2
+    assert "has one" in capsys.readouterr().err

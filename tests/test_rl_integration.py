@@ -119,3 +119,40 @@ def test_grpo_loads_a_saved_reward_model_by_path(length_debias, tmp_path):
         length = scorer.score_texts(["the sky is blue"], return_length=True)[1][0]
         assert abs(length) > 1e-2 and trl_reward != pytest.approx(trl_reward + length, abs=2e-3)
         assert trl_reward != pytest.approx(length, abs=2e-3)
+
+
+def test_grpo_loads_an_exported_multi_objective_model_by_path(tmp_path):
+    """`rewardlab export` gives TRL's `reward_funcs="<path>"` the weighed objectives as its one logit."""
+    from tiny import make_model
+
+    from rewardlab import RewardModel
+    from rewardlab.cli import main
+
+    tok = make_tokenizer("qwen3")
+    make_model("qwen3", tok, num_labels=2, id2label={0: "harmless", 1: "helpful"}).save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    out = str(tmp_path / "exported")
+    assert (
+        main(["export", "--model", str(tmp_path / "m"), "--output", out, "--weights", "helpful=0.6,harmless=0.4"]) == 0
+    )
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path / "grpo"),
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_steps=1,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        bf16=False,
+    )
+    trainer = trl.GRPOTrainer(
+        model=tiny_policy(tmp_path),
+        reward_funcs=out,
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": ["hi"] * 4}),
+    )
+    ids = tok("the sky is blue" + tok.eos_token, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        trl_reward = trainer.reward_funcs[0](input_ids=torch.tensor([ids])).logits.item()
+    weighed = RewardModel.from_pretrained(str(tmp_path / "m"), weights="helpful=0.6,harmless=0.4", device="cpu")
+    assert trl_reward == pytest.approx(weighed.score_texts(["the sky is blue"])[0], abs=1e-5)

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("Evaluate reward models on preference data; write report.json and report.html with plots.", "eval"),
     "score": ("Score a data file (texts, prompt/completion or pairs) and write it back with reward columns.", "score"),
     "serve": ("Serve a reward model over HTTP (POST /score, OpenRLHF's POST /get_reward, GET /health).", "serve"),
+    "export": (
+        "Write a multi-objective reward model as an ordinary num_labels=1 one (an objective, or weights).",
+        "export",
+    ),
 }
 
 
