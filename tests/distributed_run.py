@@ -3,7 +3,8 @@
 The global training batch is 4 pairs either way (4 on one process, 2 on each of two, the latter also split into
 micro-batches by a token budget), so the loss curve must match. Seven evaluation pairs over two processes and
 batches of two leave a ragged, uneven tail: the exact metrics must still count every pair once. The main process
-writes the results to the JSON file given as argv[1].
+writes the results to the JSON file given as argv[1]. With "objectives" as argv[2], the pairs belong to two
+objectives, each trained on its own head.
 """
 
 import json
@@ -15,7 +16,7 @@ from tiny import make_model, make_tokenizer
 from rewardlab import RewardConfig, RewardTrainer
 
 
-def main(out_path: str) -> None:
+def main(out_path: str, objectives: bool = False) -> None:
     tok = make_tokenizer("qwen3")
     rows = [
         {
@@ -26,6 +27,9 @@ def main(out_path: str) -> None:
         }
         for i in range(12)
     ]
+    if objectives:
+        for i, row in enumerate(rows):
+            row["objective"] = ("helpful", "harmless")[i % 3 == 0]
     probe = RewardConfig(output_dir="/tmp/rewardlab-dist", use_cpu=True, report_to=[])
     world = probe.world_size
     args = RewardConfig(
@@ -44,7 +48,7 @@ def main(out_path: str) -> None:
         seed=7,
     )
     trainer = RewardTrainer(
-        make_model("qwen3", tok),
+        make_model("qwen3", tok, num_labels=2 if objectives else 1),
         args=args,
         train_dataset=Dataset.from_list(rows),
         eval_dataset=Dataset.from_list(rows[:7]),
@@ -70,4 +74,4 @@ def main(out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], objectives=sys.argv[2:] == ["objectives"])

@@ -51,9 +51,9 @@ def failure(stderr: str) -> str:
     return "\n".join(clues[:40]) or stderr[-3000:]
 
 
-def run(nproc: int, out: Path, script: str = "distributed_run.py") -> dict:
+def run(nproc: int, out: Path, script: str = "distributed_run.py", *extra: str) -> dict:
     def launch() -> subprocess.CompletedProcess:
-        command = [*python(nproc), str(HERE / script), str(out)]
+        command = [*python(nproc), str(HERE / script), str(out), *extra]
         return subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=300)
 
     proc = launch()
@@ -83,6 +83,19 @@ def test_two_processes_train_like_one_and_count_every_pair_once(tmp_path):
     np.testing.assert_allclose(np.array(double["rewards"]), np.array(single["rewards"]), atol=1e-5)
     for key in ("eval_accuracy", "eval_margin", "eval_loss", "eval_ties", "eval_min_reward", "eval_max_reward"):
         assert double["metrics"][key] == pytest.approx(single["metrics"][key], abs=1e-5), key
+
+
+@pytest.mark.slow
+def test_two_processes_train_several_objectives_like_one(tmp_path):
+    single = run(1, tmp_path / "one.json", "distributed_run.py", "objectives")
+    double = run(2, tmp_path / "two.json", "distributed_run.py", "objectives")
+    assert double["world"] == 2 and double["micro_batched"], double["log"]
+    np.testing.assert_allclose(double["losses"], single["losses"], atol=1e-5)
+    np.testing.assert_allclose(np.array(double["rewards"]), np.array(single["rewards"]), atol=1e-5)
+    for name, pairs in (("harmless", 3), ("helpful", 4)):  # of the 7 evaluation pairs, rows 0, 3 and 6 are harmless
+        assert double["metrics"][f"eval_num_pairs_{name}"] == single["metrics"][f"eval_num_pairs_{name}"] == pairs
+        key = f"eval_accuracy_{name}"
+        assert double["metrics"][key] == pytest.approx(single["metrics"][key], abs=1e-5)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from rewardlab import RewardConfig, RewardTrainer
 from rewardlab.data.mixture import load_mixture
 from rewardlab.data.prepare import prepare_preference_dataset
 from rewardlab.data.validate import BAD_OBJECTIVE, NULL
-from rewardlab.errors import InvalidRowError, RewardlabError
+from rewardlab.errors import InvalidRowError, RewardlabError, UsageError
 from rewardlab.layout import Layout
 from rewardlab.layout.collate import DataCollatorForPreference
 from rewardlab.losses import ObjectiveOptions, bradley_terry_loss, reward_objective
@@ -330,3 +330,27 @@ def test_export_folds_the_heads_into_one_that_plain_tools_load(tmp_path, capsys)
     assert "no objective 'funny'" in capsys.readouterr().err
     assert main(["export", "--model", str(one), "--output", str(tmp_path / "y"), "--objective", "harmless"]) == 2
     assert "has one" in capsys.readouterr().err
+
+
+def test_the_rl_reward_function_and_the_server_take_an_objective(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from rewardlab import RewardFunction, RewardModel
+    from rewardlab.cli.common import load_reward_model
+    from rewardlab.cli.serve import parse_serve_args
+    from rewardlab.serve import create_app
+
+    tok = make_tokenizer("qwen3")
+    make_model("qwen3", tok, num_labels=2, id2label={0: "harmless", 1: "helpful"}).save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    path = str(tmp_path / "m")
+    prompts, completions = ["make a prank ?"] * 2, [" sure here", " sorry no"]
+    expected = RewardModel.from_pretrained(path, objective="helpful").score(prompts, completions)
+
+    assert RewardFunction(path, objective="helpful")(prompts, completions) == pytest.approx(expected, abs=1e-6)
+    settings, args = parse_serve_args(["--model", path, "--objective", "helpful", "--device", "cpu"])
+    with TestClient(create_app(load_reward_model(args.model, args), settings)) as client:
+        response = client.post("/score", json={"prompts": prompts, "completions": completions})
+    assert response.json()["rewards"] == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(UsageError, match="not allowed with argument --objective"):  # one or the other
+        parse_serve_args(["--model", path, "--objective", "helpful", "--weights", "helpful=1"])

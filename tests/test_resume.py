@@ -29,7 +29,7 @@ class StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
-def run(output_dir, resume=False, stop_at=None, **overrides):
+def run(output_dir, resume=False, stop_at=None, objectives=False, **overrides):
     tok = make_tokenizer("llama")  # fresh: the trainer sets a pad token on it
     kw = dict(
         max_steps=6,
@@ -44,10 +44,13 @@ def run(output_dir, resume=False, stop_at=None, **overrides):
     kw.update(overrides)
     args = config(output_dir.parent, **kw)
     args.output_dir = str(output_dir)
+    data = pairs(40, margin=True)
+    if objectives:  # two objectives, each pair trained on its own head
+        data = data.add_column("objective", [("helpful", "harmless")[i % 3 == 0] for i in range(len(data))])
     trainer = RewardTrainer(
-        make_model("llama", tok),
+        make_model("llama", tok, num_labels=2 if objectives else 1),
         args=args,
-        train_dataset=pairs(40, margin=True),
+        train_dataset=data,
         processing_class=tok,
         callbacks=[StopAt(stop_at)] if stop_at else None,
     )
@@ -56,12 +59,13 @@ def run(output_dir, resume=False, stop_at=None, **overrides):
     return trainer, logs
 
 
-def test_a_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, caplog):
-    _, whole = run(tmp_path / "whole")
-    first, _ = run(tmp_path / "split", stop_at=3)
+@pytest.mark.parametrize("objectives", [False, True], ids=["one head", "two objectives"])
+def test_a_resumed_run_continues_exactly_like_an_uninterrupted_one(objectives, tmp_path, caplog):
+    _, whole = run(tmp_path / "whole", objectives=objectives)
+    first, _ = run(tmp_path / "split", stop_at=3, objectives=objectives)
     assert first.state.global_step == 3
     with caplog.at_level("WARNING", logger="rewardlab.train.trainer"):
-        trainer, resumed = run(tmp_path / "split", resume=True)
+        trainer, resumed = run(tmp_path / "split", resume=True, objectives=objectives)
     assert "resuming from " + str(tmp_path / "split" / "checkpoint-3") in caplog.text
     assert sorted(resumed) == [1, 2, 3, 4, 5, 6]  # steps 1-3 come from the checkpoint's log history
     for step in (4, 5, 6):
