@@ -86,7 +86,7 @@ def evaluation_metrics(
     rewards they were computed from (the heads' mean for an ensemble), flattened.
 
     An ensemble's rewards have a last dimension of heads: its metrics are those of the heads' mean, plus how the
-    heads' disagreement relates to the mistakes. With `objectives` (the labels end with each example's objective),
+    heads' disagreement relates to the mistakes. With `objectives` (the labels start with each example's objective),
     each objective's metrics on its own examples are added as `<metric>_<objective>`.
     """
     if objectives:

@@ -92,7 +92,7 @@ class RewardTrainer(Trainer):
         processing_class: the tokenizer; default loaded from the model. Missing pad token: eos is used.
         compute_metrics: extra evaluation metrics. It receives an `EvalPrediction` whose `predictions` is an (N, 2)
             array of [reward_chosen, reward_rejected] for every evaluation pair and `label_ids` the N margins (0 when
-            the data has none); its results are added to rewardlab's exact metrics.
+            the data has none; with objectives, (N, 2) [objective, margin]); its results are added to the metrics.
         callbacks, optimizers, optimizer_cls_and_kwargs, preprocess_logits_for_metrics: as in `transformers.Trainer`.
         quantization_config: a `BitsAndBytesConfig` used when `model` is a string (QLoRA with `peft_config`).
         peft_config: a `peft.PeftConfig`; its task type is set to SEQ_CLS and the score head is trained and saved.
