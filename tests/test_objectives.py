@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset, IterableDataset
+from test_trainer import config
 from tiny import make_model, make_tokenizer
 from transformers import AutoModelForSequenceClassification
 
@@ -29,21 +30,6 @@ def rows(n: int, objectives=("helpful", "harmless")) -> list[dict]:
             {"prompt": f"make a {i % 4} prank ?", "chosen": chosen, "rejected": rejected, "objective": objective}
         )
     return out
-
-
-def config(tmp_path, **kw) -> RewardConfig:
-    defaults = dict(
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=4,
-        max_steps=3,
-        learning_rate=1e-3,
-        report_to=[],
-        save_strategy="no",
-        disable_tqdm=True,
-        use_cpu=True,
-    )
-    return RewardConfig(**{**defaults, **kw})
 
 
 def test_a_pair_is_fitted_on_its_own_objectives_head_only():
