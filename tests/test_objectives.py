@@ -273,7 +273,7 @@ def test_every_layout_gives_the_padded_loss(arch, tmp_path):
             loss = sum(trainer.compute_loss(trainer.model, micro) for micro in batch["micro_batches"])
         else:
             loss = trainer.compute_loss(trainer.model, batch)
-        losses[name] = float(loss)
+        losses[name] = loss.item()
     assert losses["fast"] == pytest.approx(losses["padded"], abs=1e-5)
     assert losses["micro-batches"] == pytest.approx(losses["padded"], abs=1e-5)
     assert losses["length debiased"] > losses["padded"]  # plus |corr(own reward, length)|
