@@ -104,7 +104,7 @@ def test_texts_and_completions_in_other_formats(model_dir, tmp_path):
     )
 
 
-def test_an_interrupted_run_leaves_no_output_and_resumes_where_it_stopped(model_dir, tmp_path, monkeypatch):
+def test_an_interrupted_run_leaves_no_output_and_resumes_where_it_stopped(model_dir, tmp_path, monkeypatch, capsys):
     data = rows(9)
     source = write_jsonl(tmp_path / "in.jsonl", data)
     out = tmp_path / "out.jsonl"
@@ -121,12 +121,16 @@ def test_an_interrupted_run_leaves_no_output_and_resumes_where_it_stopped(model_
     monkeypatch.setattr(score_file, "score_rows", fail_on_second_chunk)
     assert main(args) == 130
     assert not out.exists()
-    assert len(read_jsonl(tmp_path / "out.jsonl.partial.jsonl")) == 1 + 4  # header + the first chunk
+    progress = read_jsonl(tmp_path / "out.jsonl.partial.jsonl")
+    assert len(progress) == 1 + 4 + 1  # the header, the first chunk's rows, and what their inputs needed
+    assert progress[-1] == {"inputs": [{"ok": 4}]}
 
     calls.clear()
     monkeypatch.setattr(score_file, "score_rows", lambda *a: calls.append(len(a[1])) or real(*a))
+    capsys.readouterr()
     assert main([*args, "--resume"]) == 0
     assert calls == [4, 1]  # the first chunk was not scored again
+    assert '"ok": 9' in capsys.readouterr().out  # the summary counts the rows scored before the interruption too
     scored = read_jsonl(out)
     expected = RewardModel.from_pretrained(model_dir).score_pair_rows(data)
     np.testing.assert_allclose([r["reward_rejected"] for r in scored], expected.rewards_rejected, atol=1e-6)

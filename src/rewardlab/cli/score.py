@@ -10,14 +10,12 @@ from pathlib import Path
 
 import torch
 from accelerate import PartialState
-from accelerate.utils import gather_object
 from datasets import Dataset
 
 from rewardlab.choices import OVERLENGTH_POLICIES
 from rewardlab.cli.common import ArgumentParser, add_reward_model_arguments, load_reward_model
 from rewardlab.data.loading import load_preference_data
 from rewardlab.errors import RewardlabError
-from rewardlab.score.ensemble import members_of
 from rewardlab.score.rows import OUTPUT_FORMATS, RowColumns, detect_mode, score_dataset, skipped_rows_path
 
 
@@ -90,7 +88,7 @@ def main(argv: Sequence[str]) -> int:
         args.device = str(processes.device)
     scorer = load_reward_model(args.model, args, max_tokens_per_batch=args.max_tokens_per_batch, **options)
     header = {"input": str(args.input), "split": args.split, "rows": len(data), "model": args.model, "mode": mode}
-    scored, skipped = score_dataset(
+    scored, skipped, inputs = score_dataset(
         scorer,
         data,
         output,
@@ -104,16 +102,10 @@ def main(argv: Sequence[str]) -> int:
         processes=processes.num_processes,
         wait_for_everyone=processes.wait_for_everyone,
     )
-    # What each member's over-length policy did, summed over every process's share.
-    reports = gather_object([[m.report for m in members_of(scorer)]])
-    # Every process leaves the group together: one that exits while another still holds it aborts gloo.
-    processes.wait_for_everyone()
-    processes.destroy_process_group()
     if not processes.is_main_process:
         return 0
-    totals = [sum(member, Counter()) for member in zip(*reports, strict=True)]
-    inputs = "; ".join(json.dumps({k: v for k, v in total.items() if v}) for total in totals)
-    print(f"scored {len(scored) - len(skipped)} rows ({mode}) into {output}; inputs: {inputs}")
+    counts = "; ".join(json.dumps({k: v for k, v in member.items() if v}) for member in inputs)
+    print(f"scored {len(scored) - len(skipped)} rows ({mode}) into {output}; inputs: {counts}")
     if skipped:
         reasons = Counter(s["code"] for s in skipped)
         why = ", ".join(f"{code}: {n}" for code, n in reasons.most_common())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 from rewardlab.data.validate import validate_scored_pair, validate_text
 from rewardlab.errors import InvalidRowError, RewardlabError
 from rewardlab.files import atomic_path
-from rewardlab.score.ensemble import RewardEnsemble
+from rewardlab.score.ensemble import RewardEnsemble, members_of
 from rewardlab.score.reward_model import RewardModel
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".csv": "csv"}
@@ -126,15 +127,17 @@ def skipped_rows_path(output: Path) -> Path:
     return output.with_name(output.name + ".skipped_rows.jsonl")
 
 
-def read_partial(path: Path, header: dict[str, Any]) -> dict[int, dict]:
-    """The records (`scores`, and `skipped` for a skipped row) of the rows an interrupted run finished; a last line
-    cut by the interruption is ignored.
+def read_partial(path: Path, header: dict[str, Any]) -> tuple[dict[int, dict], list[Counter[str]]]:
+    """The records (`scores`, and `skipped` for a skipped row) of the rows an interrupted run finished, and what the
+    over-length policy did to its chunks' inputs (one count per member of an ensemble); a last line cut by the
+    interruption is ignored.
 
     The file starts with the run's `header` (input, split, rows, model, mode): resuming a different job is refused.
     """
     done: dict[int, dict] = {}
+    inputs: list[Counter[str]] = []
     if not path.exists():
-        return done
+        return done, inputs
     with open(path, encoding="utf-8") as f:
         first = f.readline()
         try:
@@ -150,8 +153,18 @@ def read_partial(path: Path, header: dict[str, Any]) -> dict[int, dict]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 break
-            done[record.pop("index")] = record
-    return done
+            if "inputs" in record:  # a finished chunk's counts
+                inputs = _add_counts(inputs, record["inputs"])
+            else:
+                done[record.pop("index")] = record
+    return done, inputs
+
+
+def _add_counts(total: list[Counter[str]], more: list[dict[str, int]]) -> list[Counter[str]]:
+    """Per ensemble member, the sum of two lists of counts."""
+    if not total:
+        return [Counter(counts) for counts in more]
+    return [a + Counter(b) for a, b in zip(total, more, strict=True)]
 
 
 def write_atomically(dataset: Dataset, output: Path) -> None:
@@ -180,15 +193,16 @@ def score_dataset(
     process: int = 0,
     processes: int = 1,
     wait_for_everyone: Callable[[], None] = lambda: None,
-) -> tuple[Dataset | None, list[dict[str, Any]]]:
+) -> tuple[Dataset | None, list[dict[str, Any]], list[Counter[str]]]:
     """`data` with its reward columns, written to `output` (its extension picks the format), `chunk_rows` rows per
     progress save; `resume` continues from the progress files when their `header` is this job's.
 
     An invalid row raises `InvalidRowError` naming it, or with `skip_invalid_rows` gets empty (null) rewards and is
     listed (row, field, reason, code, content) in `<output>.skipped_rows.jsonl`. Under several processes, this is
     `process` of `processes` (every one calls it, with a barrier as `wait_for_everyone`): it scores its `share` of the
-    rows, and the first process writes the output. Returns the scored data and the skipped
-    rows (on the other processes: None and []).
+    rows, and the first process writes the output. Returns the scored data, the skipped rows and what the over-length
+    policy did to the inputs of every process's chunks, resumed ones included, per ensemble member (on the other
+    processes: None, [] and []).
     """
     if resume and (stale := _other_progress_files(output, processes)):
         raise RewardlabError(
@@ -196,7 +210,7 @@ def score_dataset(
             "the progress files and run without --resume"
         )
     progress = partial_path(output, process, processes)
-    done = read_partial(progress, header) if resume else {}
+    done, inputs = read_partial(progress, header) if resume else ({}, [])
     if not done:
         progress.write_text(json.dumps(header) + "\n", encoding="utf-8")
     own = share(len(data), process, processes)
@@ -207,16 +221,23 @@ def score_dataset(
                 bar.update(stop - start)
                 continue
             rows = data.select(range(start, stop)).to_list()
+            before = [Counter(member.report) for member in members_of(scorer)]
             for index, record in _score_chunk(scorer, rows, start, mode, names, skip_invalid_rows).items():
                 done[index] = record
                 log.write(json.dumps({"index": index, **record}) + "\n")
+            counted = [dict(Counter(m.report) - b) for m, b in zip(members_of(scorer), before, strict=True)]
+            log.write(json.dumps({"inputs": counted}) + "\n")
+            inputs = _add_counts(inputs, counted)
             log.flush()
             bar.update(stop - start)
     wait_for_everyone()  # every share is scored and its progress file closed
     if process != 0:
-        return None, []
+        return None, [], []
     for other in range(1, processes):
-        done.update(read_partial(partial_path(output, other, processes), header))
+        others, counted = read_partial(partial_path(output, other, processes), header)
+        done.update(others)
+        if counted:
+            inputs = _add_counts(inputs, [dict(c) for c in counted])
     skipped = [{"row": i, **done[i]["skipped"], "content": data[i]} for i in range(len(data)) if "skipped" in done[i]]
     empty = dict.fromkeys(reward_columns(mode, scorer.has_uncertainty))
     for name in empty:
@@ -229,7 +250,7 @@ def score_dataset(
     finished = [partial_path(output, p, processes) for p in range(processes)]
     for path in finished + _other_progress_files(output, processes):
         path.unlink(missing_ok=True)
-    return data, skipped
+    return data, skipped, inputs
 
 
 def _score_chunk(
