@@ -167,10 +167,10 @@ def prepare_completion(
             f"and {type(completion).__name__})",
         )
     kwargs = dict(template_kwargs or {})
+    cache = {} if prompt_cache is None else prompt_cache
+    key = prompt if isinstance(prompt, str) else repr((prompt, sorted(kwargs.items())))
     try:
         ids = tokenize_completion(prompt, completion, rules.tokenizer, rules.eos_token_id, kwargs)
-        key = prompt if isinstance(prompt, str) else repr((prompt, sorted(kwargs.items())))
-        cache = {} if prompt_cache is None else prompt_cache
         if key not in cache:
             cache[key] = tokenize_prompt(prompt, rules.tokenizer, kwargs)
     except InvalidRowError as e:
@@ -219,7 +219,6 @@ def _limit_known_prompt(ids: list[int], prompt_length: int, rules: ItemRules, in
     """The over-length policy on one sequence whose first `prompt_length` tokens are its prompt."""
     _check_vocabulary([ids], ["input_ids"], rules.vocab_size, index)
     keep = leading_special_count(ids, rules.tokenizer)
-    prompt_length = min(prompt_length, len(ids) - 1)
     try:
         cut, status = truncate_sequence(ids, prompt_length, rules.max_length, rules.policy, keep)
     except ValueError as e:

@@ -273,15 +273,18 @@ class LayoutCollator(DataCollatorMixin):
         sequences, groups = self.sequences_of(examples)
         passes, built = plan_passes(sequences, groups, self.layout, self.pad_token_id, self.max_tokens_per_batch)
         if len(passes) == 1:
-            return self.collate(examples, built)
-        return self.micro_batches(examples, passes, built)
+            return self.collate(examples, sequences, groups, built)
+        return self.micro_batches(examples, passes, groups, built)
 
     def collate(
-        self, examples: list[dict[str, Any]], prefix_groups: Sequence[SharedPrefixGroup] | None = None
+        self,
+        examples: list[dict[str, Any]],
+        sequences: list[list[int]],
+        groups: Groups,
+        prefix_groups: Sequence[SharedPrefixGroup] | None = None,
     ) -> dict[str, Any]:
-        """One batch of `examples` in the collator's layout, without a token budget (`prefix_groups`: their
-        `SHARED_PREFIX` groups, when already built)."""
-        sequences, groups = self.sequences_of(examples)
+        """One batch of `examples` (their `sequences_of`) in the collator's layout, without a token budget
+        (`prefix_groups`: their `SHARED_PREFIX` groups, when already built)."""
         batch = lay_out(
             sequences,
             self.layout,
@@ -302,19 +305,21 @@ class LayoutCollator(DataCollatorMixin):
         self,
         examples: list[dict[str, Any]],
         passes: list[list[int]],
+        positions: Groups,
         prefix_groups: Sequence[SharedPrefixGroup] | None = None,
     ) -> dict[str, Any]:
         """A `MICRO_BATCHES` batch: each pass (positions of examples) collated on its own, plus `example_index`,
-        `sequence_index` (its sequences' positions in the whole batch's sequence order) and `loss_weight` (its share
-        of the examples). The per-example fields (every pair's `margin`, every ranking's `scores`) are also kept whole
-        for evaluation, which scores the micro-batches and puts their rewards back in order."""
-        _, positions = self.sequences_of(examples)
+        `sequence_index` (its sequences' positions in the whole batch's sequence order, `positions` per example) and
+        `loss_weight` (its share of the examples). The per-example fields (every pair's `margin`, every ranking's
+        `scores`) are also kept whole for evaluation, which scores the micro-batches and puts their rewards back in
+        order."""
         micro_batches = []
         for group in passes:
             micro_examples = [examples[i] for i in group]
-            micro = self.collate(micro_examples, None if prefix_groups is None else [prefix_groups[i] for i in group])
-            _, local = self.sequences_of(micro_examples)
-            sequence_index = torch.empty(sum(len(own) for own in local), dtype=torch.long)
+            sequences, local = self.sequences_of(micro_examples)
+            built = None if prefix_groups is None else [prefix_groups[i] for i in group]
+            micro = self.collate(micro_examples, sequences, local, built)
+            sequence_index = torch.empty(len(sequences), dtype=torch.long)
             for example, own in zip(group, local, strict=True):
                 sequence_index[own] = torch.tensor(positions[example])
             micro["example_index"] = torch.tensor(group)

@@ -15,6 +15,7 @@ resampling (`rewardlab.train.bagging`).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -177,8 +178,17 @@ def restore_ensemble_head(model: nn.Module, directory: str) -> None:
 def objective_names(model: nn.Module) -> list[str] | None:
     """The objectives of a multi-objective reward model, one per output in head order (its `id2label`), or None for
     a model with one output."""
-    config = unwrap_reward_model(model).config
+    return objectives_in_config(unwrap_reward_model(model).config)
+
+
+def objectives_in_config(config: Any) -> list[str] | None:
+    """`objective_names` read from a model's config (a loaded model's, or a checkpoint's `AutoConfig`)."""
     if getattr(config, "num_labels", 1) == 1:
         return None
     names = getattr(config, "id2label", None) or {}
     return [str(names.get(k, names.get(str(k), f"LABEL_{k}"))) for k in range(config.num_labels)]
+
+
+def objective_labels(objectives: Sequence[str]) -> dict[str, dict]:
+    """The config fields that name a model's heads after its objectives, in head order."""
+    return {"id2label": dict(enumerate(objectives)), "label2id": {name: k for k, name in enumerate(objectives)}}

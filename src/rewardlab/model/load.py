@@ -29,7 +29,14 @@ from rewardlab._compat import ignoring_load_keys
 from rewardlab.choices import ODIN
 from rewardlab.errors import MissingExtraError, RewardlabError, RewardlabTypeError, first_line
 from rewardlab.files import check_complete, read_run_record
-from rewardlab.model.heads import ENSEMBLE_HEAD_KEYS, install_ensemble_head, is_ensemble_config, restore_ensemble_head
+from rewardlab.model.heads import (
+    ENSEMBLE_HEAD_KEYS,
+    install_ensemble_head,
+    is_ensemble_config,
+    objective_labels,
+    objectives_in_config,
+    restore_ensemble_head,
+)
 from rewardlab.model.length_head import CONFIG_KEY as LENGTH_HEAD_CONFIG_KEY
 from rewardlab.model.length_head import LENGTH_HEAD_KEYS, install_length_head, restore_length_head
 from rewardlab.model.parts import score_head_name
@@ -114,8 +121,7 @@ def load_model(
         )
     if objectives:  # one head per objective, named; a one-output head in the checkpoint is replaced by a new one
         kwargs.pop("num_labels", None)
-        kwargs["id2label"] = dict(enumerate(objectives))
-        kwargs["label2id"] = {name: k for k, name in enumerate(objectives)}
+        kwargs.update(objective_labels(objectives))
         kwargs.setdefault("ignore_mismatched_sizes", True)
     else:
         kwargs["num_labels"] = 1
@@ -163,11 +169,11 @@ def check_num_labels(model: PreTrainedModel, objectives: Sequence[str] | None = 
             f"the model has `num_labels={found}`, but the run has {len(objectives)} objectives "
             f"({', '.join(objectives)}): pass its name/path as a string and rewardlab loads it with one head each"
         )
-    names = [config.id2label.get(k) for k in range(found)] if getattr(config, "id2label", None) else []
-    if names != list(objectives) and any(not str(n).startswith("LABEL_") for n in names):
-        raise RewardlabError(f"the model's heads are {', '.join(map(str, names))}, not the run's objectives")
-    config.id2label = dict(enumerate(objectives))
-    config.label2id = {name: k for k, name in enumerate(objectives)}
+    names = objectives_in_config(config)
+    if names != list(objectives) and any(not name.startswith("LABEL_") for name in names):
+        raise RewardlabError(f"the model's heads are {', '.join(names)}, not the run's objectives")
+    for key, value in objective_labels(objectives).items():
+        setattr(config, key, value)
 
 
 def set_eos_token(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, eos_token: str) -> None:
@@ -290,12 +296,9 @@ def is_adapter_dir(path: str) -> bool:
 def saved_objectives(path: str) -> list[str] | None:
     """The objectives a saved full checkpoint has a head for (its config's `id2label`), or None for one output."""
     try:
-        config = AutoConfig.from_pretrained(path)
+        return objectives_in_config(AutoConfig.from_pretrained(path))
     except (OSError, ValueError):
         return None
-    if getattr(config, "num_labels", 1) == 1:
-        return None
-    return [str(config.id2label[k]) for k in range(config.num_labels)]
 
 
 def load_trained_model(
