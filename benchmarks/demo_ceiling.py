@@ -1,7 +1,7 @@
 """How far the demo's mixed held-out set can be ranked without fine-tuning a trunk: length rules, and reward heads
 trained on frozen features, on the demo's own splits (`rewardlab.cli.demo`).
 
-It asks whether issue 20's 0.62 on the 400 mixed held-out pairs is within reach of cheaper signals than the
+It asks whether the demo's target of 0.62 on the 400 mixed held-out pairs is within reach of cheaper signals than the
 fine-tuning the demo does: how often the longer last reply wins in each file; a Bradley-Terry reward head, linear
 or one hidden layer (BERT's pooler + classifier has that shape), trained on frozen features of every training pair
 and scored on the held-out pairs after a fixed number of epochs (never chosen by held-out accuracy).

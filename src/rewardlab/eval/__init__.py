@@ -6,6 +6,7 @@
   rule, with content-blind baselines;
 - `leaderboard`: the headline number of each result, and every model on every set;
 - `report`: load sets, score them, compute every metric (`rewardlab.metrics`), write `report.json` + `report.html`;
+- `trained`: that report for a model just trained, on its run's evaluation split;
 - `plots`: the report's figures (matplotlib, as data URIs);
 - `html`: the self-contained HTML page, from `templates/report.html.j2`.
 """

@@ -1,10 +1,13 @@
-"""The Hugging Face reward model itself: a `*ForSequenceClassification` with one output, nothing rewardlab-only.
+"""The Hugging Face reward model itself: a `*ForSequenceClassification` with one output (or one per objective),
+nothing rewardlab-only.
 
 - `load`: load a model and tokenizer (hub id, path or object; pad/eos token, chat template, dropout, PEFT) and load
   a trained one back (full checkpoint or LoRA adapter);
-- `heads`: ensembles of score heads on one trunk, saved as a plain mean head plus the heads;
+- `heads`: ensembles of score heads on one trunk, saved as a plain mean head plus the heads; the names of a
+  multi-objective model's heads;
+- `export`: a multi-objective model's heads folded into one plain head;
 - `length_head`: a length head next to the reward head (ODIN), saved as the plain quality head plus the length head;
-- `parts`: find the `*ForSequenceClassification`, its score head and hidden size inside any wrapper.
+- `parts`: find the `*ForSequenceClassification`, its score head and its backbone (or encoder) inside any wrapper.
 """
 
 from rewardlab.model.heads import EnsembleHead, install_ensemble_head, num_heads

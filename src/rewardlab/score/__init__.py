@@ -4,6 +4,7 @@
   `RankingScores` for K responses per prompt);
 - `ensemble`: `RewardEnsemble`, several separately trained models scored as one, with their disagreement;
 - `shaping`: normalized and uncertainty-penalised rewards, shared by the RL reward function and the server;
+- `objectives`: which head of a multi-objective model gives the reward, or how its heads are weighed;
 - `rl`: `RewardFunction`, the reward function TRL's GRPO/RLOO trainers take;
 - `rows`: every row of a dataset scored into reward columns, resumably.
 """

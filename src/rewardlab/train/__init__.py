@@ -2,6 +2,7 @@
 
 - `trainer`: `RewardTrainer` itself (set-up, loss, steps, logging, crash-safe saving);
 - `setup`: the run's model and tokenizer (ensemble or length head, eos, chat template, PEFT), as plain functions;
+- `arguments`, `run`: a whole training run from the data and model flags (TRL's reward script), top to bottom;
 - `datasets`: the run's data sets, prepared and counted (a streamed evaluation set read whole);
 - `engines`: what DDP, DeepSpeed and FSDP need from the model set-up (TRL's workarounds, with their reasons);
 - `predictions`: evaluation outputs and the exact metrics computed from them;

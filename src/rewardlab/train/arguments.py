@@ -72,7 +72,7 @@ class ScriptArguments:
         default=False,
         metadata={
             "help": "Under DDP, do not broadcast the model's boolean buffers (e.g. causal-mask buffers), which "
-            "fails for some architectures (transformers issue 22482); TRL's flag."
+            "fails for some architectures (transformers#22482); TRL's flag."
         },
     )
     # A list of dicts cannot be a flag: it is read from the `datasets:` section of the --config file.

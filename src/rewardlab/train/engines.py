@@ -28,7 +28,7 @@ def _zero_stage(args: Any) -> int | None:
 def peft_model_kwargs(args: Any, quantized: bool) -> dict[str, Any]:
     """Arguments for `peft.get_peft_model`. Under ZeRO-3 the adapters keep the base model's dtype: PEFT would upcast
     them to float32, and ZeRO-3 gathers parameters into buffers of the first parameter's dtype, which fails on the
-    first step when dtypes are mixed (TRL issue 6089, DeepSpeed issue 8072). A quantized model keeps PEFT's default."""
+    first step when dtypes are mixed (TRL#6089, DeepSpeed#8072). A quantized model keeps PEFT's default."""
     if _zero_stage(args) == 3 and not quantized:
         return {"autocast_adapter_dtype": False}
     return {}

@@ -81,7 +81,7 @@ def map_splits(data: Any, mapping: str, skip_invalid_rows: bool) -> DatasetDict:
 
 def ignore_bool_buffers(model: Any) -> None:
     """DDP broadcasts buffers at every forward; for boolean ones (causal masks) that fails on some architectures
-    (transformers issue 22482), and they never change, so DDP is told to leave them."""
+    (transformers#22482), and they never change, so DDP is told to leave them."""
     ignore_in_ddp(model, [name for name, b in model.named_buffers() if b.dtype == torch.bool])
 
 
