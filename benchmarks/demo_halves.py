@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.cli.demo import build_parser, demo_config, demo_splits, load_demo_files, minilm_path
+from rewardlab.metrics import evaluate_pairs
 from rewardlab.score.reward_model import RewardModel
 from rewardlab.train.trainer import RewardTrainer
 
@@ -39,10 +40,27 @@ def one_half(train: Any, held_out: Any, parts: list[Any], eval_pairs: int, half:
     return train.select(range(n_train, len(train))), held_out.select(range(n_eval, len(held_out)))
 
 
-def correct(trainer: Any, rows: list[dict], objective: str | None = None, weights: str | None = None) -> np.ndarray:
-    """Whether the trained model ranks each pair right (with one objective's head, or weighed heads)."""
-    scores = RewardModel.from_trainer(trainer, objective=objective, weights=weights).score_pair_rows(rows)
-    return np.asarray(scores.rewards_chosen) > np.asarray(scores.rewards_rejected)
+def scored(trainer: Any, rows: list[dict], objective: str | None = None, weights: str | None = None) -> Any:
+    """The trained model's `PairScores` of `rows` (with one objective's head, or weighed heads)."""
+    return RewardModel.from_trainer(trainer, objective=objective, weights=weights).score_pair_rows(rows)
+
+
+def against_length_rules(name: str, *parts: Any) -> dict[str, Any]:
+    """Accuracy of the pairs of `parts` (`PairScores`) and, on the same pairs, the best content-blind rule (longer or
+    shorter wins, on the real lengths before truncation)."""
+    joined = {
+        key: np.concatenate([getattr(p, key) for p in parts])
+        for key in ("rewards_chosen", "rewards_rejected", "chosen_full_tokens", "rejected_full_tokens")
+    }
+    report = evaluate_pairs(
+        joined["rewards_chosen"],
+        joined["rewards_rejected"],
+        rule_lengths=(joined["chosen_full_tokens"], joined["rejected_full_tokens"]),
+        n_bootstrap=0,
+        fit_temperature=False,
+    )
+    best = report["baselines"]["best"]
+    return {name: report["accuracy"]["value"], f"{name}_best_length_rule": [best, report["baselines"][best]]}
 
 
 def main() -> None:
@@ -66,24 +84,23 @@ def main() -> None:
     trainer.train()
     train_seconds = time.perf_counter() - start
     rows = [held_out[i] for i in range(len(held_out))]
+    halves = {"helpful": rows[:n_helpful_eval], "harmless": rows[n_helpful_eval:]}
     if objectives:  # each half by its own head; the mixed set also by the heads weighed equally
-        right = np.concatenate(
-            [correct(trainer, rows[:n_helpful_eval], "helpful"), correct(trainer, rows[n_helpful_eval:], "harmless")]
-        )
-        equal = correct(trainer, rows, weights="helpful=0.5,harmless=0.5")
+        scores = {half: scored(trainer, part, objective=half) for half, part in halves.items()}
+        equal = scored(trainer, rows, weights="helpful=0.5,harmless=0.5")
     else:
-        right = correct(trainer, rows)
+        scores = {half: scored(trainer, part) for half, part in halves.items()}
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     result = {
         "flags": sys.argv[1:],
-        "accuracy": float(right.mean()),
-        "helpful": float(right[:n_helpful_eval].mean()),
-        "harmless": float(right[n_helpful_eval:].mean()),
+        **against_length_rules("mixed", *scores.values()),
+        **against_length_rules("helpful", scores["helpful"]),
+        **against_length_rules("harmless", scores["harmless"]),
         "training_loss_first_last_logged": losses[:1] + losses[-1:],
         "train_seconds": round(train_seconds),
     }
     if objectives:
-        result["accuracy_equal_weights"] = float(equal.mean())
+        result.update(against_length_rules("mixed_equal_weights", equal))
     print(json.dumps(result))
 
 
