@@ -18,6 +18,10 @@ LENGTH_DEBIAS_METHODS = (ODIN, CORRELATION)
 BATCH, PROMPT = "batch", "prompt"
 LENGTH_DECORRELATION_SCOPES = (BATCH, PROMPT)
 
+# How the prompt gate of a multi-objective model learns to weigh its heads; see `rewardlab.losses.gate`.
+GATE_LABELS, GATE_PREFERENCE, GATE_BOTH, NO_GATE = "labels", "preference", "both", "none"
+GATE_LOSSES = (GATE_LABELS, GATE_PREFERENCE, GATE_BOTH, NO_GATE)
+
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     """`value` if it is one of `choices`, else a ValueError naming the option and every choice."""

@@ -14,6 +14,8 @@ from transformers import TrainingArguments
 from rewardlab._compat import dict_fields_of
 from rewardlab.choices import (
     BATCH,
+    GATE_LABELS,
+    GATE_LOSSES,
     LENGTH_DEBIAS_METHODS,
     LENGTH_DECORRELATION_SCOPES,
     ODIN,
@@ -69,8 +71,8 @@ class RewardConfig(TrainingArguments):
     > Parameters that control the training
 
     center_rewards_coefficient, head_learning_rate, activation_offloading, adapt_cpu_threads; for ranked data
-    ranking_loss,
-    ranking_margin_scale; for ensembles ensemble_heads, ensemble_bootstrap; against length bias length_debias,
+    ranking_loss, ranking_margin_scale; for several objectives objectives, gate, gate_coefficient; for ensembles
+    ensemble_heads, ensemble_bootstrap; against length bias length_debias,
     length_decorrelation_coefficient, length_decorrelation_scope, length_head_coefficient,
     head_orthogonality_coefficient.
 
@@ -277,6 +279,22 @@ class RewardConfig(TrainingArguments):
             "data (sorted), when it has an `objective` column.",
         },
     )
+    gate: str = field(
+        default=GATE_LABELS,
+        metadata={
+            "help": "With objectives: how the prompt gate, which weighs the objective heads by prompt into the "
+            "combined reward (Σ_k gate_k · head_k, what the saved model gives by default), learns. 'labels': "
+            "cross-entropy of the gate on each pair's objective. 'preference': the Bradley-Terry loss of the combined "
+            "reward, the heads held fixed in it. 'both': their sum. 'none': no gate (the heads are weighed by fixed "
+            "weights when scoring). The gate reads the prompt's representation: in the shared-prefix layout it costs "
+            "one token per pair, elsewhere (encoders, packed or padded batches) a forward of the prompt.",
+            "choices": list(GATE_LOSSES),
+        },
+    )
+    gate_coefficient: float = field(
+        default=1.0,
+        metadata={"help": "With a gate: the weight of its loss next to the heads' Bradley-Terry loss."},
+    )
     ensemble_heads: int = field(
         default=1,
         metadata={
@@ -373,6 +391,9 @@ class RewardConfig(TrainingArguments):
                     "objectives train one head per objective; an ensemble of heads (ensemble_heads > 1) or a length "
                     "head (length_debias='odin') on top of them is not supported: drop one of the two"
                 )
+        check_choice("gate", self.gate, GATE_LOSSES)
+        if self.gate_coefficient < 0:
+            raise ValueError(f"gate_coefficient must be >= 0, got {self.gate_coefficient}")
         if self.ensemble_heads < 1:
             raise ValueError(f"ensemble_heads must be at least 1, got {self.ensemble_heads}")
         if self.length_debias is not None:

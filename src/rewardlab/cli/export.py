@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rewardlab export",
         description="Write a multi-objective reward model as an ordinary num_labels=1 checkpoint (for TRL's "
         "reward_funcs, vLLM's pooling runner, a text-classification pipeline): one objective's head, or the heads "
-        "weighed into one. A LoRA adapter is merged into its base model.",
+        "weighed into one by fixed weights (a prompt gate depends on the prompt, which one logit cannot carry). A "
+        "LoRA adapter is merged into its base model.",
     )
     p.add_argument("--model", required=True, help="the multi-objective reward model (a directory: full or LoRA)")
     p.add_argument("--output", required=True, help="directory to write the num_labels=1 model to")

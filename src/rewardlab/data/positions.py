@@ -33,6 +33,13 @@ def own_token_counts(sequences: Sequence[Sequence[int]]) -> list[int]:
     return [len(ids) - shared for ids in sequences]
 
 
+def prompt_length(sequences: Sequence[Sequence[int]]) -> int:
+    """The leading tokens of an item's sequences that a prompt gate reads as its prompt: the prefix they all share
+    (for a pair or a ranking, the prompt and any opening words every response shares, which weigh every response
+    alike), at least one token. A single completion's prompt is known instead (`PreparedItem.prompt_tokens`)."""
+    return max(1, common_prefix_length(*sequences))
+
+
 def readout_index(ids: Sequence[int], pad_token_id: int | None) -> int:
     """Index of the token `*ForSequenceClassification` reads the reward at: the rightmost one that is not pad
     (when pad == eos, trailing eos tokens are skipped).

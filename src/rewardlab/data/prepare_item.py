@@ -66,12 +66,14 @@ class ItemRules:
 class PreparedItem:
     """An item's sequences as the model scores them (prompt included in each), the over-length status
     (`rewardlab.data.truncation.STATUSES`), each sequence's own tokens before the policy (its real length: after the
-    prefix the item's sequences share), and a ranking's scores."""
+    prefix the item's sequences share), a ranking's scores, and a completion's prompt tokens as scored (what a
+    prompt gate reads; a pair's or a ranking's is the prefix its sequences share, `positions.prompt_length`)."""
 
     sequences: list[list[int]]
     status: str
     full_tokens: list[int]
     scores: list[float] | None = None
+    prompt_tokens: int | None = None
 
     @property
     def tokens(self) -> list[int]:
@@ -175,7 +177,14 @@ def prepare_completion(
             cache[key] = tokenize_prompt(prompt, rules.tokenizer, kwargs)
     except InvalidRowError as e:
         raise e.at(index) from None
-    return _limit_known_prompt(ids, common_prefix_length(ids, cache[key]), rules, index)
+    item = _limit_known_prompt(ids, common_prefix_length(ids, cache[key]), rules, index)
+    cut = item.sequences[0]
+    if item.status == RESPONSE_TRUNCATED:  # only the leading BOS/CLS tokens are left of the prompt
+        prompt = leading_special_count(cut, rules.tokenizer)
+    else:  # the response is whole: the rest is prompt
+        prompt = len(cut) - (len(ids) - common_prefix_length(ids, cache[key]))
+    item.prompt_tokens = max(1, min(prompt, len(cut) - 1))
+    return item
 
 
 def prepare_text(text: str, rules: ItemRules, *, index: int | None = None) -> PreparedItem:

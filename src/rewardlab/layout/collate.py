@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from transformers.data.data_collator import DataCollatorMixin
 
 from rewardlab.config import DEFAULT_SUB_BATCH_OVERHEAD_TOKENS
-from rewardlab.data.positions import own_token_counts
+from rewardlab.data.positions import own_token_counts, prompt_length
 from rewardlab.layout.batch import LAYOUT_KEY, Layout
 from rewardlab.layout.plan import (
     SharedPrefixGroup,
@@ -26,6 +26,7 @@ from rewardlab.layout.plan import (
     split_by_token_budget,
 )
 from rewardlab.layout.varlen import VARLEN_KEY, group_segments, varlen_plan
+from rewardlab.losses.gate import PROMPTS_KEY
 
 Groups = list[list[int]]  # positions of the sequences that answer one prompt, one list per example
 
@@ -82,6 +83,25 @@ def lay_out(
         raise ValueError(f"lay_out builds one batch; {layout} is made by split_into_micro_batches")
     batch[LAYOUT_KEY] = layout
     return batch
+
+
+def add_prompts(
+    sequences: Sequence[Sequence[int]], groups: Groups, prompt_lengths: Sequence[int] | None = None
+) -> tuple[list[list[int]], Groups]:
+    """`sequences` followed by each group's prompt (the first `prompt_lengths[g]` tokens of its first sequence;
+    default: the group's `prompt_length`), each prompt a member of its own group: what a prompt gate reads.
+
+    In the `SHARED_PREFIX` layout a prompt is the group's shared prefix, so it adds one token to the row (a group's
+    members keep one token each of their own); other layouts compute it as one more sequence.
+    """
+    sequences = [list(s) for s in sequences]
+    out_groups = []
+    for g, group in enumerate(groups):
+        first = sequences[group[0]]
+        length = prompt_lengths[g] if prompt_lengths is not None else prompt_length([sequences[i] for i in group])
+        out_groups.append([*group, len(sequences)])
+        sequences.append(first[:length])
+    return sequences, out_groups
 
 
 def response_lengths(sequences: Sequence[Sequence[int]], groups: Groups) -> torch.Tensor:
@@ -247,8 +267,10 @@ class LayoutCollator(DataCollatorMixin):
     """The collator of one `layout`: examples to sequences (`sequences_of`), sequences to a batch (`lay_out`), and,
     with `max_tokens_per_batch`, a batch that would compute more tokens than that split into `MICRO_BATCHES` of
     whole examples (`plan_passes`), so peak memory follows the budget while the loss and gradients stay
-    the whole batch's. `with_response_lengths` adds every sequence's `response_lengths` (for `length_debias`).
-    Subclasses say how examples become sequences and what else a batch carries."""
+    the whole batch's. `with_response_lengths` adds every sequence's `response_lengths` (for `length_debias`);
+    `with_prompts` adds each example's prompt as one more sequence after all the others (`add_prompts`, for a
+    prompt gate), and their count as `num_prompts`. Subclasses say how examples become sequences and what else a
+    batch carries."""
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
@@ -257,6 +279,7 @@ class LayoutCollator(DataCollatorMixin):
     layout: Layout = Layout.PADDED
     overhead_tokens: int = DEFAULT_SUB_BATCH_OVERHEAD_TOKENS
     with_response_lengths: bool = False
+    with_prompts: bool = False
 
     def __post_init__(self):
         self.layout = Layout(self.layout)  # also accept the layout's name
@@ -269,8 +292,13 @@ class LayoutCollator(DataCollatorMixin):
         """Per-example tensors the loss needs (margins, scores), for a batch of `examples`."""
         raise NotImplementedError
 
-    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+    def laid_out_sequences(self, examples: list[dict[str, Any]]) -> tuple[list[list[int]], Groups]:
+        """`sequences_of(examples)`, and each example's prompt after them `with_prompts`."""
         sequences, groups = self.sequences_of(examples)
+        return add_prompts(sequences, groups) if self.with_prompts else (sequences, groups)
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        sequences, groups = self.laid_out_sequences(examples)
         passes, built = plan_passes(sequences, groups, self.layout, self.pad_token_id, self.max_tokens_per_batch)
         if len(passes) == 1:
             return self.collate(examples, sequences, groups, built)
@@ -283,7 +311,7 @@ class LayoutCollator(DataCollatorMixin):
         groups: Groups,
         prefix_groups: Sequence[SharedPrefixGroup] | None = None,
     ) -> dict[str, Any]:
-        """One batch of `examples` (their `sequences_of`) in the collator's layout, without a token budget
+        """One batch of `examples` (their `laid_out_sequences`) in the collator's layout, without a token budget
         (`prefix_groups`: their `SHARED_PREFIX` groups, when already built)."""
         batch = lay_out(
             sequences,
@@ -295,10 +323,14 @@ class LayoutCollator(DataCollatorMixin):
             pad_to_multiple_of=self.pad_to_multiple_of,
         )
         batch.update(self.fields(examples))
+        # The responses' sequences: a prompt added for the gate owns no tokens past the prefix of its group.
+        responses = len(sequences) - (len(examples) if self.with_prompts else 0)
+        if self.with_prompts:
+            batch[PROMPTS_KEY] = torch.tensor(len(examples))
         if self.with_response_lengths:
-            batch["response_lengths"] = response_lengths(sequences, groups)
-        if self.layout is not Layout.PADDED:  # a padded batch counts its real tokens in its attention mask
-            batch["num_real_tokens"] = torch.tensor(sum(len(s) for s in sequences))
+            batch["response_lengths"] = response_lengths(sequences, groups)[:responses]
+        if self.layout is not Layout.PADDED or self.with_prompts:  # else counted by its attention mask
+            batch["num_real_tokens"] = torch.tensor(sum(len(s) for s in sequences[:responses]))
         return batch
 
     def micro_batches(
@@ -316,7 +348,7 @@ class LayoutCollator(DataCollatorMixin):
         micro_batches = []
         for group in passes:
             micro_examples = [examples[i] for i in group]
-            sequences, local = self.sequences_of(micro_examples)
+            sequences, local = self.laid_out_sequences(micro_examples)
             built = None if prefix_groups is None else [prefix_groups[i] for i in group]
             micro = self.collate(micro_examples, sequences, local, built)
             sequence_index = torch.empty(len(sequences), dtype=torch.long)
@@ -326,7 +358,10 @@ class LayoutCollator(DataCollatorMixin):
             micro["sequence_index"] = sequence_index
             micro["loss_weight"] = torch.tensor(len(group) / len(examples))
             micro_batches.append(micro)
-        return {"micro_batches": micro_batches, **self.fields(examples), LAYOUT_KEY: Layout.MICRO_BATCHES}
+        batch = {"micro_batches": micro_batches, **self.fields(examples), LAYOUT_KEY: Layout.MICRO_BATCHES}
+        if self.with_prompts:
+            batch[PROMPTS_KEY] = torch.tensor(len(examples))
+        return batch
 
 
 @dataclass

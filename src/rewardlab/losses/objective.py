@@ -7,7 +7,8 @@ head of a length-debiased model) and what evaluation gathers (`evaluated_rewards
 and the logged statistics; a new loss term goes here, on plain tensors, and the trainer does not change.
 
 Shapes: rewards are (S,) for one head, (S, N) for an ensemble of N heads, (S, 2) = [quality, length] with
-`length_debias='odin'`, (S, K) for K objectives. A batch of pairs holds its S = 2B sequences as all chosen, then all
+`length_debias='odin'`, (S, K) for K objectives; a gated model's outputs are (S + B, 2K) on a batch that ends with
+its B prompts (`rewardlab.losses.gate`). A batch of pairs holds its S = 2B sequences as all chosen, then all
 rejected; a batch of rankings is flat, prompt after prompt, with `group_sizes` (G,) and `scores` (S,).
 """
 
@@ -19,8 +20,16 @@ from typing import Any
 
 import torch
 
-from rewardlab.choices import BATCH, ODIN, PAIRWISE, PLACKETT_LUCE, PROMPT
+from rewardlab.choices import BATCH, GATE_LABELS, ODIN, PAIRWISE, PLACKETT_LUCE, PROMPT
 from rewardlab.errors import RewardlabError
+from rewardlab.losses.gate import (
+    PROMPTS_KEY,
+    combined_rewards,
+    gate_correct,
+    gate_loss,
+    per_response,
+    split_prompt_outputs,
+)
 from rewardlab.losses.length import length_decorrelation_loss, pearson_correlation, within_group_deviations
 from rewardlab.losses.preference import bradley_terry_loss, pairwise_ranking_loss, plackett_luce_loss
 
@@ -37,6 +46,8 @@ class ObjectiveOptions:
     length_decorrelation_coefficient: float = 1.0
     length_head_coefficient: float = 1.0
     head_orthogonality_coefficient: float = 1.0
+    gate: str = GATE_LABELS
+    gate_coefficient: float = 1.0
 
     @classmethod
     def from_args(cls, args: Any) -> ObjectiveOptions:
@@ -84,8 +95,14 @@ def evaluated_rewards(
     rewards: torch.Tensor, options: ObjectiveOptions, batch: Mapping[str, Any] | None = None
 ) -> torch.Tensor:
     """What evaluation gathers: the quality head of a length-debiased model (S,), every head of an ensemble
-    (S, N), whose mean is the saved reward and whose spread is the uncertainty, or each sequence's own objective's
-    head of a multi-objective model (S,)."""
+    (S, N), whose mean is the saved reward and whose spread is the uncertainty, each sequence's own objective's
+    head of a multi-objective model (S,), or for a gated one (S, 3): [own objective's head, the combined reward,
+    1.0 where the gate weighs the example's own objective most]."""
+    if batch is not None and PROMPTS_KEY in batch:
+        heads, gate_logits = split_prompt_outputs(rewards, batch)
+        correct = per_response(gate_correct(gate_logits, batch["objective_id"]), batch)
+        own, combined = own_objective_rewards(heads, batch), combined_rewards(heads, gate_logits, batch)
+        return torch.stack([own, combined, correct.to(own.dtype)], dim=-1)
     if batch is not None:
         rewards = own_objective_rewards(rewards, batch)
     return rewards[:, 0] if options.length_debias == ODIN else rewards
@@ -123,33 +140,41 @@ def reward_objective(
     rankings, `bootstrap_weights`, `response_lengths`, `loss_weight`, `objective_id`, each optional).
 
     A multi-objective model's rewards are (S, K), one head per objective: each pair (or ranking) is fitted, centred
-    and margined on its own objective's head (`objective_id`), so a head learns from its objective's pairs only.
+    and margined on its own objective's head (`objective_id`), so a head learns from its objective's pairs only. With
+    a prompt gate the batch ends with its prompts, and the gate's loss (`options.gate`, times `gate_coefficient`) is
+    added; the saved reward is then the combined one.
 
     `head_orthogonality`: the length model's |w_q . w_l| (`rewardlab.model.length_head`), needed with
     `length_debias='odin'`. `training=False` skips what only training logs (the ranking `logged_loss`, the length
     correlations).
     """
     ranking = "group_sizes" in batch
-    rewards = own_objective_rewards(rewards, batch)  # several objectives: each pair is its objective's
+    heads, gate_logits = split_prompt_outputs(rewards, batch)
+    rewards = own_objective_rewards(heads, batch)  # several objectives: each pair is its objective's
     fitted, length_term, correlations = _length_terms(rewards, batch, options, head_orthogonality, ranking, training)
     weights = batch.get("bootstrap_weights")
-    if ranking:
-        scores, sizes = batch["scores"], batch["group_sizes"].tolist()
-        preference = ranking_loss(fitted, scores, sizes, options, weights)
-    else:
+    scores, sizes = (batch["scores"], batch["group_sizes"].tolist()) if ranking else (None, None)
+
+    def preference_loss(fitted: torch.Tensor) -> torch.Tensor:
+        if ranking:
+            return ranking_loss(fitted, scores, sizes, options, weights)
         chosen, rejected = fitted.chunk(2)
-        preference = bradley_terry_loss(
+        return bradley_terry_loss(
             chosen, rejected, batch.get("margin"), options.center_rewards_coefficient, weights=weights
         )
+
+    preference = preference_loss(fitted)
     loss = preference + length_term
+    if gate_logits is not None:
+        loss = loss + options.gate_coefficient * gate_loss(heads, gate_logits, batch, options.gate, preference_loss)
     if "loss_weight" in batch:  # a micro-batch: its share of the whole batch's mean loss
         loss = loss * batch["loss_weight"]
-    saved = saved_reward(rewards, options)
+    saved = saved_reward(rewards, options) if gate_logits is None else combined_rewards(heads, gate_logits, batch)
     logged = None
     if ranking and training:
         with torch.no_grad():
             # The logged loss is the saved reward's, unweighted: for one head without bootstrap, the loss itself.
-            plain = rewards.dim() == 1 and weights is None and not options.length_debias
+            plain = rewards.dim() == 1 and weights is None and not options.length_debias and gate_logits is None
             logged = preference if plain else ranking_loss(saved, scores, sizes, options)
     return Objective(loss, fitted, saved, logged, correlations)
 

@@ -26,9 +26,11 @@ from transformers import (
 )
 
 from rewardlab._compat import ignoring_load_keys
-from rewardlab.choices import ODIN
+from rewardlab.choices import NO_GATE, ODIN
 from rewardlab.errors import MissingExtraError, RewardlabError, RewardlabTypeError, first_line
 from rewardlab.files import check_complete, read_run_record
+from rewardlab.model.gate import CONFIG_KEY as GATE_CONFIG_KEY
+from rewardlab.model.gate import GATE_KEYS, install_gate, restore_gate
 from rewardlab.model.heads import (
     ENSEMBLE_HEAD_KEYS,
     install_ensemble_head,
@@ -60,7 +62,8 @@ def resolve_dtype(value: Any) -> Any:
 def loading_class(name_or_path: str, new_head: bool = False, **config_kwargs: Any) -> type:
     """`AutoModelForSequenceClassification`, or the checkpoint's own class told which weights not to report:
 
-    - an ensemble's N heads, restored next by `restore_ensemble_head`, and a length head (`restore_length_head`);
+    - an ensemble's N heads, restored next by `restore_ensemble_head`, a length head (`restore_length_head`) and
+      a multi-objective model's gate (`restore_gate`);
     - with `new_head` (a base model starting reward training), the score head transformers reports as newly
       initialised and a causal LM's `lm_head` it reports as unused: both are the point of loading it, and TRL hides
       the same report.
@@ -73,6 +76,8 @@ def loading_class(name_or_path: str, new_head: bool = False, **config_kwargs: An
     unexpected = list(ENSEMBLE_HEAD_KEYS) if is_ensemble_config(config) else []
     if getattr(config, LENGTH_HEAD_CONFIG_KEY, False):
         unexpected += LENGTH_HEAD_KEYS
+    if getattr(config, GATE_CONFIG_KEY, False):
+        unexpected += GATE_KEYS
     missing = []
     if new_head:
         unexpected.append(r"^lm_head\.")
@@ -138,9 +143,11 @@ def load_model(
                 f"model {name_or_path!r} has no sequence-classification variant in transformers: {first_line(e)}"
             ) from e
         raise
-    # Plain transformers loaded the ensemble's mean head (or the quality head) only; rewardlab also wants every head.
+    # Plain transformers loaded the ensemble's mean head (the quality head, the objective heads) only; rewardlab also
+    # wants every head, and the gate.
     restore_ensemble_head(model, name_or_path)
     restore_length_head(model, name_or_path)
+    restore_gate(model, name_or_path)
     return model
 
 
@@ -325,6 +332,8 @@ def load_trained_model(
             install_ensemble_head(model, trained["ensemble_heads"])
         if trained.get("length_debias") == ODIN:
             install_length_head(model)
+        if trained.get("objectives") and trained.get("gate", NO_GATE) != NO_GATE:
+            install_gate(model)
         model = PeftModel.from_pretrained(model, path)
     if tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id

@@ -1,5 +1,6 @@
-"""How the heads of a multi-objective reward model become the one reward a caller gets: one objective's head, or a
-weighted sum of the heads with fixed weights (`--objective NAME`, `--weights helpful=0.7,harmless=0.3`)."""
+"""How the heads of a multi-objective reward model become the one reward a caller gets: one objective's head, a
+weighted sum of the heads with fixed weights (`--objective NAME`, `--weights helpful=0.7,harmless=0.3`), or, by
+default for a model with a prompt gate, the heads weighed by the gate."""
 
 from __future__ import annotations
 
@@ -32,9 +33,11 @@ def objective_weights(
     objectives: Sequence[str] | None,
     objective: str | None = None,
     weights: Mapping[str, float] | str | None = None,
+    gated: bool = False,
 ) -> np.ndarray | None:
     """(K,) the weight of each head in the reward, for a model whose heads are `objectives` (None: one head, and so
-    None). `objective` picks one head; `weights` weigh several (objectives not named weigh 0)."""
+    None). `objective` picks one head; `weights` weigh several (objectives not named weigh 0); neither, for a model
+    with a prompt gate (`gated`): None, the gate weighs them."""
     if objective is not None and weights is not None:
         raise RewardlabError("give objective or weights, not both")
     if objectives is None:
@@ -45,6 +48,8 @@ def objective_weights(
         return None
     if objective is not None:
         weights = {objective: 1.0}
+    if weights is None and gated:
+        return None
     if weights is None:
         raise RewardlabError(
             f"the model has a head per objective ({', '.join(objectives)}): choose one (objective='{objectives[0]}', "

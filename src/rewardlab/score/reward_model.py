@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate.utils import send_to_device
-from scipy.special import expit
+from scipy.special import expit, softmax
 
 from rewardlab.choices import OVERLENGTH_POLICIES, TRUNCATE_PROMPT
 from rewardlab.cpu_threads import adapted_threads, adaptive_threads, measured_step
@@ -35,9 +35,10 @@ from rewardlab.data.truncation import DROPPED, OK, STATUSES
 from rewardlab.errors import RewardlabError, first_line
 from rewardlab.files import read_run_record
 from rewardlab.layout.choose import choose_layout
-from rewardlab.layout.collate import forward_passes
+from rewardlab.layout.collate import add_prompts, forward_passes
 from rewardlab.layout.forward import sequence_rewards
 from rewardlab.layout.plan import group_by_shared_prefix
+from rewardlab.model.gate import has_gate
 from rewardlab.model.heads import num_heads, objective_names
 from rewardlab.model.length_head import has_length_head
 from rewardlab.model.load import load_trained_model, resolve_dtype, set_pad_token
@@ -57,7 +58,9 @@ class PairScores:
     For an ensemble the rewards are the heads' mean, and `std_chosen`/`std_rejected`/`std_margin` are the standard
     deviations across heads of each reward and of `r_chosen - r_rejected` (None for a single-head model). For a model
     trained with `length_debias='odin'` the rewards are the quality head's, and `length_rewards_chosen`/
-    `length_rewards_rejected` the length head's.
+    `length_rewards_rejected` the length head's. For a multi-objective model, `objective_rewards_chosen`/
+    `objective_rewards_rejected` hold every objective's head (in `RewardModel.objectives` order), and with a prompt
+    gate `gate_weights` the weight the gate gives each head for the pair's prompt.
     """
 
     rewards_chosen: list[float]
@@ -72,6 +75,9 @@ class PairScores:
     length_rewards_rejected: list[float] | None = None
     chosen_full_tokens: list[int] | None = None
     rejected_full_tokens: list[int] | None = None
+    objective_rewards_chosen: list[list[float]] | None = None
+    objective_rewards_rejected: list[list[float]] | None = None
+    gate_weights: list[list[float]] | None = None
 
 
 @dataclass
@@ -154,7 +160,10 @@ class RewardModel:
         self.num_heads = num_heads(model)
         self.has_length_head = has_length_head(model)
         self.objectives = objective_names(model)
-        self.objective_weights = objective_weights(self.objectives, objective, weights)
+        self.gated = has_gate(model)
+        self.objective_weights = objective_weights(self.objectives, objective, weights, gated=self.gated)
+        # A gated model's default reward: the heads weighed by the prompt gate (`rewardlab.model.gate`).
+        self.uses_gate = self.gated and self.objective_weights is None
         self.layout = choose_layout(model, self.pad_token_id, padding_free=padding_free)
         self.report: Counter[str] = Counter({status: 0 for status in STATUSES})
         self.source = source
@@ -256,7 +265,7 @@ class RewardModel:
         `chat_template_kwargs`, or pre-tokenized `chosen_ids`/`rejected_ids`)."""
         rules = self.item_rules
         items = [prepare_pair(row, rules, index=i) for i, row in enumerate(rows)]
-        heads = self._item_rewards(items)
+        heads, parts = self._item_rewards(items)
         if self.has_length_head:
             length = {
                 "length_rewards_chosen": heads[0::2, 1].tolist(),
@@ -272,6 +281,11 @@ class RewardModel:
                 "std_rejected": rejected_heads.std(1, ddof=1).tolist(),
                 "std_margin": (chosen_heads - rejected_heads).std(1, ddof=1).tolist(),
             }
+        if parts.objectives is not None:
+            stds["objective_rewards_chosen"] = parts.objectives[0::2].tolist()
+            stds["objective_rewards_rejected"] = parts.objectives[1::2].tolist()
+        if parts.gate is not None:
+            stds["gate_weights"] = parts.gate[0::2].tolist()
         prob = expit(np.array(chosen_r) - np.array(rejected_r)).tolist()
         scored = [item.tokens for item in items]
         return PairScores(
@@ -301,7 +315,7 @@ class RewardModel:
             distinct: dict[tuple[int, ...], int] = {}
             positions.append([distinct.setdefault(tuple(ids), len(distinct)) for ids in item.sequences])
             item.sequences = [list(ids) for ids in distinct]
-        heads = self._item_rewards(items)
+        heads, _ = self._item_rewards(items)
         quality = heads[:, :1] if self.has_length_head else heads
         std = quality.std(1, ddof=1) if self.num_heads > 1 else None
         mean = quality.mean(1)
@@ -342,11 +356,17 @@ class RewardModel:
     def _score_single(
         self, items: list[PreparedItem], return_std: bool, return_length: bool
     ) -> list[float] | tuple[list[float], list[float]]:
-        """Rewards of one-sequence items; responses that share a prompt are scored together (`group_by_shared_prefix`)
-        in the layouts that share prefixes."""
+        """Rewards of one-sequence items; responses that share a prompt are scored together (`group_by_shared_prefix`,
+        or, for the gate, by their prompts' tokens) in the layouts that share prefixes."""
         self._count(items)
         sequences = [item.sequences[0] for item in items]
-        heads = self._rewards(sequences, group_by_shared_prefix(sequences) if self.layout.shares_prefixes else None)
+        if self.uses_gate:
+            groups, prompts = self._prompt_groups(items)
+            heads, _ = self._rewards(sequences, groups, prompts)
+        else:
+            heads, _ = self._rewards(
+                sequences, group_by_shared_prefix(sequences) if self.layout.shares_prefixes else None
+            )
         heads[np.array([item.status == DROPPED for item in items], dtype=bool)] = np.nan
         if self.has_length_head:
             quality = heads[:, 0].tolist()
@@ -354,19 +374,37 @@ class RewardModel:
         mean = heads.mean(1).tolist()
         return (mean, heads.std(1, ddof=1).tolist()) if return_std else mean
 
-    def _item_rewards(self, items: list[PreparedItem]) -> np.ndarray:
+    def _prompt_groups(self, items: list[PreparedItem]) -> tuple[list[list[int]], list[int]]:
+        """One-sequence items grouped by their prompt's tokens (a GRPO group's completions), and each group's prompt
+        length: the gate reads each prompt once."""
+        if any(item.prompt_tokens is None for item in items):
+            raise RewardlabError(
+                "the model's prompt gate weighs its heads by the prompt, and a plain text has none: score prompt and "
+                "completion (score(prompts, completions)), or choose objective= or weights= "
+                f"({', '.join(self.objectives)})"
+            )
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, item in enumerate(items):
+            groups.setdefault(tuple(item.sequences[0][: item.prompt_tokens]), []).append(i)
+        return list(groups.values()), [len(prompt) for prompt in groups]
+
+    def _item_rewards(self, items: list[PreparedItem]) -> tuple[np.ndarray, HeadOutputs]:
         """Rewards (sequences, heads) of every sequence of `items`, item after item, each item's sequences laid out
-        together (its prompt computed once where the layout shares prefixes); a dropped item's are NaN."""
+        together (its prompt computed once where the layout shares prefixes), and what the heads gave apart; a
+        dropped item's are NaN."""
         self._count(items)
         sequences, groups = [], []
         for item in items:
             groups.append(list(range(len(sequences), len(sequences) + len(item.sequences))))
             sequences += item.sequences
-        heads = self._rewards(sequences, groups)
+        heads, parts = self._rewards(sequences, groups)
         for item, group in zip(items, groups, strict=True):
             if item.status == DROPPED:
                 heads[group] = np.nan
-        return heads
+                for values in (parts.objectives, parts.gate):
+                    if values is not None:
+                        values[group] = np.nan
+        return heads, parts
 
     def _count(self, items: list[PreparedItem]) -> None:
         """Add what the over-length policy did to `items` to `report`, and log the items it changed."""
@@ -380,30 +418,54 @@ class RewardModel:
                 ", ".join(f"{n} {k}" for k, n in counts.items()),
             )
 
-    def _rewards(self, sequences: list[list[int]], groups: list[list[int]] | None) -> np.ndarray:
-        """Rewards (sequences, heads) of `sequences` (with a length head: [quality, length]), in forward passes under
-        the token budget. `groups` are sequences answering one prompt, which a layout that shares prefixes computes
-        once; otherwise, or without `groups`, each sequence is scored on its own."""
+    def _rewards(
+        self, sequences: list[list[int]], groups: list[list[int]] | None, prompt_lengths: list[int] | None = None
+    ) -> tuple[np.ndarray, HeadOutputs]:
+        """Rewards (sequences, heads) of `sequences` (with a length head: [quality, length]; several objectives: the
+        one reward they are weighed into), in forward passes under the token budget, and what the objective heads and
+        the gate gave apart. `groups` are sequences answering one prompt, which a layout that shares prefixes computes
+        once; otherwise, or without `groups`, each sequence is scored on its own. With the gate each group's prompt
+        (`prompt_lengths`, default the prefix the group shares) is scored too."""
+        if self.uses_gate:
+            groups = groups or [[i] for i in range(len(sequences))]
+            laid_out, with_prompts = add_prompts(sequences, groups, prompt_lengths)
+            outputs = self._forward(laid_out, with_prompts, 2 * len(self.objectives))
+            k, n = len(self.objectives), len(sequences)
+            heads, gate_logits = outputs[:n, :k], outputs[n:, k:]  # the responses' heads, the prompts' gate
+            gate = np.empty_like(heads)
+            for group, logits in zip(groups, gate_logits, strict=True):
+                gate[group] = softmax(logits)
+            return (heads * gate).sum(1, keepdims=True), HeadOutputs(heads, gate)
         if groups is None or not self.layout.shares_prefixes:
             groups = [[i] for i in range(len(sequences))]
         # [quality, length], every head of an ensemble, or every objective's head (weighed into one reward below)
         width = 2 if self.has_length_head else len(self.objectives) if self.objectives else self.num_heads
+        # A gated model also gives its gate's logits, unused when fixed weights choose the reward.
+        out = self._forward(sequences, groups, 2 * width if self.gated else width)[:, :width]
+        if self.objective_weights is not None:
+            return out @ self.objective_weights[:, None], HeadOutputs(out, None)
+        return out, HeadOutputs(None, None)
+
+    def _forward(self, sequences: list[list[int]], groups: list[list[int]], width: int) -> np.ndarray:
+        """The model's outputs (sequences, width) for `sequences`, laid out by `groups`, in forward passes under
+        the token budget."""
         out = np.full((len(sequences), width), np.nan)
-        passes = forward_passes(
-            sequences,
-            groups,
-            self.layout,
-            self.pad_token_id,
-            self.max_tokens_per_batch,
-        )
+        passes = forward_passes(sequences, groups, self.layout, self.pad_token_id, self.max_tokens_per_batch)
         with adapted_threads(self.cpu_threads):
             for index, batch in passes:
                 with torch.inference_mode(), measured_step(self.cpu_threads):
                     rewards = sequence_rewards(self.model, send_to_device(batch, self.device)).float().cpu().numpy()
                 out[index] = rewards.reshape(len(index), width)
-        if self.objective_weights is not None:
-            return out @ self.objective_weights[:, None]
         return out
+
+
+@dataclass
+class HeadOutputs:
+    """What a multi-objective model's heads gave apart, per sequence: every objective's reward (sequences, K), and
+    the gate's weights for the sequence's prompt (sequences, K); None where the model has no such heads or gate."""
+
+    objectives: np.ndarray | None
+    gate: np.ndarray | None
 
 
 def pair_rows(chosen: Sequence[Any], rejected: Sequence[Any], prompts: Sequence[Any] | None) -> list[dict[str, Any]]:

@@ -9,7 +9,8 @@ the last batch), so the metrics are computed once over the whole set:
 In a multi-objective run each reward is its own objective's head's, and the labels start with one more column, the
 objective (pairs: (P, 2) [objective, margin]; rankings: (G, 2 + K_max) [objective, K, scores...]: first, where the
 padding of batches of different widths cannot move it), so that each objective's metrics are computed on its own
-examples too.
+examples too. A model with a prompt gate gives three values per reward (last dimension): its own objective's head's,
+the combined reward, and 1.0 where the gate weighs the example's own objective most.
 """
 
 from __future__ import annotations
@@ -81,34 +82,43 @@ def evaluation_metrics(
     ranking_objective: RankingObjective | None = None,
     center_rewards_coefficient: float | None = None,
     objectives: Sequence[str] | None = None,
+    gated: bool = False,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The exact metrics of gathered evaluation outputs (rankings when `ranking_objective` is given), and the
     rewards they were computed from (the heads' mean for an ensemble), flattened.
 
     An ensemble's rewards have a last dimension of heads: its metrics are those of the heads' mean, plus how the
     heads' disagreement relates to the mistakes. With `objectives` (the labels start with each example's objective),
-    each objective's metrics on its own examples are added as `<metric>_<objective>`.
+    each objective's metrics on its own examples are added as `<metric>_<objective>`. With `gated` (a model with a
+    prompt gate) the main metrics are the combined reward's, each objective's its own head's, and `gate_accuracy`
+    (with `gate_accuracy_<objective>`) is how often the gate weighs the example's objective most.
     """
     if objectives:
         which, labels = labels[:, 0].astype(np.int64), labels[:, 1:]
         if ranking_objective is None:
             labels = labels[:, 0]
+        gate_right = predictions[:, 0, 2] if gated else None  # every response of an example carries it
+        own_rewards = predictions[..., 0] if gated else predictions
         metrics, rewards = evaluation_metrics(
-            predictions,
+            predictions[..., 1] if gated else predictions,
             labels,
             ranking_objective=ranking_objective,
             center_rewards_coefficient=center_rewards_coefficient,
         )
+        if gated:
+            metrics["gate_accuracy"] = float(gate_right.mean())
         for k, name in enumerate(objectives):
             mine = which == k
             if mine.any():
                 own, _ = evaluation_metrics(
-                    predictions[mine],
+                    own_rewards[mine],
                     labels[mine],
                     ranking_objective=ranking_objective,
                     center_rewards_coefficient=center_rewards_coefficient,
                 )
                 metrics.update({f"{key}_{name}": value for key, value in own.items()})
+                if gated:
+                    metrics[f"gate_accuracy_{name}"] = float(gate_right[mine].mean())
         return metrics, rewards
     if ranking_objective is not None:
         rewards, scores, sizes = rankings_from_predictions(predictions, labels)

@@ -34,6 +34,7 @@ _RECORDED_ARGS = (
     "seed",
     "ranking_loss",
     "objectives",
+    "gate",
     "ranking_margin_scale",
     "ensemble_heads",
     "ensemble_bootstrap",

@@ -11,9 +11,10 @@ from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase
 
 from rewardlab._compat import name_or_path
-from rewardlab.choices import ODIN
+from rewardlab.choices import NO_GATE, ODIN
 from rewardlab.config import RewardConfig
 from rewardlab.errors import RewardlabError, RewardlabTypeError
+from rewardlab.model.gate import has_gate, install_gate
 from rewardlab.model.heads import install_ensemble_head, num_heads
 from rewardlab.model.length_head import has_length_head, install_length_head
 from rewardlab.model.load import (
@@ -104,7 +105,23 @@ def setup_model(model: Any, args: RewardConfig, quantization_config: Any) -> tup
     check_num_labels(model, args.objectives)
     setup_ensemble(model, args)
     setup_length_head(model, args)
+    setup_gate(model, args)
     return model, model_id, revision
+
+
+def setup_gate(model: Any, args: RewardConfig) -> None:
+    """Give a multi-objective model the prompt gate `args.gate` trains, or keep training the one a checkpoint has."""
+    if not args.objectives:
+        if has_gate(model):
+            raise RewardlabError("the model has a prompt gate over objective heads, but the run names no objectives")
+        return
+    if args.gate != NO_GATE:
+        install_gate(model)
+    elif has_gate(model):
+        raise RewardlabError(
+            "the model has a prompt gate, but gate='none': train it with a gate loss (labels, preference, both), or "
+            "start from a model without one"
+        )
 
 
 def setup_ensemble(model: Any, args: RewardConfig) -> None:

@@ -42,6 +42,7 @@ from rewardlab.metrics.running import (
     summarize_ranking_statistics,
     summarize_statistics,
 )
+from rewardlab.model.gate import has_gate
 from rewardlab.model.heads import trained_head
 from rewardlab.model.length_head import length_head_of
 from rewardlab.model.load import (
@@ -173,6 +174,7 @@ class RewardTrainer(Trainer):
             layout=layout,
             overhead_tokens=args.sub_batch_overhead_tokens,
             with_response_lengths=True,  # logged correlations with length, and what length_debias trains out
+            with_prompts=has_gate(model),  # what the prompt gate of a multi-objective model reads
         )
 
     def _check_distributed_setup(self, args: RewardConfig) -> None:
@@ -324,6 +326,7 @@ class RewardTrainer(Trainer):
             ranking_objective=partial(ranking_loss, options=self.objective_options) if self.ranking else None,
             center_rewards_coefficient=self.args.center_rewards_coefficient,
             objectives=self.args.objectives,
+            gated=has_gate(self.model),
         )
         metrics["num_tokens"] = self.seen.tokens
         self.reward_statistics = {

@@ -1,0 +1,115 @@
+"""A prompt gate next to the heads of a multi-objective reward model: it weighs the K objective heads by prompt.
+
+The heads and the gate read the same final hidden state h. For a response, h is the response's readout, and the heads
+give its K rewards; for the prompt alone, the gate's K logits, through a softmax, give the weight of each head, and
+the combined reward is Σ_k gate_k · head_k. The gate sees the prompt only, so every response to a prompt is weighed
+alike. It is a linear map (a softmax regression on the prompt's representation): the backbone under it is trained
+too, and the prompts of different objectives are easy to tell apart.
+
+The heads keep the ordinary `num_labels=K` head's keys (`score.weight`, or `classifier.weight`/`.bias` for
+encoders), so plain `transformers` loads the checkpoint and gives the K head logits. The gate is stored next to them
+(`<head>.gate_weight`, `<head>.gate_bias`), which plain `transformers` reports as unused keys and ignores;
+`config.rewardlab_gate = True` tells rewardlab to load it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rewardlab.errors import RewardlabError
+from rewardlab.model.heads import read_saved_tensors, trained_head
+from rewardlab.model.parts import score_head_name, unwrap_reward_model
+
+CONFIG_KEY = "rewardlab_gate"
+# Plain `from_pretrained` reports these as unexpected; rewardlab restores them next (`restore_gate`).
+GATE_KEYS = (r"\.gate_weight$", r"\.gate_bias$")
+
+
+class GatedHeads(nn.Module):
+    """K objective heads (`weight` (K, in_features), `bias` (K,) or None) and a gate (`gate_weight` (K,
+    in_features), `gate_bias` (K,)): output (..., 2K), the K head rewards then the K gate logits."""
+
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor | None, gate_weight: torch.Tensor, gate_bias: torch.Tensor
+    ):
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.bias = None if bias is None else nn.Parameter(bias)
+        self.gate_weight = nn.Parameter(gate_weight)
+        self.gate_bias = nn.Parameter(gate_bias)
+
+    @property
+    def num_objectives(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        # One matmul for heads and gate: the fast path reads the output at every token of a packed row.
+        bias = torch.cat([self.bias if self.bias is not None else torch.zeros_like(self.gate_bias), self.gate_bias])
+        return F.linear(hidden, torch.cat([self.weight, self.gate_weight]), bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.weight.shape[1]}, objectives={self.num_objectives}, outputs=[heads, gate]"
+
+
+def gate_of(model: nn.Module) -> GatedHeads | None:
+    """The model's trained `GatedHeads` (inside any wrapper, PEFT's copy included), or None."""
+    head = trained_head(model)
+    return head if isinstance(head, GatedHeads) else None
+
+
+def has_gate(model: nn.Module) -> bool:
+    return gate_of(model) is not None
+
+
+def split_gate_outputs(outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(head rewards (..., K), gate logits (..., K)) of a gated model's outputs (..., 2K)."""
+    return outputs.chunk(2, dim=-1)
+
+
+def install_gate(model: nn.Module) -> GatedHeads:
+    """Add a gate next to the model's K objective heads (a `num_labels=K` Linear head, kept as it is).
+
+    The gate starts at zero, so it weighs the heads equally until it learns; its bias is 0.
+    """
+    inner = unwrap_reward_model(model)
+    name = score_head_name(inner)
+    head = getattr(inner, name)
+    if isinstance(head, GatedHeads):
+        return head
+    if not isinstance(head, nn.Linear) or head.out_features < 2:
+        raise RewardlabError(f"a gate weighs the heads of a multi-objective model (num_labels >= 2), got {head}")
+    like = head.weight
+    gate_weight = torch.zeros_like(like)
+    gate_bias = torch.zeros(like.shape[0], device=like.device, dtype=like.dtype)
+    bias = None if head.bias is None else head.bias.detach().clone()
+    setattr(inner, name, GatedHeads(like.detach().clone(), bias, gate_weight, gate_bias))
+    inner.config.rewardlab_gate = True
+    return getattr(inner, name)
+
+
+def restore_gate(model: nn.Module, directory: str) -> None:
+    """Give a model loaded by plain `from_pretrained` (which kept only the K heads) its saved gate back.
+
+    Does nothing for a checkpoint without one (no `rewardlab_gate` in its config).
+    """
+    if not getattr(model.config, CONFIG_KEY, False):
+        return
+    inner = unwrap_reward_model(model)
+    name = score_head_name(inner)
+    head = getattr(inner, name)
+    saved = read_saved_tensors(directory, [f"{name}.gate_weight", f"{name}.gate_bias"])
+    if f"{name}.gate_weight" not in saved or f"{name}.gate_bias" not in saved:
+        raise RewardlabError(f"{directory}: config says it has a gate, but no `{name}.gate_weight` is saved")
+    like = head.weight
+    setattr(
+        inner,
+        name,
+        GatedHeads(
+            like.detach(),
+            None if head.bias is None else head.bias.detach(),
+            saved[f"{name}.gate_weight"].to(device=like.device, dtype=like.dtype),
+            saved[f"{name}.gate_bias"].to(device=like.device, dtype=like.dtype),
+        ),
+    )
