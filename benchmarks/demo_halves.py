@@ -1,7 +1,8 @@
 """The demo's training, with held-out accuracy on each half (HH helpful-base, HH harmless-base) and a choice of
 which half to train on: why the demo's mixed held-out set is hard for MiniLM. `--train_on objectives` trains both
-halves as two objectives (a head each) and scores each held-out half with its own head (the objective known: an
-upper bound for any gate) and the mixed set with the two heads weighed equally.
+halves as two objectives (a head each, and the prompt gate of `--gate`) and scores the mixed set with the heads
+weighed by the gate, each held-out half with its own head (the objective known: an upper bound for any gate), and
+the mixed set with the two heads weighed equally.
 
 It uses the demo's own splits and config (`rewardlab.cli.demo`), so a run with `--train_on both` trains what
 `rewardlab demo` with the same flags trains; it skips the demo's evaluation before training and its report.
@@ -66,28 +67,31 @@ def against_length_rules(name: str, *parts: Any) -> dict[str, Any]:
 def main() -> None:
     parser = build_parser()
     parser.add_argument("--train_on", default="both", choices=["both", "helpful", "harmless", "objectives"])
+    parser.add_argument("--gate", default="labels", help="with --train_on objectives: RewardConfig.gate")
+    parser.add_argument("--gate_coefficient", type=float, default=1.0)
+    parser.add_argument("--gate_learning_rate", type=float, default=None)
+    parser.add_argument("--gate_prompt_tokens", type=int, default=None)
     args = parser.parse_args()
     start = time.perf_counter()
-    parts = load_demo_files()
+    objectives = args.train_on == "objectives"
+    args.one_head = not objectives
+    parts = load_demo_files(objectives=objectives)  # with objectives, each row names its file's
     pool, held_out = demo_splits(parts, args.eval_pairs)
     train = one_half(pool, held_out, parts, args.eval_pairs, args.train_on)[0]
     n_helpful_eval = len(one_half(pool, held_out, parts, args.eval_pairs, "helpful")[1])
-    objectives = args.train_on == "objectives"
-    if objectives:
-        n_helpful_train = len(one_half(pool, held_out, parts, args.eval_pairs, "helpful")[0])
-        names = ["helpful"] * n_helpful_train + ["harmless"] * (len(train) - n_helpful_train)
-        train = train.add_column("objective", names)
     config = demo_config(args, len(train))
     if objectives:
-        config.objectives = ["helpful", "harmless"]
+        config.gate, config.gate_coefficient = args.gate, args.gate_coefficient
+        config.gate_learning_rate, config.gate_prompt_tokens = args.gate_learning_rate, args.gate_prompt_tokens
     trainer = RewardTrainer(model=minilm_path(), args=config, train_dataset=train)
     trainer.train()
     train_seconds = time.perf_counter() - start
     rows = [held_out[i] for i in range(len(held_out))]
     halves = {"helpful": rows[:n_helpful_eval], "harmless": rows[n_helpful_eval:]}
-    if objectives:  # each half by its own head; the mixed set also by the heads weighed equally
+    if objectives:  # each half by its own head; the mixed set also by the gate and by the heads weighed equally
         scores = {half: scored(trainer, part, objective=half) for half, part in halves.items()}
         equal = scored(trainer, rows, weights="helpful=0.5,harmless=0.5")
+        gated = scored(trainer, rows) if args.gate != "none" else None
     else:
         scores = {half: scored(trainer, part) for half, part in halves.items()}
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
@@ -101,6 +105,11 @@ def main() -> None:
     }
     if objectives:
         result.update(against_length_rules("mixed_equal_weights", equal))
+        if gated is not None:
+            result.update(against_length_rules("mixed_gate", gated))
+            gate = np.array(gated.gate_weights)
+            right = np.r_[gate[:n_helpful_eval, 0] > 0.5, gate[n_helpful_eval:, 1] > 0.5]
+            result["gate_accuracy"] = float(right.mean())
     print(json.dumps(result))
 
 

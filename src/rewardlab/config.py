@@ -71,8 +71,9 @@ class RewardConfig(TrainingArguments):
     > Parameters that control the training
 
     center_rewards_coefficient, head_learning_rate, activation_offloading, adapt_cpu_threads; for ranked data
-    ranking_loss, ranking_margin_scale; for several objectives objectives, gate, gate_coefficient; for ensembles
-    ensemble_heads, ensemble_bootstrap; against length bias length_debias,
+    ranking_loss, ranking_margin_scale; for several objectives objectives, gate, gate_coefficient,
+    gate_prompt_tokens, gate_learning_rate; for ensembles ensemble_heads, ensemble_bootstrap; against length bias
+    length_debias,
     length_decorrelation_coefficient, length_decorrelation_scope, length_head_coefficient,
     head_orthogonality_coefficient.
 
@@ -295,6 +296,22 @@ class RewardConfig(TrainingArguments):
         default=1.0,
         metadata={"help": "With a gate: the weight of its loss next to the heads' Bradley-Terry loss."},
     )
+    gate_prompt_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Encoders only: the most prompt tokens the gate reads, its first ([CLS]) and its last ones. An "
+            "encoder reads the prompt in a forward of its own, whose cost this bounds. None: the whole prompt (a "
+            "causal model's gate always reads it, where the responses share it)."
+        },
+    )
+    gate_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the gate, which starts at zero (equal weights) and is a small linear map: it "
+            "may learn faster than the rest. Same schedule as learning_rate. None: head_learning_rate, else "
+            "learning_rate."
+        },
+    )
     ensemble_heads: int = field(
         default=1,
         metadata={
@@ -394,6 +411,12 @@ class RewardConfig(TrainingArguments):
         check_choice("gate", self.gate, GATE_LOSSES)
         if self.gate_coefficient < 0:
             raise ValueError(f"gate_coefficient must be >= 0, got {self.gate_coefficient}")
+        if self.gate_prompt_tokens is not None and self.gate_prompt_tokens < 2:
+            raise ValueError(
+                f"gate_prompt_tokens must be at least 2 ([CLS] and one more), got {self.gate_prompt_tokens}"
+            )
+        if self.gate_learning_rate is not None and self.gate_learning_rate < 0:
+            raise ValueError(f"gate_learning_rate must be >= 0, got {self.gate_learning_rate}")
         if self.ensemble_heads < 1:
             raise ValueError(f"ensemble_heads must be at least 1, got {self.ensemble_heads}")
         if self.length_debias is not None:

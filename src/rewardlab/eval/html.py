@@ -136,10 +136,34 @@ def _summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, dict[str, str |
                 _text(_num(ensemble.get("margin_auroc"), 3)),
             ),
         ]
+    rows += _objective_rows(metrics.get("objectives"), metrics.get("categories") or {})
     sections = metrics.get("sections")
     if sections:
         rows.append(("section score mean", _cell(sections.get("mean"))))
         rows += [(f"section: {name}", _cell(score)) for name, score in sections["scores"].items()]
+    return rows
+
+
+def _objective_rows(
+    objectives: Mapping[str, Any] | None, categories: Mapping[str, Any]
+) -> list[tuple[str, dict[str, str | None]]]:
+    """A multi-objective model's rows: the gate, and per objective its own head, the combined reward and the best
+    content-blind rule on its pairs."""
+    if not objectives:
+        return []
+    rows = []
+    if objectives["gate_accuracy"] is not None:
+        rows.append(("gate accuracy (weighs the pair's objective most)", _text(_num(objectives["gate_accuracy"]))))
+    for name, entry in objectives["per_objective"].items():
+        combined = categories.get(name) or {}
+        rows += [
+            (f"{name}: own head accuracy [95% CI] ({entry['pairs']} pairs)", _cell(entry["own_head"])),
+            (f"{name}: combined reward accuracy", _text(_num(combined.get("accuracy")))),
+            (f"{name}: best content-blind rule", _best_rule(entry.get("baselines"))),
+            (f"{name}: own head's lead over it [95% CI]", _lead(entry.get("baselines"))),
+        ]
+        if entry.get("gate_accuracy") is not None:
+            rows.append((f"{name}: gate accuracy", _text(_num(entry["gate_accuracy"]))))
     return rows
 
 

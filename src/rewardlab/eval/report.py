@@ -85,6 +85,11 @@ def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet, how: str |
         }
         if scores.std_margin is not None:  # an ensemble: the heads' disagreement on each pair
             scored["std_margin"] = np.asarray(scores.std_margin, dtype=float)
+        if scores.objective_rewards_chosen is not None:  # a head per objective: (pairs, objectives)
+            scored["objective_rewards_chosen"] = np.asarray(scores.objective_rewards_chosen, dtype=float)
+            scored["objective_rewards_rejected"] = np.asarray(scores.objective_rewards_rejected, dtype=float)
+        if scores.gate_weights is not None:  # and a prompt gate weighing them
+            scored["gate_weights"] = np.asarray(scores.gate_weights, dtype=float)
         if scores.length_rewards_chosen is not None:  # a model trained with length_debias="odin"
             scored["length_rewards_chosen"] = np.asarray(scores.length_rewards_chosen, dtype=float)
             scored["length_rewards_rejected"] = np.asarray(scores.length_rewards_rejected, dtype=float)
@@ -96,7 +101,11 @@ def score_set(model: RewardModel | RewardEnsemble, eval_set: EvalSet, how: str |
 
 
 def _metrics(
-    scored: Mapping[str, np.ndarray], rows: Sequence[Mapping[str, Any]], categories: Sequence[str] | None, **options
+    scored: Mapping[str, np.ndarray],
+    rows: Sequence[Mapping[str, Any]],
+    categories: Sequence[str] | None,
+    objectives: Sequence[str] | None = None,
+    **options,
 ) -> dict[str, Any]:
     margins = [row.get("margin") for row in rows]
     metrics = evaluate_pairs(
@@ -126,10 +135,45 @@ def _metrics(
             scored["chosen_lengths"],
             scored["rejected_lengths"],
         )
+    if objectives and "objective_rewards_chosen" in scored and categories is not None:
+        metrics["objectives"] = _objective_section(scored, categories, objectives, options)
     for worst in metrics["worst_pairs"]:
         row = rows[worst["index"]]
         worst["texts"] = {k: _shorten(row[k]) for k in ("prompt", "chosen", "rejected") if row.get(k) is not None}
     return metrics
+
+
+def _objective_section(
+    scored: Mapping[str, np.ndarray], categories: Sequence[str], objectives: Sequence[str], options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A multi-objective model on a set whose pairs name their objective (the set's categories): each objective's own
+    head on its pairs, with the content-blind rules on the same pairs, and how often the gate weighs the pair's
+    objective most. The reward the model gives, combined, is the set's accuracy (per objective: its categories)."""
+    names = np.asarray(categories, dtype=object)
+    gate = scored.get("gate_weights")
+    section: dict[str, Any] = {"gate_accuracy": None, "per_objective": {}}
+    if gate is not None:
+        known = np.isin(names, list(objectives)) & np.isfinite(gate).all(1)
+        heads = np.array([list(objectives).index(n) if n in objectives else -1 for n in names])
+        section["gate_accuracy"] = float((gate[known].argmax(1) == heads[known]).mean()) if known.any() else None
+    for k, name in enumerate(objectives):
+        mine = names == name
+        if not mine.any():
+            continue
+        own = evaluate_pairs(
+            scored["objective_rewards_chosen"][mine, k],
+            scored["objective_rewards_rejected"][mine, k],
+            rule_lengths=(scored["chosen_full_lengths"][mine], scored["rejected_full_lengths"][mine]),
+            fit_temperature=False,
+            n_bootstrap=options["n_bootstrap"],
+            seed=options["seed"],
+        )
+        entry = {"pairs": int(mine.sum()), "own_head": own["accuracy"], "baselines": own["baselines"]}
+        if gate is not None:
+            finite = mine & np.isfinite(gate).all(1)
+            entry["gate_accuracy"] = float((gate[finite].argmax(1) == k).mean()) if finite.any() else None
+        section["per_objective"][name] = entry
+    return section
 
 
 def _benchmark_section(eval_set: EvalSet, scored: Mapping[str, Any], n_bootstrap: int, seed: int) -> dict[str, Any]:
@@ -256,7 +300,7 @@ def _evaluate_model(
         if eval_set.rows:
             categories = [row.get("category") for row in eval_set.rows]
             named = [str(c) for c in categories] if any(c is not None for c in categories) else None
-            metrics |= _metrics(scored, eval_set.rows, named, **options)
+            metrics |= _metrics(scored, eval_set.rows, named, getattr(model, "objectives", None), **options)
             figures[eval_set.name] = _figures(scored, metrics)
             for key, values in scored.items():
                 if not key.startswith("group_"):
@@ -272,7 +316,7 @@ def _evaluate_model(
         scored = {key: np.concatenate(parts) for key, parts in all_scored.items()}
         rows = [row for s in pairwise for row in s.rows]
         names = [s.name for s in pairwise for _ in s.rows]
-        metrics = _metrics(scored, rows, names, **{**options, "sections": None})
+        metrics = _metrics(scored, rows, names, None, **{**options, "sections": None})
         metrics["headline"] = headline(metrics)
         results[ALL], figures[ALL] = metrics, _figures(scored, metrics)
     return results, figures

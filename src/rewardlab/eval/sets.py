@@ -182,7 +182,8 @@ def eval_set_from_rows(
             layout="pairs",
             prompt="prompt" if "prompt" in columns else None,
             margin="margin" if "margin" in columns else None,
-            category=category_column,
+            # Pairs that name their objective are broken down by it (a multi-objective model reports each head).
+            category=category_column or ("objective" if "objective" in columns else None),
         )
     else:
         mapping = parse_mapping(mapping)

@@ -86,21 +86,28 @@ def lay_out(
 
 
 def add_prompts(
-    sequences: Sequence[Sequence[int]], groups: Groups, prompt_lengths: Sequence[int] | None = None
+    sequences: Sequence[Sequence[int]],
+    groups: Groups,
+    prompt_lengths: Sequence[int] | None = None,
+    max_tokens: int | None = None,
 ) -> tuple[list[list[int]], Groups]:
     """`sequences` followed by each group's prompt (the first `prompt_lengths[g]` tokens of its first sequence;
     default: the group's `prompt_length`), each prompt a member of its own group: what a prompt gate reads.
+    `max_tokens` keeps a longer prompt's first token ([CLS]) and its last `max_tokens - 1` (an encoder's gate).
 
-    In the `SHARED_PREFIX` layout a prompt is the group's shared prefix, so it adds one token to the row (a group's
-    members keep one token each of their own); other layouts compute it as one more sequence.
+    In the `SHARED_PREFIX` layout a prompt is the group's shared prefix, so it adds a token or two to the row (a
+    group's members keep one token each of their own); other layouts compute it as one more sequence.
     """
     sequences = [list(s) for s in sequences]
     out_groups = []
     for g, group in enumerate(groups):
         first = sequences[group[0]]
         length = prompt_lengths[g] if prompt_lengths is not None else prompt_length([sequences[i] for i in group])
+        prompt = first[:length]
+        if max_tokens is not None and len(prompt) > max_tokens:
+            prompt = prompt[:1] + prompt[len(prompt) - max_tokens + 1 :]
         out_groups.append([*group, len(sequences)])
-        sequences.append(first[:length])
+        sequences.append(prompt)
     return sequences, out_groups
 
 
@@ -269,8 +276,8 @@ class LayoutCollator(DataCollatorMixin):
     whole examples (`plan_passes`), so peak memory follows the budget while the loss and gradients stay
     the whole batch's. `with_response_lengths` adds every sequence's `response_lengths` (for `length_debias`);
     `with_prompts` adds each example's prompt as one more sequence after all the others (`add_prompts`, for a
-    prompt gate), and their count as `num_prompts`. Subclasses say how examples become sequences and what else a
-    batch carries."""
+    prompt gate; at most `max_prompt_tokens` of it), and their count as `num_prompts`. Subclasses say how examples
+    become sequences and what else a batch carries."""
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
@@ -280,6 +287,7 @@ class LayoutCollator(DataCollatorMixin):
     overhead_tokens: int = DEFAULT_SUB_BATCH_OVERHEAD_TOKENS
     with_response_lengths: bool = False
     with_prompts: bool = False
+    max_prompt_tokens: int | None = None
 
     def __post_init__(self):
         self.layout = Layout(self.layout)  # also accept the layout's name
@@ -295,7 +303,9 @@ class LayoutCollator(DataCollatorMixin):
     def laid_out_sequences(self, examples: list[dict[str, Any]]) -> tuple[list[list[int]], Groups]:
         """`sequences_of(examples)`, and each example's prompt after them `with_prompts`."""
         sequences, groups = self.sequences_of(examples)
-        return add_prompts(sequences, groups) if self.with_prompts else (sequences, groups)
+        if not self.with_prompts:
+            return sequences, groups
+        return add_prompts(sequences, groups, max_tokens=self.max_prompt_tokens)
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         sequences, groups = self.laid_out_sequences(examples)

@@ -20,9 +20,10 @@ from torch import nn
 
 from rewardlab.errors import RewardlabError
 from rewardlab.model.heads import read_saved_tensors, trained_head
-from rewardlab.model.parts import score_head_name, unwrap_reward_model
+from rewardlab.model.parts import score_head_name, split_encoder_and_head, unwrap_reward_model
 
 CONFIG_KEY = "rewardlab_gate"
+PROMPT_TOKENS_KEY = "rewardlab_gate_prompt_tokens"  # an encoder's gate reads at most this many prompt tokens
 # Plain `from_pretrained` reports these as unexpected; rewardlab restores them next (`restore_gate`).
 GATE_KEYS = (r"\.gate_weight$", r"\.gate_bias$")
 
@@ -68,12 +69,29 @@ def split_gate_outputs(outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return outputs.chunk(2, dim=-1)
 
 
-def install_gate(model: nn.Module) -> GatedHeads:
+def gate_prompt_tokens(model: nn.Module) -> int | None:
+    """The most prompt tokens the model's gate reads (its first and its last ones), or None: the whole prompt."""
+    return getattr(unwrap_reward_model(model).config, PROMPT_TOKENS_KEY, None)
+
+
+def install_gate(model: nn.Module, prompt_tokens: int | None = None) -> GatedHeads:
     """Add a gate next to the model's K objective heads (a `num_labels=K` Linear head, kept as it is).
 
-    The gate starts at zero, so it weighs the heads equally until it learns; its bias is 0.
+    The gate starts at zero, so it weighs the heads equally until it learns; its bias is 0. `prompt_tokens` caps
+    the prompt an encoder's gate reads (its first token, [CLS], and its last `prompt_tokens - 1`): an encoder reads
+    the prompt in a forward of its own, which the cap keeps short. A causal model's gate reads the prompt inside the
+    prefix its responses share, nearly free, so it takes no cap.
     """
     inner = unwrap_reward_model(model)
+    if prompt_tokens is not None:
+        try:
+            split_encoder_and_head(inner)
+        except ValueError:
+            raise RewardlabError(
+                "gate_prompt_tokens caps the prompt an encoder's gate reads in a forward of its own; a causal model's "
+                "gate reads the whole prompt where its responses share it, for a token or two: leave it unset"
+            ) from None
+        inner.config.update({PROMPT_TOKENS_KEY: int(prompt_tokens)})
     name = score_head_name(inner)
     head = getattr(inner, name)
     if isinstance(head, GatedHeads):

@@ -333,7 +333,7 @@ def load_trained_model(
         if trained.get("length_debias") == ODIN:
             install_length_head(model)
         if trained.get("objectives") and trained.get("gate", NO_GATE) != NO_GATE:
-            install_gate(model)
+            install_gate(model, trained.get("gate_prompt_tokens"))
         model = PeftModel.from_pretrained(model, path)
     if tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id

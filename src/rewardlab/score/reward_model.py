@@ -38,7 +38,7 @@ from rewardlab.layout.choose import choose_layout
 from rewardlab.layout.collate import add_prompts, forward_passes
 from rewardlab.layout.forward import sequence_rewards
 from rewardlab.layout.plan import group_by_shared_prefix
-from rewardlab.model.gate import has_gate
+from rewardlab.model.gate import gate_prompt_tokens, has_gate
 from rewardlab.model.heads import num_heads, objective_names
 from rewardlab.model.length_head import has_length_head
 from rewardlab.model.load import load_trained_model, resolve_dtype, set_pad_token
@@ -428,7 +428,7 @@ class RewardModel:
         (`prompt_lengths`, default the prefix the group shares) is scored too."""
         if self.uses_gate:
             groups = groups or [[i] for i in range(len(sequences))]
-            laid_out, with_prompts = add_prompts(sequences, groups, prompt_lengths)
+            laid_out, with_prompts = add_prompts(sequences, groups, prompt_lengths, gate_prompt_tokens(self.model))
             outputs = self._forward(laid_out, with_prompts, 2 * len(self.objectives))
             k, n = len(self.objectives), len(sequences)
             heads, gate_logits = outputs[:n, :k], outputs[n:, k:]  # the responses' heads, the prompts' gate

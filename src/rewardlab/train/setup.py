@@ -116,7 +116,7 @@ def setup_gate(model: Any, args: RewardConfig) -> None:
             raise RewardlabError("the model has a prompt gate over objective heads, but the run names no objectives")
         return
     if args.gate != NO_GATE:
-        install_gate(model)
+        install_gate(model, args.gate_prompt_tokens)
     elif has_gate(model):
         raise RewardlabError(
             "the model has a prompt gate, but gate='none': train it with a gate loss (labels, preference, both), or "

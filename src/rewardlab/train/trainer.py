@@ -42,7 +42,7 @@ from rewardlab.metrics.running import (
     summarize_ranking_statistics,
     summarize_statistics,
 )
-from rewardlab.model.gate import has_gate
+from rewardlab.model.gate import gate_of, gate_prompt_tokens, has_gate
 from rewardlab.model.heads import trained_head
 from rewardlab.model.length_head import length_head_of
 from rewardlab.model.load import (
@@ -175,6 +175,7 @@ class RewardTrainer(Trainer):
             overhead_tokens=args.sub_batch_overhead_tokens,
             with_response_lengths=True,  # logged correlations with length, and what length_debias trains out
             with_prompts=has_gate(model),  # what the prompt gate of a multi-objective model reads
+            max_prompt_tokens=gate_prompt_tokens(model),
         )
 
     def _check_distributed_setup(self, args: RewardConfig) -> None:
@@ -342,18 +343,29 @@ class RewardTrainer(Trainer):
     # ----------------------------------------------------------------------------------------------- optimizer
     def create_optimizer(self, model=None):
         """`Trainer`'s optimizer, with the score head's parameters in groups of their own at `head_learning_rate`
-        (the scheduler scales every group's rate alike)."""
-        if self.args.head_learning_rate is None or self.optimizer is not None:  # none asked, or already built
+        and a prompt gate's at `gate_learning_rate` (the scheduler scales every group's rate alike)."""
+        rates = self._own_learning_rates()
+        if not rates or self.optimizer is not None:  # none asked, or already built
             return super().create_optimizer(model)
         optimizer = super().create_optimizer(model)
-        head = {id(p) for p in trained_head(self.model).parameters()}
         for group in list(optimizer.param_groups):
-            in_head = [p for p in group["params"] if id(p) in head]
-            if in_head:
-                group["params"] = [p for p in group["params"] if id(p) not in head]
-                optimizer.add_param_group({**group, "params": in_head, "lr": self.args.head_learning_rate})
+            for lr in sorted(set(rates.values())):
+                moved = [p for p in group["params"] if rates.get(id(p)) == lr]
+                if moved:
+                    group["params"] = [p for p in group["params"] if rates.get(id(p)) != lr]
+                    optimizer.add_param_group({**group, "params": moved, "lr": lr})
         optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
         return optimizer
+
+    def _own_learning_rates(self) -> dict[int, float]:
+        """The learning rate of each parameter (by id) that does not train at `learning_rate`."""
+        rates = {}
+        if self.args.head_learning_rate is not None:
+            rates |= {id(p): self.args.head_learning_rate for p in trained_head(self.model).parameters()}
+        gate = gate_of(self.model)
+        if gate is not None and self.args.gate_learning_rate is not None:
+            rates |= {id(p): self.args.gate_learning_rate for p in (gate.gate_weight, gate.gate_bias)}
+        return rates
 
     # ----------------------------------------------------------------------------------------------- logging
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
