@@ -113,4 +113,18 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     with open(os.path.join(out, "rewardlab_run.json"), encoding="utf-8") as f:
         record = json.load(f)
     assert record["global_step"] == 2
-    assert AutoModelForSequenceClassification.from_pretrained(out).config.num_labels == 1
+    # Helpful and harmless as two objectives: a head each, named, and the gate's combined reward by default.
+    assert AutoModelForSequenceClassification.from_pretrained(out).config.id2label == {0: "helpful", 1: "harmless"}
+    for name in ("helpful", "harmless"):
+        assert re.search(rf"  {name} head on its 8 pairs: accuracy \d\.\d{{3}}; best content-blind rule", stdout)
+    assert re.search(r"  gate: weighs the pair's own objective most on \d\.\d{3} of them", stdout)
+    assert "(combined reward)" in stdout and "a head per objective (helpful, harmless) and a prompt gate" in stdout
+
+
+def test_the_demo_trains_two_objectives_unless_asked_for_one_head(demo_parts):
+    parts = demo.load_demo_files(objectives=True)
+    assert [set(part["objective"]) for part in parts] == [{"helpful"}, {"harmless"}]
+    args = demo.build_parser().parse_args([])
+    assert demo.demo_config(args, 4266).objectives == ["helpful", "harmless"]
+    args = demo.build_parser().parse_args(["--one_head"])
+    assert demo.demo_config(args, 4266).objectives is None and "objective" not in demo_parts[0].column_names

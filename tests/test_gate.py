@@ -260,3 +260,55 @@ def test_export_fixes_the_weights_of_a_gated_model(tmp_path, capsys):
     helpful = RewardModel.from_pretrained(path, objective="helpful", device="cpu").score(prompts, completions)
     exported = RewardModel.from_pretrained(out, device="cpu").score(prompts, completions)
     np.testing.assert_allclose(exported, helpful, atol=1e-5)
+
+
+def test_rewardlab_eval_reports_each_objectives_head_the_combined_reward_and_the_gate(tmp_path):
+    from rewardlab.cli import main
+
+    trainer, _ = trained(tmp_path)
+    path = str(tmp_path / "saved")
+    trainer.save_model(path)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows(12)))
+    out = tmp_path / "report"
+    assert main(["eval", "--model", path, "--dataset", str(data), "--output_dir", str(out), "--n_bootstrap", "20"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    metrics = next(iter(next(iter(report["results"].values())).values()))
+    assert metrics["objectives"]["gate_accuracy"] == 1.0
+    for name in ("helpful", "harmless"):
+        entry = metrics["objectives"]["per_objective"][name]
+        assert entry["pairs"] == 6 and entry["gate_accuracy"] == 1.0
+        assert 0 <= entry["own_head"]["value"] <= 1 and entry["baselines"]["best"] in (
+            "longer_wins",
+            "shorter_wins",
+            "chance",
+        )
+        assert metrics["categories"][name]["count"] == 6  # the combined reward on the objective's pairs
+    html = (out / "report.html").read_text()
+    assert "gate accuracy" in html and "helpful: own head accuracy" in html and "harmless: best content-blind" in html
+
+
+def test_an_encoders_gate_reads_at_most_gate_prompt_tokens_and_scores_as_it_trained(tmp_path):
+    from rewardlab import RewardModel
+
+    sequences, _ = add_prompts([[101, 5, 6, 7, 8, 9, 10], [101, 5, 6, 7, 8, 11]], [[0, 1]], max_tokens=3)
+    assert sequences[2] == [101, 7, 8]  # [CLS] and the prompt's last tokens
+
+    trainer, _ = trained(tmp_path, arch="bert", max_steps=3, gate_prompt_tokens=4)
+    assert trainer.data_collator.max_prompt_tokens == 4
+    prompts, completions = ["please help with python code 1 ?", "make a prank 2 ?"], [" sure here 1", " sorry no 2"]
+    live = RewardModel.from_trainer(trainer).score(prompts, completions)
+    trainer.save_model(str(tmp_path / "saved"))
+    loaded = RewardModel.from_pretrained(str(tmp_path / "saved"), device="cpu")
+    np.testing.assert_allclose(loaded.score(prompts, completions), live, atol=1e-5)
+    with pytest.raises(RewardlabError, match="caps the prompt an encoder's gate reads"):
+        trained(tmp_path, max_steps=1, gate_prompt_tokens=4)  # a causal model reads its prompts nearly free
+
+
+def test_the_gate_trains_at_its_own_learning_rate(tmp_path):
+    trainer, _ = trained(tmp_path, max_steps=1, gate_learning_rate=0.5, head_learning_rate=0.25)
+    gate = gate_of(trainer.model)
+    rates = {lr for group in trainer.optimizer.param_groups for lr in [group["initial_lr"]] if group["params"]}
+    assert {0.5, 0.25} <= rates
+    by_param = {id(p): g["initial_lr"] for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert by_param[id(gate.gate_weight)] == 0.5 and by_param[id(gate.weight)] == 0.25
