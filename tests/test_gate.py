@@ -312,3 +312,10 @@ def test_the_gate_trains_at_its_own_learning_rate(tmp_path):
     assert {0.5, 0.25} <= rates
     by_param = {id(p): g["initial_lr"] for g in trainer.optimizer.param_groups for p in g["params"]}
     assert by_param[id(gate.gate_weight)] == 0.5 and by_param[id(gate.weight)] == 0.25
+
+
+def test_the_model_card_names_the_objectives_and_the_gate(tmp_path):
+    trainer, _ = trained(tmp_path, max_steps=1)
+    trainer.save_model(str(tmp_path / "saved"))
+    card = (tmp_path / "saved" / "README.md").read_text()
+    assert "a head per objective (harmless, helpful)" in card and "A prompt gate" in card and "(`num_labels=2`)" in card

@@ -5,6 +5,7 @@ nothing rewardlab-only.
   a trained one back (full checkpoint or LoRA adapter);
 - `heads`: ensembles of score heads on one trunk, saved as a plain mean head plus the heads; the names of a
   multi-objective model's heads;
+- `gate`: the prompt gate next to a multi-objective model's heads, saved next to them, weighing them by prompt;
 - `export`: a multi-objective model's heads folded into one plain head;
 - `length_head`: a length head next to the reward head (ODIN), saved as the plain quality head plus the length head;
 - `parts`: find the `*ForSequenceClassification`, its score head and its backbone (or encoder) inside any wrapper.
