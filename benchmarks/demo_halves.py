@@ -57,11 +57,15 @@ def against_length_rules(name: str, *parts: Any) -> dict[str, Any]:
         joined["rewards_chosen"],
         joined["rewards_rejected"],
         rule_lengths=(joined["chosen_full_tokens"], joined["rejected_full_tokens"]),
-        n_bootstrap=0,
+        n_bootstrap=1000,
         fit_temperature=False,
     )
     best = report["baselines"]["best"]
-    return {name: report["accuracy"]["value"], f"{name}_best_length_rule": [best, report["baselines"][best]]}
+    return {
+        name: report["accuracy"]["value"],
+        f"{name}_ci95": report["accuracy"]["ci95"],
+        f"{name}_best_length_rule": [best, report["baselines"][best]],
+    }
 
 
 def main() -> None:
@@ -69,8 +73,6 @@ def main() -> None:
     parser.add_argument("--train_on", default="both", choices=["both", "helpful", "harmless", "objectives"])
     parser.add_argument("--gate", default="labels", help="with --train_on objectives: RewardConfig.gate")
     parser.add_argument("--gate_coefficient", type=float, default=1.0)
-    parser.add_argument("--gate_learning_rate", type=float, default=None)
-    parser.add_argument("--gate_prompt_tokens", type=int, default=None)
     args = parser.parse_args()
     start = time.perf_counter()
     objectives = args.train_on == "objectives"
@@ -82,7 +84,6 @@ def main() -> None:
     config = demo_config(args, len(train))
     if objectives:
         config.gate, config.gate_coefficient = args.gate, args.gate_coefficient
-        config.gate_learning_rate, config.gate_prompt_tokens = args.gate_learning_rate, args.gate_prompt_tokens
     trainer = RewardTrainer(model=minilm_path(), args=config, train_dataset=train)
     trainer.train()
     train_seconds = time.perf_counter() - start

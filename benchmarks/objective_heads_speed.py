@@ -7,7 +7,8 @@ added to the batch for the gate). The data are HH-RLHF harmless pairs, alternate
 printed.
 
     python benchmarks/objective_heads_speed.py --model qwen3-small --steps 20 --batch_size 8 --repeats 3
-    python benchmarks/objective_heads_speed.py --model minilm --steps 20 --batch_size 8 --repeats 3
+    python benchmarks/objective_heads_speed.py --model minilm --steps 20 --batch_size 16 --max_length 256 \
+        --repeats 2 --gate_prompt_tokens 64
 
 A causal model trains in the shared-prefix layout, where the gate reads the prompt's last token inside each pair's
 row; an encoder (MiniLM) reads the prompt bidirectionally, so there the gate needs a forward of the prompt alone.
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import BUNDLED_DATA, DEFAULT_DATA, load_model_and_tokenizer, read_pairs, run_child  # noqa: E402
 
 VARIANTS = ("one head", "two heads", "two heads + gate")
+CAPPED = "two heads + gate, capped prompt"  # with --gate_prompt_tokens (encoders)
 
 
 def widen_head(model, objectives: list[str]) -> None:
@@ -80,7 +82,8 @@ def one_run(args) -> dict:
         dataloader_pin_memory=False,
         seed=0,
         objectives=objectives,
-        gate="labels" if args.variant == "two heads + gate" else "none",
+        gate="labels" if args.variant in ("two heads + gate", CAPPED) else "none",
+        gate_prompt_tokens=args.gate_prompt_tokens if args.variant == CAPPED else None,
     )
     trainer = RewardTrainer(
         model, args=config, train_dataset=Dataset.from_list(pairs), processing_class=tok, callbacks=[Clock()]
@@ -99,14 +102,15 @@ def main() -> None:
     parser.add_argument("--max_length", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--gate_prompt_tokens", type=int, help="also time an encoder's gate reading this many tokens")
+    parser.add_argument("--variant", choices=(*VARIANTS, CAPPED), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:  # child process
         print("RESULT " + json.dumps(one_run(args)), flush=True)
         return
-    results = {variant: [] for variant in VARIANTS}
+    results = {variant: [] for variant in (*VARIANTS, *([CAPPED] if args.gate_prompt_tokens else []))}
     for _ in range(args.repeats):
-        for variant in VARIANTS:
+        for variant in results:
             results[variant].append(run_child([__file__, "--variant", variant, *sys.argv[1:]], variant))
             print(variant, results[variant][-1], flush=True)
     base = statistics.median(r["step_s"] for r in results["one head"])
