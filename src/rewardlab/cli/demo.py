@@ -93,14 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1e-3,
         help="Peak learning rate of the prompt gate, which starts at equal weights and must learn within one short "
-        "run (1e-4, the backbone's, left it at 0.69 accuracy on the held-out prompts; 1e-3 reached 0.86).",
+        "run (at the backbone's rate it barely leaves them; BENCHMARKS.md has the measurements).",
     )
     parser.add_argument(
         "--gate_prompt_tokens",
         type=int,
         default=64,
         help="The most prompt tokens the gate reads ([CLS] and the last ones): MiniLM reads each prompt in a forward "
-        "of its own, which costs a step 40%% more with whole prompts and 27%% with 64 tokens.",
+        "of its own, whose cost this bounds.",
     )
     parser.add_argument(
         "--one_head",

@@ -274,18 +274,18 @@ class RewardModel:
             heads = heads[:, :1]
         chosen_heads, rejected_heads = heads[0::2], heads[1::2]
         chosen_r, rejected_r = chosen_heads.mean(1).tolist(), rejected_heads.mean(1).tolist()
-        stds = length if self.has_length_head else {}
+        extras = length if self.has_length_head else {}
         if self.num_heads > 1:
-            stds = {
+            extras = {
                 "std_chosen": chosen_heads.std(1, ddof=1).tolist(),
                 "std_rejected": rejected_heads.std(1, ddof=1).tolist(),
                 "std_margin": (chosen_heads - rejected_heads).std(1, ddof=1).tolist(),
             }
         if parts.objectives is not None:
-            stds["objective_rewards_chosen"] = parts.objectives[0::2].tolist()
-            stds["objective_rewards_rejected"] = parts.objectives[1::2].tolist()
+            extras["objective_rewards_chosen"] = parts.objectives[0::2].tolist()
+            extras["objective_rewards_rejected"] = parts.objectives[1::2].tolist()
         if parts.gate is not None:
-            stds["gate_weights"] = parts.gate[0::2].tolist()
+            extras["gate_weights"] = parts.gate[0::2].tolist()
         prob = expit(np.array(chosen_r) - np.array(rejected_r)).tolist()
         scored = [item.tokens for item in items]
         return PairScores(
@@ -294,7 +294,7 @@ class RewardModel:
             prob,
             [c for c, _ in scored],
             [r for _, r in scored],
-            **stds,
+            **extras,
             chosen_full_tokens=[item.full_tokens[0] for item in items],
             rejected_full_tokens=[item.full_tokens[1] for item in items],
         )
