@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewardlab.errors import RewardlabError
-from rewardlab.model.heads import read_saved_tensors, trained_head
+from rewardlab.model.heads import saved_head_tensors, trained_head
 from rewardlab.model.parts import score_head_name, split_encoder_and_head, unwrap_reward_model
 
 CONFIG_KEY = "rewardlab_gate"
@@ -114,20 +114,8 @@ def restore_gate(model: nn.Module, directory: str) -> None:
     """
     if not getattr(model.config, CONFIG_KEY, False):
         return
-    inner = unwrap_reward_model(model)
-    name = score_head_name(inner)
-    head = getattr(inner, name)
-    saved = read_saved_tensors(directory, [f"{name}.gate_weight", f"{name}.gate_bias"])
-    if f"{name}.gate_weight" not in saved or f"{name}.gate_bias" not in saved:
-        raise RewardlabError(f"{directory}: config says it has a gate, but no `{name}.gate_weight` is saved")
-    like = head.weight
-    setattr(
-        inner,
-        name,
-        GatedHeads(
-            like.detach(),
-            None if head.bias is None else head.bias.detach(),
-            saved[f"{name}.gate_weight"].to(device=like.device, dtype=like.dtype),
-            saved[f"{name}.gate_bias"].to(device=like.device, dtype=like.dtype),
-        ),
-    )
+    inner, name, head, saved = saved_head_tensors(model, directory, ["gate_weight", "gate_bias"], "a gate")
+    if "gate_bias" not in saved:
+        raise RewardlabError(f"{directory}: config says it has a gate, but no `{name}.gate_bias` is saved")
+    bias = None if head.bias is None else head.bias.detach()
+    setattr(inner, name, GatedHeads(head.weight.detach(), bias, saved["gate_weight"], saved["gate_bias"]))

@@ -149,6 +149,27 @@ def read_saved_tensors(directory: str, keys: list[str]) -> dict[str, torch.Tenso
     return tensors
 
 
+def saved_head_tensors(
+    model: nn.Module, directory: str, names: Sequence[str], what: str
+) -> tuple[nn.Module, str, nn.Module, dict[str, torch.Tensor]]:
+    """For a head saved with tensors of its own next to the plain head's (a length head's `length_weight`, a gate's
+    `gate_weight`, ...): the module holding the score head, the head's attribute name, the head as plain
+    `from_pretrained` loaded it, and the saved tensors `names` (those found), on the head's device and dtype. The
+    first of `names` must be saved: a `RewardlabError` naming `what` otherwise."""
+    inner, name = _head_owner(model)
+    head = getattr(inner, name)
+    saved = read_saved_tensors(directory, [f"{name}.{key}" for key in names])
+    if f"{name}.{names[0]}" not in saved:
+        raise RewardlabError(f"{directory}: config says it has {what}, but no `{name}.{names[0]}` is saved")
+    like = head.weight
+    tensors = {
+        key: saved[f"{name}.{key}"].to(device=like.device, dtype=like.dtype)
+        for key in names
+        if f"{name}.{key}" in saved
+    }
+    return inner, name, head, tensors
+
+
 def restore_ensemble_head(model: nn.Module, directory: str) -> None:
     """Give a model loaded by plain `from_pretrained` (which kept only the mean head) its saved ensemble heads back.
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewardlab.errors import RewardlabError
-from rewardlab.model.heads import read_saved_tensors, trained_head
+from rewardlab.model.heads import saved_head_tensors, trained_head
 from rewardlab.model.parts import score_head_name, unwrap_reward_model
 
 CONFIG_KEY = "rewardlab_length_head"
@@ -96,21 +96,10 @@ def restore_length_head(model: nn.Module, directory: str) -> None:
     """
     if not getattr(model.config, CONFIG_KEY, False):
         return
-    inner = unwrap_reward_model(model)
-    name = score_head_name(inner)
-    head = getattr(inner, name)
-    saved = read_saved_tensors(directory, [f"{name}.length_weight", f"{name}.length_bias"])
-    if f"{name}.length_weight" not in saved:
-        raise RewardlabError(f"{directory}: config says it has a length head, but no `{name}.length_weight` is saved")
-    like = head.weight
-    length_bias = saved.get(f"{name}.length_bias")
+    inner, name, head, saved = saved_head_tensors(model, directory, ["length_weight", "length_bias"], "a length head")
+    bias = None if head.bias is None else head.bias.detach()
     setattr(
         inner,
         name,
-        QualityAndLengthHead(
-            like.detach(),
-            None if head.bias is None else head.bias.detach(),
-            saved[f"{name}.length_weight"].to(device=like.device, dtype=like.dtype),
-            None if length_bias is None else length_bias.to(device=like.device, dtype=like.dtype),
-        ),
+        QualityAndLengthHead(head.weight.detach(), bias, saved["length_weight"], saved.get("length_bias")),
     )
