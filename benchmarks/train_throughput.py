@@ -216,13 +216,15 @@ def one_run(args) -> dict:
     real_tokens = tokens[-1] - tokens[0]
     # Tokens a pair needs computed at least once: chosen + rejected, their shared prefix once. Both libraries are
     # credited with this same useful work, so the FLOP/s column compares useful work per second.
-    unique = (
-        sum(
-            len(c) + len(r) - _common_prefix(c, r)
-            for c, r in zip(trainer.train_dataset["chosen_ids"], trainer.train_dataset["rejected_ids"], strict=True)
-        )
-        / n_pairs
-    )
+    ids = list(zip(trainer.train_dataset["chosen_ids"], trainer.train_dataset["rejected_ids"], strict=True))
+    unique = sum(len(c) + len(r) - _common_prefix(c, r) for c, r in ids) / n_pairs
+    # Model FLOPs per pair, credited alike to every library: 6 x non-embedding parameters per needed token, plus
+    # attention by the pair's real segment lengths (an encoder attends both ways: every key of its sequence).
+    causal = not is_encoder(model)
+    keys = (
+        sum(attention_pairs(c, r) for c, r in ids) if causal else sum(len(c) ** 2 + len(r) ** 2 for c, r in ids)
+    ) / n_pairs
+    flops_per_pair = 6 * params * unique + attention_flops_per_pair_key(model) * keys
     eval_start = time.perf_counter()
     trainer.evaluate(trainer.train_dataset)
     eval_seconds = time.perf_counter() - eval_start
@@ -230,6 +232,8 @@ def one_run(args) -> dict:
         "library": args.library,
         "pairs_per_s": len(timed) * args.batch_size / seconds,
         "useful_tokens_per_s": len(timed) * args.batch_size * unique / seconds,
+        "model_flops_per_s": len(timed) * args.batch_size * flops_per_pair / seconds,
+        "device": torch.cuda.get_device_name() if gpu else "cpu",
         "tokens_per_s": real_tokens / seconds,
         "eval_pairs_per_s": n_pairs / eval_seconds,
         "peak_rss_mb": peak_memory_mb(gpu),
@@ -254,6 +258,46 @@ def _common_prefix(a, b) -> int:
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
     return n
+
+
+def attention_pairs(chosen: list[int], rejected: list[int]) -> int:
+    """(query, key) pairs a pair needs under causal attention, its shared prefix computed once: the prefix's tokens
+    attend to the prefix up to themselves, each response's own tokens to the prefix and to themselves so far."""
+    p = _common_prefix(chosen, rejected)
+    own = [len(chosen) - p, len(rejected) - p]
+    return p * (p + 1) // 2 + sum(n * p + n * (n + 1) // 2 for n in own)
+
+
+# Dense bf16 tensor-core peaks (TFLOP/s, without sparsity) from the vendors' data sheets, by a name in
+# torch.cuda.get_device_name(); a GPU not listed gets no MFU.
+GPU_PEAK_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L4": 121.0}
+
+
+def gpu_peak_tflops(name: str) -> float:
+    for key, peak in GPU_PEAK_BF16_TFLOPS.items():
+        if key in name:
+            return peak
+    return float("nan")
+
+
+def is_encoder(model) -> bool:
+    """Whether `model` is a BERT-style encoder (bidirectional attention), as rewardlab's layouts tell."""
+    from rewardlab.model.parts import split_encoder_and_head
+
+    try:
+        split_encoder_and_head(model)
+    except ValueError:
+        return False
+    return True
+
+
+def attention_flops_per_pair_key(model) -> float:
+    """Training FLOPs per (query, key) pair: QK^T and attention x V, 2 x 2 x (heads x head_dim) multiply-adds per
+    layer in the forward, three times that with the backward (as 6N counts the linear layers)."""
+    config = model.config.get_text_config()
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return 3 * 4 * heads * head_dim * config.num_hidden_layers
 
 
 # What competes for the CPU in `--contention` mode: a Python program run over and over until the run is measured.
@@ -342,8 +386,19 @@ def main() -> None:
             results[library].append(run_child(child, library, args.contention))
             print(library, {k: round(v, 2) if isinstance(v, float) else v for k, v in results[library][-1].items()})
 
-    peak = matmul_peak_gflops(args.threads) if args.device == "cpu" else float("nan")
-    keys = ("pairs_per_s", "tokens_per_s", "useful_tokens_per_s", "eval_pairs_per_s", "peak_rss_mb")
+    if args.device == "cpu":
+        peak, peak_name = matmul_peak_gflops(args.threads), "fp32 matmul peak measured in this run"
+    else:
+        device = results["rewardlab"][0]["device"]
+        peak, peak_name = 1e3 * gpu_peak_tflops(device), f"{device} dense bf16 peak (data sheet)"
+    keys = (
+        "pairs_per_s",
+        "tokens_per_s",
+        "useful_tokens_per_s",
+        "model_flops_per_s",
+        "eval_pairs_per_s",
+        "peak_rss_mb",
+    )
     med = {lib: {k: statistics.median(r[k] for r in runs) for k in keys} for lib, runs in results.items()}
     params = results["rewardlab"][0]["params"]
     print(
@@ -352,14 +407,15 @@ def main() -> None:
         f"gradient_checkpointing={args.gradient_checkpointing} contention={args.contention}"
     )
     memory = "GPU peak MB" if args.device == "cuda" else "peak MB"
-    print(f"{'':12}{'pairs/s':>10}{'tokens/s':>12}{'eval pairs/s':>14}{memory:>12}{'model GFLOP/s':>15}")
+    print(f"{'':12}{'pairs/s':>10}{'tokens/s':>12}{'eval pairs/s':>14}{memory:>12}{'model GFLOP/s':>15}{'MFU':>7}")
     for lib in ("trl", "rewardlab"):
         m = med[lib]
-        # Useful work: 6 x (non-embedding) params per needed token, forward + backward; attention not counted.
-        gflops = 6 * params * m["useful_tokens_per_s"] / 1e9
+        # Model FLOPs: 6 x non-embedding parameters per needed token plus attention by the real segment lengths,
+        # the same work credited to both libraries (`attention_pairs`).
+        gflops = m["model_flops_per_s"] / 1e9
         print(
             f"{lib:12}{m['pairs_per_s']:10.2f}{m['tokens_per_s']:12.0f}{m['eval_pairs_per_s']:14.2f}"
-            f"{m['peak_rss_mb']:12.0f}{gflops:9.1f} ({gflops / peak:.0%})"
+            f"{m['peak_rss_mb']:12.0f}{gflops:15.1f}{gflops / peak:7.1%}"
         )
     r, t = med["rewardlab"], med["trl"]
     ratio = {k: r[k] / t[k] for k in r}
@@ -367,8 +423,7 @@ def main() -> None:
         f"{'ratio':12}{ratio['pairs_per_s']:9.2f}x{ratio['tokens_per_s']:11.2f}x"
         f"{ratio['eval_pairs_per_s']:13.2f}x{ratio['peak_rss_mb']:11.2f}x"
     )
-    if args.device == "cpu":
-        print(f"measured fp32 matmul peak: {peak:.0f} GFLOP/s")
+    print(f"MFU against the {peak_name}: {peak:.0f} GFLOP/s")
 
 
 if __name__ == "__main__":

@@ -48,12 +48,16 @@ def add_reward_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--max_length", type=int, default=None, help="Longest sequence in tokens (default: the training run's)."
     )
     choice = parser.add_mutually_exclusive_group()
-    choice.add_argument("--objective", default=None, help="A multi-objective model: score with this objective's head.")
+    choice.add_argument(
+        "--objective",
+        default=None,
+        help="A multi-objective model: score with this objective's head (default: its prompt gate's combined reward).",
+    )
     choice.add_argument(
         "--weights",
         default=None,
         help="A multi-objective model: score with its heads weighed, e.g. helpful=0.7,harmless=0.3 (objectives not "
-        "named weigh 0).",
+        "named weigh 0), instead of its prompt gate.",
     )
 
 

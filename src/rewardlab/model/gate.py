@@ -64,11 +64,6 @@ def has_gate(model: nn.Module) -> bool:
     return gate_of(model) is not None
 
 
-def split_gate_outputs(outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(head rewards (..., K), gate logits (..., K)) of a gated model's outputs (..., 2K)."""
-    return outputs.chunk(2, dim=-1)
-
-
 def gate_prompt_tokens(model: nn.Module) -> int | None:
     """The most prompt tokens the model's gate reads (its first and its last ones), or None: the whole prompt."""
     return getattr(unwrap_reward_model(model).config, PROMPT_TOKENS_KEY, None)

@@ -15,7 +15,9 @@ class RewardFunction:
 
     Prompts and completions are strings (standard) or message lists (conversational); both are scored as training
     scored them, on the fast path: the completions of one prompt (a GRPO group) compute the prompt once. With the
-    model's `overlength_policy="drop"`, an over-length completion gets None (TRL leaves it out of the reward).
+    model's `overlength_policy="drop"`, an over-length completion gets None (TRL leaves it out of the reward). A
+    multi-objective model with a prompt gate gives the gate's combined reward; `objective=` or `weights=` (passed on
+    to `RewardModel`) choose a head or fixed weights instead.
 
     Args:
         model: a `RewardModel` or `RewardEnsemble`; a path / hub id given to `RewardModel.from_pretrained` with
