@@ -288,7 +288,7 @@ class RewardConfig(TrainingArguments):
             "cross-entropy of the gate on each pair's objective. 'preference': the Bradley-Terry loss of the combined "
             "reward, the heads held fixed in it. 'both': their sum. 'none': no gate (the heads are weighed by fixed "
             "weights when scoring). The gate reads the prompt's representation: in the shared-prefix layout it costs "
-            "one token per pair, elsewhere (encoders, packed or padded batches) a forward of the prompt.",
+            "a token or two per pair, elsewhere (encoders, packed or padded batches) a forward of the prompt.",
             "choices": list(GATE_LOSSES),
         },
     )

@@ -6,7 +6,7 @@ both). It prints the held-out accuracy before and after training (each objective
 combined reward on all of them, the gate's accuracy, and the best content-blind rule for each), what the data policy
 did to the rows (invalid rows skipped, prompts truncated, pairs dropped), a few held-out pairs with their rewards, the
 wall time, where the model and its evaluation report (`report.html`: training curves, calibration, length bias, each
-objective) were saved, and the command that scores other data with it. The defaults finish in about 10 minutes on 2
+objective) were saved, and the command that scores other data with it. The defaults finish in about 7 minutes on 2
 CPU cores.
 """
 
