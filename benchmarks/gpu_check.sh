@@ -2,14 +2,15 @@
 # The GPU check of the fast path, on one CUDA GPU, in under 10 minutes:
 #   1. the CUDA kernel tests (FlashAttention varlen against the reference; bf16 models on the fast path, exact
 #      within bf16 rounding against the padded computation), then
-#   2. bf16 training throughput and GPU peak memory of rewardlab vs TRL 1.16 on SmolLM2-135M's shape and on a
-#      ~0.5B Qwen3 (Qwen3-0.6B's shape), both built from configs, on the bundled HH-RLHF pairs, batch 16,
-#      max_length 2048, TRL with flash_attention_2 when flash-attn is installed (else SDPA); the ratios are printed;
+#   2. bf16 training throughput, MFU (against the GPU's data-sheet bf16 peak) and GPU peak memory of rewardlab vs
+#      TRL 1.16 on SmolLM2-135M's shape and on a ~0.5B Qwen3 (Qwen3-0.6B's shape), both built from configs, on the
+#      bundled HH-RLHF pairs, batch 16, max_length 2048, TRL with flash_attention_2 when flash-attn is installed
+#      (else SDPA); the ratios are printed;
 #   3. when vLLM is installed, its pooling runner's raw rewards against rewardlab's on the same token ids.
 #
 # Run from the repository root: bash benchmarks/gpu_check.sh
 # It needs torch with CUDA, transformers>=5.18, datasets, accelerate, peft and trl==1.16.0. A machine without some
-# of them can take them as wheels: put them in .whl/ (see the device tool's notes) and they are installed first.
+# of them can take them as wheels: put them in .whl/ and they are installed first.
 set -uo pipefail  # every step runs, even after one fails; the summary at the end says which failed
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src:$PWD/tests${PYTHONPATH:+:$PYTHONPATH}"
