@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from rewardlab.choices import GATE_BOTH, GATE_LABELS, GATE_PREFERENCE
+from rewardlab.losses.preference import per_response
 
 PROMPTS_KEY = "num_prompts"  # a batch whose last sequences are its examples' prompts, one each, for the gate
 
@@ -30,14 +31,6 @@ def split_prompt_outputs(outputs: torch.Tensor, batch: Mapping[str, Any]) -> tup
     rewards, _ = outputs[:-n].chunk(2, dim=-1)
     _, gate_logits = outputs[-n:].chunk(2, dim=-1)
     return rewards, gate_logits
-
-
-def per_response(values: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
-    """(S, ...) each response's row of per-example `values` (B, ...): a ranking's to each of its responses, a pair's
-    to its chosen and its rejected sequence."""
-    if "group_sizes" in batch:
-        return torch.repeat_interleave(values, batch["group_sizes"].to(values.device), dim=0)
-    return torch.cat([values, values])
 
 
 def combined_rewards(rewards: torch.Tensor, gate_logits: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:

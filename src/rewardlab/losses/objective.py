@@ -27,11 +27,10 @@ from rewardlab.losses.gate import (
     combined_rewards,
     gate_correct,
     gate_loss,
-    per_response,
     split_prompt_outputs,
 )
 from rewardlab.losses.length import length_decorrelation_loss, pearson_correlation, within_group_deviations
-from rewardlab.losses.preference import bradley_terry_loss, pairwise_ranking_loss, plackett_luce_loss
+from rewardlab.losses.preference import bradley_terry_loss, pairwise_ranking_loss, per_response, plackett_luce_loss
 
 
 @dataclass(frozen=True)
@@ -83,11 +82,7 @@ def own_objective_rewards(rewards: torch.Tensor, batch: Mapping[str, Any]) -> to
     rewards (`objective_id`, one per pair or ranking, in `batch`); other rewards unchanged."""
     if "objective_id" not in batch:
         return rewards
-    ids = batch["objective_id"].to(rewards.device)
-    if "group_sizes" in batch:  # rankings: each response takes its prompt's objective
-        ids = torch.repeat_interleave(ids, batch["group_sizes"].to(rewards.device))
-    else:  # pairs: all chosen, then all rejected
-        ids = ids.repeat(2)
+    ids = per_response(batch["objective_id"].to(rewards.device), batch)
     return rewards.gather(1, ids[:, None]).squeeze(1)
 
 
@@ -203,7 +198,8 @@ def _length_terms(
     quality, length = (rewards[:, 0], rewards[:, 1]) if odin else (head_mean(rewards), None)
     fitted = quality + length if odin else rewards
     if options.length_decorrelation_scope == PROMPT:  # each response against the others to its prompt
-        group, num_groups = _prompt_of_each_response(batch, len(lengths), ranking)
+        num_groups = len(batch["group_sizes"]) if ranking else len(lengths) // 2
+        group = per_response(torch.arange(num_groups, device=lengths.device), batch)
         quality, lengths = (within_group_deviations(x, group, num_groups) for x in (quality, lengths))
         length = None if length is None else within_group_deviations(length, group, num_groups)
     correlations = _length_correlations(lengths, quality, length) if training else None
@@ -217,16 +213,6 @@ def _length_terms(
             raise RewardlabError("length_debias='odin' needs the length model's head_orthogonality")
         term = term + options.head_orthogonality_coefficient * head_orthogonality
     return fitted, term, correlations
-
-
-def _prompt_of_each_response(batch: Mapping[str, Any], num_responses: int, ranking: bool) -> tuple[torch.Tensor, int]:
-    """Each response's prompt index in the batch (pairs: all chosen, then all rejected), and the prompts."""
-    device = batch["response_lengths"].device
-    if ranking:
-        sizes = batch["group_sizes"].to(device)
-        return torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes), len(sizes)
-    pairs = num_responses // 2
-    return torch.arange(pairs, device=device).repeat(2), pairs
 
 
 def _length_correlations(lengths: torch.Tensor, quality: torch.Tensor, length: torch.Tensor | None) -> torch.Tensor:

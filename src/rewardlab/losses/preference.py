@@ -21,7 +21,8 @@ responses each prompt has. For one prompt with rewards r and scores s:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,6 +74,14 @@ def split_groups(values: torch.Tensor, group_sizes: Sequence[int]) -> list[torch
     if sum(group_sizes) != values.shape[0]:
         raise ValueError(f"group sizes add up to {sum(group_sizes)}, but there are {values.shape[0]} responses")
     return list(torch.split(values, list(group_sizes)))
+
+
+def per_response(values: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
+    """(S, ...) each response's row of per-example `values` (B, ...): a ranking's to each of its responses, a pair's
+    to its chosen and its rejected sequence."""
+    if "group_sizes" in batch:
+        return torch.repeat_interleave(values, batch["group_sizes"].to(values.device), dim=0)
+    return torch.cat([values, values])
 
 
 def groups(
