@@ -319,3 +319,22 @@ def test_the_model_card_names_the_objectives_and_the_gate(tmp_path):
     trainer.save_model(str(tmp_path / "saved"))
     card = (tmp_path / "saved" / "README.md").read_text()
     assert "a head per objective (harmless, helpful)" in card and "A prompt gate" in card and "(`num_labels=2`)" in card
+
+
+def test_a_completions_prompt_is_what_survives_truncation():
+    from rewardlab.data.prepare_item import ItemRules, prepare_completion
+    from rewardlab.data.truncation import OK, PROMPT_TRUNCATED, RESPONSE_TRUNCATED
+
+    tok = make_tokenizer("llama")  # a BOS token leads every sequence
+    prompt, completion = "make a prank 1 2 3 ?", " sorry no"
+
+    def prepared(max_length=None):
+        return prepare_completion(prompt, completion, ItemRules(tok, tok.eos_token_id, max_length))
+
+    full = prepared()
+    ids = full.sequences[0]
+    assert full.status == OK and ids[: full.prompt_tokens] == tok(prompt)["input_ids"]
+    cut = prepared(len(ids) - 2)  # the oldest prompt tokens go, the response stays whole
+    assert cut.status == PROMPT_TRUNCATED and cut.prompt_tokens == full.prompt_tokens - 2
+    short = prepared(3)  # the response is cut too: only BOS is left of the prompt
+    assert short.status == RESPONSE_TRUNCATED and short.prompt_tokens == 1

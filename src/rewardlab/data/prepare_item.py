@@ -177,12 +177,13 @@ def prepare_completion(
             cache[key] = tokenize_prompt(prompt, rules.tokenizer, kwargs)
     except InvalidRowError as e:
         raise e.at(index) from None
-    item = _limit_known_prompt(ids, common_prefix_length(ids, cache[key]), rules, index)
+    prompt_length = common_prefix_length(ids, cache[key])
+    item = _limit_known_prompt(ids, prompt_length, rules, index)
     cut = item.sequences[0]
     if item.status == RESPONSE_TRUNCATED:  # only the leading BOS/CLS tokens are left of the prompt
         prompt = leading_special_count(cut, rules.tokenizer)
     else:  # the response is whole: the rest is prompt
-        prompt = len(cut) - (len(ids) - common_prefix_length(ids, cache[key]))
+        prompt = len(cut) - (len(ids) - prompt_length)
     item.prompt_tokens = max(1, min(prompt, len(cut) - 1))
     return item
 
