@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from test_objectives import first_batch_loss
 from test_trainer import config
 from tiny import make_model, make_tokenizer
 from transformers import AutoModelForSequenceClassification
@@ -116,13 +117,7 @@ def test_every_layout_gives_the_padded_gate_and_loss(arch, tmp_path):
         )
         with torch.no_grad():  # a gate that is not uniform yet
             gate_of(trainer.model).gate_weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(1))
-        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(6)])
-        if name == "micro-batches":
-            assert batch["layout"] is Layout.MICRO_BATCHES
-            loss = sum(trainer.compute_loss(trainer.model, micro) for micro in batch["micro_batches"])
-        else:
-            loss = trainer.compute_loss(trainer.model, batch)
-        losses[name] = loss.item()
+        losses[name] = first_batch_loss(trainer, 6, micro_batches=name == "micro-batches")
     assert losses["fast"] == pytest.approx(losses["padded"], abs=1e-5)
     assert losses["micro-batches"] == pytest.approx(losses["padded"], abs=1e-5)
 

@@ -250,6 +250,16 @@ def test_lora_trains_every_objectives_head_and_the_adapter_scores_the_same(tmp_p
     np.testing.assert_allclose(loaded.score_texts(texts), live, atol=1e-5)
 
 
+def first_batch_loss(trainer, n: int, micro_batches: bool = False) -> float:
+    """The loss of the trainer's first `n` training examples as its collator lays them out (`micro_batches`: over
+    the token budget, the micro-batches' shares summed)."""
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(n)])
+    if micro_batches:
+        assert batch["layout"] is Layout.MICRO_BATCHES
+        return sum(trainer.compute_loss(trainer.model, micro) for micro in batch["micro_batches"]).item()
+    return trainer.compute_loss(trainer.model, batch).item()
+
+
 @pytest.mark.parametrize("arch", ["qwen3", "bert"])
 def test_every_layout_gives_the_padded_loss(arch, tmp_path):
     tok = make_tokenizer(arch)
@@ -267,13 +277,7 @@ def test_every_layout_gives_the_padded_loss(arch, tmp_path):
             train_dataset=Dataset.from_list(data),
             processing_class=tok,
         )
-        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(6)])
-        if name == "micro-batches":
-            assert batch["layout"] is Layout.MICRO_BATCHES
-            loss = sum(trainer.compute_loss(trainer.model, micro) for micro in batch["micro_batches"])
-        else:
-            loss = trainer.compute_loss(trainer.model, batch)
-        losses[name] = loss.item()
+        losses[name] = first_batch_loss(trainer, 6, micro_batches=name == "micro-batches")
     assert losses["fast"] == pytest.approx(losses["padded"], abs=1e-5)
     assert losses["micro-batches"] == pytest.approx(losses["padded"], abs=1e-5)
     assert losses["length debiased"] > losses["padded"]  # plus |corr(own reward, length)|
