@@ -13,6 +13,23 @@ from rewardlab import RewardFunction
 trl = pytest.importorskip("trl")
 
 
+def grpo_config(tmp_path, **overrides):
+    """A GRPO run of one step on a CPU: 4 prompts per step, 2 completions of at most 6 tokens each."""
+    settings = dict(
+        output_dir=str(tmp_path / "grpo"),
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=6,
+        max_steps=1,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        logging_steps=1,
+    )
+    return trl.GRPOConfig(**{**settings, **overrides})
+
+
 def tiny_policy(tmp_path):
     tok = make_tokenizer("llama")
     tok.pad_token = tok.eos_token
@@ -48,20 +65,7 @@ def test_grpo_trains_with_a_rewardlab_reward_function(conversational, tmp_path):
         return rewards
 
     recording.__name__ = "rewardlab"
-    args = trl.GRPOConfig(
-        output_dir=str(tmp_path / "grpo"),
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=6,
-        max_steps=2,
-        learning_rate=1e-4,
-        logging_steps=1,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        disable_tqdm=True,
-        seed=0,
-    )
+    args = grpo_config(tmp_path, max_steps=2, learning_rate=1e-4, seed=0)
     policy_tok = AutoTokenizer.from_pretrained(policy)
     if conversational:
         policy_tok.chat_template = make_tokenizer("qwen3").chat_template
@@ -85,18 +89,7 @@ def test_grpo_loads_a_saved_reward_model_by_path(length_debias, tmp_path):
     one trained with `length_debias='odin'` gives TRL its quality head, the reward rewardlab scores with."""
     reward_dir, _, data = train_and_save("qwen3", tmp_path / "rm", length_debias=length_debias)
     policy = tiny_policy(tmp_path)
-    args = trl.GRPOConfig(
-        output_dir=str(tmp_path / "grpo"),
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=6,
-        max_steps=1,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        disable_tqdm=True,
-        logging_steps=1,
-    )
+    args = grpo_config(tmp_path)
     trainer = trl.GRPOTrainer(
         model=policy,
         reward_funcs=reward_dir,
@@ -135,16 +128,7 @@ def test_grpo_loads_an_exported_multi_objective_model_by_path(tmp_path):
     assert (
         main(["export", "--model", str(tmp_path / "m"), "--output", out, "--weights", "helpful=0.6,harmless=0.4"]) == 0
     )
-    args = trl.GRPOConfig(
-        output_dir=str(tmp_path / "grpo"),
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_steps=1,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        bf16=False,
-    )
+    args = grpo_config(tmp_path, bf16=False)
     trainer = trl.GRPOTrainer(
         model=tiny_policy(tmp_path),
         reward_funcs=out,
