@@ -251,6 +251,8 @@ def test_export_fixes_the_weights_of_a_gated_model(tmp_path, capsys):
     out = str(tmp_path / "exported")
     assert main(["export", "--model", path, "--output", out, "--objective", "helpful"]) == 0
     assert "rewardlab_gate" not in json.loads((tmp_path / "exported" / "config.json").read_text())
+    record = json.loads((tmp_path / "exported" / "rewardlab_run.json").read_text())["args"]
+    assert "gate" not in record and "objectives" not in record
     prompts, completions = ["make a prank 2 ?"], [" sorry no 2"]
     helpful = RewardModel.from_pretrained(path, objective="helpful", device="cpu").score(prompts, completions)
     exported = RewardModel.from_pretrained(out, device="cpu").score(prompts, completions)

@@ -53,7 +53,8 @@ def main(argv: Sequence[str]) -> int:
             "model": args.model,
             "weights": dict(zip(objectives, weights.tolist(), strict=True)),
         }
-        record.get("args", {}).pop("objectives", None)
+        for key in ("objectives", "gate", "gate_coefficient", "gate_learning_rate", "gate_prompt_tokens"):
+            record.get("args", {}).pop(key, None)  # the exported model has one head and no gate
         with open(os.path.join(args.output, RUN_RECORD_FILE), "w", encoding="utf-8") as f:
             json.dump(record, f, indent=2, default=str)
     chosen = ", ".join(f"{name} {w:g}" for name, w in zip(objectives, weights.tolist(), strict=True) if w)
