@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from test_objectives import first_batch_loss
+from test_objectives import first_batch_loss, lora_trained
 from test_trainer import config
 from tiny import make_model, make_tokenizer
 from transformers import AutoModelForSequenceClassification
@@ -210,21 +210,10 @@ def test_rewardlab_score_and_serve_give_the_combined_reward_by_default(tmp_path,
 
 
 def test_a_lora_adapter_keeps_its_gate(tmp_path):
-    from peft import LoraConfig
 
     from rewardlab import RewardModel
 
-    tok = make_tokenizer("llama")
-    base_dir = str(tmp_path / "base")
-    make_model("llama", tok).save_pretrained(base_dir)
-    tok.save_pretrained(base_dir)
-    trainer = RewardTrainer(
-        base_dir,
-        args=config(tmp_path, objectives="helpful,harmless", learning_rate=1e-2),
-        train_dataset=Dataset.from_list(rows(16)),
-        peft_config=LoraConfig(r=4, lora_alpha=8),
-    )
-    trainer.train()
+    trainer = lora_trained(tmp_path, rows(16))
     assert gate_of(trainer.model).gate_weight.abs().sum() > 0  # trained and saved with the adapter's head
     prompts, completions = ["make a prank 1 ?"], [" sorry no 1"]
     live = RewardModel.from_trainer(trainer).score(prompts, completions)

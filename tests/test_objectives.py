@@ -226,22 +226,30 @@ def test_rewardlab_score_takes_an_objective(tmp_path, capsys):
     assert helpful == weighed and len(helpful) == 4
 
 
-def test_lora_trains_every_objectives_head_and_the_adapter_scores_the_same(tmp_path):
+def lora_trained(tmp_path, data: list[dict]):
+    """A RewardTrainer that trained a LoRA adapter (and the heads) for helpful and harmless on `data`, from a tiny
+    Llama saved with one output: the run gives it a head per objective."""
     from peft import LoraConfig
-
-    from rewardlab import RewardModel
 
     tok = make_tokenizer("llama")
     base_dir = str(tmp_path / "base")
-    make_model("llama", tok).save_pretrained(base_dir)  # one output: the run gives it a head per objective
+    make_model("llama", tok).save_pretrained(base_dir)
     tok.save_pretrained(base_dir)
     trainer = RewardTrainer(
         base_dir,
         args=config(tmp_path, objectives="helpful,harmless", learning_rate=1e-2),
-        train_dataset=Dataset.from_list(rows(16)),
+        train_dataset=Dataset.from_list(data),
         peft_config=LoraConfig(r=4, lora_alpha=8),
     )
     trainer.train()
+    return trainer
+
+
+def test_lora_trains_every_objectives_head_and_the_adapter_scores_the_same(tmp_path):
+
+    from rewardlab import RewardModel
+
+    trainer = lora_trained(tmp_path, rows(16))
     texts = ["make a 1 prank ? sure here 1", "make a 2 prank ? sorry no 2"]
     live = RewardModel.from_trainer(trainer, objective="harmless").score_texts(texts)
     trainer.save_model(str(tmp_path / "adapter"))
