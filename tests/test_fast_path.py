@@ -63,6 +63,7 @@ LAYOUTS = [
     ("llama", SHARED),
     ("llama", GROUPED),
     ("qwen3", SHARED),
+    ("qwen3", Layout.PACKED_CAUSAL),
     ("qwen3", GROUPED),
     ("bert", PACKED),
     ("bert", GROUPED),
@@ -123,9 +124,10 @@ def test_shared_prompt_computes_fewer_tokens():
     pairs = random_pairs(tok, 8)
     padded = DataCollatorForPreference(pad_token_id=tok.pad_token_id)(pairs)
     fast = DataCollatorForPreference(pad_token_id=tok.pad_token_id, layout=Layout.SHARED_PREFIX)(pairs)
+    packed = DataCollatorForPreference(pad_token_id=tok.pad_token_id, layout=Layout.PACKED_CAUSAL)(pairs)
     computed = fast["input_ids"].numel()
     real = int(fast["num_real_tokens"])
-    assert real == int(padded["attention_mask"].sum())
+    assert real == int(padded["attention_mask"].sum()) == packed["input_ids"].numel() == int(packed["num_real_tokens"])
     assert computed < real < padded["input_ids"].numel()
 
 

@@ -343,6 +343,11 @@ def test_fast_path_is_the_default_and_shares_prompts_on_causal_models(arch, shar
         make_model(arch, tok), args=config(tmp_path, padding_free=False), train_dataset=pairs(4), processing_class=tok
     )
     assert plain.data_collator.layout is Layout.PADDED
+    unshared = RewardTrainer(
+        make_model(arch, tok), args=config(tmp_path, share_prompt=False), train_dataset=pairs(4), processing_class=tok
+    )
+    # share_prompt=False packs a causal model's sequences without sharing; an encoder never shares anyway.
+    assert unshared.data_collator.layout is (Layout.PACKED_CAUSAL if shared else Layout.PACKED)
 
 
 def test_a_model_that_cannot_pack_pairs_falls_back_with_a_reason(tmp_path, caplog):

@@ -195,7 +195,8 @@ class RewardConfig(TrainingArguments):
             "help": "With padding_free, compute the tokens that chosen and rejected share (the prompt) once per "
             "pair: the rejected response attends to the prompt and to itself only. Causal models only. Unset: on "
             "when the model passes a start-up check that this layout reproduces the padded rewards; a model that "
-            "fails it falls back with one log line saying why."
+            "fails it falls back with one log line saying why. False: a causal model's sequences are packed one "
+            "after another without sharing (the packed layout of other libraries; slower on long prompts)."
         },
     )
     sub_batch_overhead_tokens: int = field(

@@ -12,6 +12,9 @@ ones. The keys of each layout (n: tokens in a packed row):
 - `PACKED` (BERT-style encoders): every sequence in one row, each attending to itself only: `input_ids`,
   `position_ids` (1, n), `varlen` (one non-causal segment per sequence, `rewardlab.layout.varlen`), `first_index`
   (S,) where each sequence starts (the [CLS] the pooler reads).
+- `PACKED_CAUSAL` (causal models, `share_prompt=False`): every sequence in one row, each attending causally to
+  itself only, nothing shared (what padding-free packing with FlashAttention varlen computes elsewhere, e.g.
+  OpenRLHF's `--packing_samples`): the keys of `SHARED_PREFIX`, every group a single sequence.
 - `SHARED_PREFIX` (causal models): the sequences that answer one prompt laid out as `prefix + tail_1 + ... +
   tail_K`, the prefix computed once, groups packed into one row: `input_ids`, `position_ids` (1, n), `varlen`
   (causal segments: each sequence over the prefix and itself), `readout_index` (S,) where each sequence's reward
@@ -40,6 +43,7 @@ class Layout(str, Enum):
     PADDED = "padded"
     SUB_BATCHES = "sub_batches"
     PACKED = "packed"
+    PACKED_CAUSAL = "packed_causal"
     SHARED_PREFIX = "shared_prefix"
     MICRO_BATCHES = "micro_batches"
 

@@ -1,7 +1,8 @@
 """Choose the batch layout for a model: the one rule that training, evaluation and scoring share.
 
 The fastest exact layout the model supports, tried in order: `SHARED_PREFIX` (causal models: the prompt computed
-once), `PACKED` (BERT-style encoders: sequences packed into one row), `SUB_BATCHES` (any architecture, one
+once; `PACKED_CAUSAL`, packed without sharing, when `share_prompt=False`), `PACKED` (BERT-style encoders: sequences
+packed into one row), `SUB_BATCHES` (any architecture, one
 process), `PADDED` (TRL's layout). Each padding-free candidate must pass the start-up check
 (`rewardlab.layout.probe`). One log line says which layout was chosen and why the faster ones were not.
 """
@@ -32,8 +33,9 @@ def choose_layout(
     """The layout `model` computes batches in; switches the model's attention for the packed layouts.
 
     `padding_free=False`: `PADDED`. `share_prompt`: None tries `SHARED_PREFIX` and falls back quietly (an encoder
-    has no prompt to share); True warns when it cannot be used; False skips it. `processes > 1`: no `SUB_BATCHES`,
-    whose several forward calls before one backward DDP/FSDP wrappers do not allow. `compute`: the device and dtype
+    has no prompt to share); True warns when it cannot be used; False packs a causal model's sequences without
+    sharing (`PACKED_CAUSAL`, to measure what sharing adds). `processes > 1`: no `SUB_BATCHES`, whose several
+    forward calls before one backward DDP/FSDP wrappers do not allow. `compute`: the device and dtype
     attention will run in, for the log line (default: the model's parameters'; a trainer about to move the model to
     a GPU under bf16 autocast passes those).
     """
@@ -50,6 +52,13 @@ def choose_layout(
         reasons.append(f"share_prompt is off: {problem}")
         # Expected for encoders (nothing to share), so only a causal model that fails the check warns.
         warn = bool(share_prompt) or not problem.startswith("not a causal model")
+    elif _is_causal(model):
+        problem = probe_packed_layout(model, pad_token_id, Layout.PACKED_CAUSAL)
+        if problem is None:
+            why = f"share_prompt is off, so every sequence is packed on its own; attention: {_kernel(model, compute)}"
+            return _chosen(name, Layout.PACKED_CAUSAL, why)
+        reasons.append(f"cannot pack causal sequences: {problem}")
+        warn = True
     problem = _packed_problem(model, pad_token_id)
     if problem is None:
         why = "; ".join(reasons) or "an encoder that passed the start-up check"
@@ -69,6 +78,14 @@ def _kernel(model: torch.nn.Module, compute: tuple[torch.device, torch.dtype] | 
         compute = parameter.device, parameter.dtype
     _, why = choose_kernel(*compute)
     return why
+
+
+def _is_causal(model: torch.nn.Module) -> bool:
+    try:
+        split_backbone_and_head(model)
+    except ValueError:
+        return False
+    return True
 
 
 def _shared_prefix_problem(model: torch.nn.Module, pad_token_id: int | None) -> str | None:

@@ -59,7 +59,8 @@ def lay_out(
     """One batch of `sequences` in `layout`; the model's rewards for it come back in the order of `sequences`.
 
     `groups` lists the sequences that answer one prompt (positions in `sequences`, each exactly once): the
-    `SHARED_PREFIX` layout computes their shared prefix once. Other layouts ignore it. `prefix_groups`: the groups
+    `SHARED_PREFIX` layout computes their shared prefix once. Other layouts ignore it (`PACKED_CAUSAL` packs the
+    same sequences without sharing). `prefix_groups`: the groups
     already laid out (`shared_prefix_groups`), when the caller built them to measure them.
     `overhead_tokens` prices one more forward call when planning `SUB_BATCHES`; `pad_to_multiple_of` pads `PADDED`.
 
@@ -74,6 +75,9 @@ def lay_out(
         batch = _shared_prefix_batch(prefix_groups, groups, len(sequences))
     elif layout is Layout.PACKED:
         batch = pack_sequences(sequences)
+    elif layout is Layout.PACKED_CAUSAL:  # every sequence a group of its own: nothing is shared
+        singles = [[i] for i in range(len(sequences))]
+        batch = _shared_prefix_batch(shared_prefix_groups(sequences, singles, pad_token_id), singles, len(sequences))
     elif layout is Layout.SUB_BATCHES:
         batch = length_grouped_sub_batches(sequences, pad_token_id, overhead_tokens)
     elif layout is Layout.PADDED:  # exactly TRL's batch, which names no layout

@@ -102,5 +102,6 @@ _REWARDS: dict[Layout, Callable[[torch.nn.Module, dict[str, Any]], torch.Tensor]
     Layout.SUB_BATCHES: _sub_batch_rewards,
     Layout.PACKED: _packed_rewards,
     Layout.SHARED_PREFIX: _shared_prefix_rewards,
+    Layout.PACKED_CAUSAL: _shared_prefix_rewards,  # groups of one sequence: the same keys, read the same way
     Layout.MICRO_BATCHES: _micro_batch_rewards,
 }
