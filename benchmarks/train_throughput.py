@@ -5,6 +5,12 @@ rewardlab, `--repeats` times; the medians and their ratios are printed. TRL is a
 
     python benchmarks/train_throughput.py --model qwen3-small --steps 12 --repeats 3
     python benchmarks/train_throughput.py --model qwen3-small --contention training   # while the CPU is shared
+    python benchmarks/train_throughput.py --variants trl,packed,rewardlab --long_prompts 2048 --max_length 2304
+
+`--variants` adds `packed`: rewardlab with `share_prompt=False`, every sequence packed on its own with varlen
+attention and nothing shared (what OpenRLHF's `--packing_samples` computes), so the table separates what packing
+gains over padding from what sharing the prompt gains over packing. `--long_prompts TOKENS` trains on prompts of
+that length with short answers (`benchmarks/long_prompts.py`), where sharing matters most.
 
 `--contention KIND` starts a competing process before each measured run and stops it after, the same for both
 libraries: `busy` (a Python busy loop, one core), `matmul` (a PyTorch matmul loop on every core), `training` (a
@@ -157,6 +163,8 @@ def one_run(args) -> dict:
         from trl import RewardConfig, RewardTrainer
     else:
         from rewardlab import RewardConfig, RewardTrainer
+    # rewardlab's packed layout without prompt sharing, what padding-free packing computes in other libraries.
+    layout = {"share_prompt": False} if args.library == "packed" else {}
     model, tok = load_model_and_tokenizer(args.model, Path(args.data))
     gpu = args.device == "cuda"
     if gpu and importlib.util.find_spec("flash_attn") is not None:
@@ -164,7 +172,12 @@ def one_run(args) -> dict:
     # Embedding lookups cost no multiply-adds: count the parameters that take part in matrix products.
     embedding = model.get_input_embeddings().weight.numel()
     params = sum(p.numel() for p in model.parameters()) - embedding
-    pairs = read_pairs(Path(args.data), args.batch_size * args.steps)
+    if args.long_prompts:
+        from long_prompts import long_prompt_pairs
+
+        pairs = long_prompt_pairs(tok, args.batch_size * args.steps, args.long_prompts)
+    else:
+        pairs = read_pairs(Path(args.data), args.batch_size * args.steps)
     data = Dataset.from_list(pairs)
 
     step_times = []
@@ -191,11 +204,12 @@ def one_run(args) -> dict:
         disable_tqdm=True,
         dataloader_pin_memory=False,
         seed=0,
+        **layout,
     )
     trainer = RewardTrainer(model, args=config, train_dataset=data, processing_class=tok, callbacks=[Clock()])
     n_pairs = len(trainer.train_dataset)
     kernels = set()  # what the packed rows' attention actually ran on, as (kernel, dtype)
-    if args.library == "rewardlab":
+    if args.library != "trl":
         from rewardlab.layout import attention as packed
 
         choose = packed.choose_kernel
@@ -241,6 +255,7 @@ def one_run(args) -> dict:
         "train_seconds": time.perf_counter() - start,
         "pairs_kept": n_pairs,
         "attention": ", ".join(sorted(kernels)) or model.config._attn_implementation,
+        "layout": str(getattr(trainer.data_collator, "layout", "padded")),
     }
 
 
@@ -372,24 +387,40 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--gradient_checkpointing", action="store_true", help="(TRL's default is on)")
     parser.add_argument("--contention", choices=sorted(COMPETITORS), help="measure while this competes for the CPU")
-    parser.add_argument("--library", choices=["trl", "rewardlab"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--long_prompts",
+        type=int,
+        metavar="TOKENS",
+        help="train on prompts of about TOKENS tokens with answers of at most 128 (benchmarks/long_prompts.py) "
+        "instead of --data; raise --max_length to fit them",
+    )
+    parser.add_argument(
+        "--variants",
+        default="trl,rewardlab",
+        help="comma-separated runs to compare: trl (padded), packed (rewardlab packed without prompt sharing), "
+        "rewardlab (prompt shared: the default layout)",
+    )
+    parser.add_argument("--library", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.library:  # child process
         print("RESULT " + json.dumps(one_run(args)), flush=True)
         return
 
-    results = {"trl": [], "rewardlab": []}
+    variants = args.variants.split(",")
+    if unknown := set(variants) - set(VARIANTS):
+        parser.error(f"--variants: unknown {sorted(unknown)}; choose from {VARIANTS}")
+    results = {variant: [] for variant in variants}
     for _ in range(args.repeats):
-        for library in ("trl", "rewardlab"):
-            child = [__file__, "--library", library, *sys.argv[1:]]
-            results[library].append(run_child(child, library, args.contention))
-            print(library, {k: round(v, 2) if isinstance(v, float) else v for k, v in results[library][-1].items()})
+        for variant in variants:
+            child = [__file__, "--library", variant, *sys.argv[1:]]
+            results[variant].append(run_child(child, variant, args.contention))
+            print(variant, {k: round(v, 2) if isinstance(v, float) else v for k, v in results[variant][-1].items()})
 
     if args.device == "cpu":
         peak, peak_name = matmul_peak_gflops(args.threads), "fp32 matmul peak measured in this run"
     else:
-        device = results["rewardlab"][0]["device"]
+        device = results[variants[-1]][0]["device"]
         peak, peak_name = 1e3 * gpu_peak_tflops(device), f"{device} dense bf16 peak (data sheet)"
     keys = (
         "pairs_per_s",
@@ -399,32 +430,37 @@ def main() -> None:
         "eval_pairs_per_s",
         "peak_rss_mb",
     )
-    med = {lib: {k: statistics.median(r[k] for r in runs) for k in keys} for lib, runs in results.items()}
-    params = results["rewardlab"][0]["params"]
+    med = {variant: {k: statistics.median(r[k] for r in runs) for k in keys} for variant, runs in results.items()}
+    params = results[variants[-1]][0]["params"]
+    data = f"long_prompts={args.long_prompts}" if args.long_prompts else f"data={Path(args.data).name}"
     print(
         f"\nmodel={args.model} non-embedding params={params / 1e6:.1f}M batch={args.batch_size} "
         f"max_length={args.max_length} steps={args.steps} repeats={args.repeats} threads={args.threads} "
-        f"gradient_checkpointing={args.gradient_checkpointing} contention={args.contention}"
+        f"gradient_checkpointing={args.gradient_checkpointing} contention={args.contention} {data}"
     )
     memory = "GPU peak MB" if args.device == "cuda" else "peak MB"
     print(f"{'':12}{'pairs/s':>10}{'tokens/s':>12}{'eval pairs/s':>14}{memory:>12}{'model GFLOP/s':>15}{'MFU':>7}")
-    for lib in ("trl", "rewardlab"):
-        m = med[lib]
+    for variant in variants:
+        m = med[variant]
         # Model FLOPs: 6 x non-embedding parameters per needed token plus attention by the real segment lengths,
-        # the same work credited to both libraries (`attention_pairs`).
+        # the same work credited to every run (`attention_pairs`).
         gflops = m["model_flops_per_s"] / 1e9
         print(
-            f"{lib:12}{m['pairs_per_s']:10.2f}{m['tokens_per_s']:12.0f}{m['eval_pairs_per_s']:14.2f}"
+            f"{variant:12}{m['pairs_per_s']:10.2f}{m['tokens_per_s']:12.0f}{m['eval_pairs_per_s']:14.2f}"
             f"{m['peak_rss_mb']:12.0f}{gflops:15.1f}{gflops / peak:7.1%}"
         )
-    r, t = med["rewardlab"], med["trl"]
-    ratio = {k: r[k] / t[k] for k in r}
-    print(
-        f"{'ratio':12}{ratio['pairs_per_s']:9.2f}x{ratio['tokens_per_s']:11.2f}x"
-        f"{ratio['eval_pairs_per_s']:13.2f}x{ratio['peak_rss_mb']:11.2f}x"
-    )
+    for over, base in (("rewardlab", "trl"), ("packed", "trl"), ("rewardlab", "packed")):
+        if over in med and base in med:
+            r, t = med[over], med[base]
+            ratio = {k: r[k] / t[k] for k in r}
+            print(
+                f"{over + '/' + base:18}{ratio['pairs_per_s']:.2f}x pairs/s, {ratio['tokens_per_s']:.2f}x tokens/s, "
+                f"{ratio['eval_pairs_per_s']:.2f}x eval pairs/s, {ratio['peak_rss_mb']:.2f}x peak memory"
+            )
     print(f"MFU against the {peak_name}: {peak:.0f} GFLOP/s")
 
+
+VARIANTS = ["trl", "packed", "rewardlab"]
 
 if __name__ == "__main__":
     main()

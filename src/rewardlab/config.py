@@ -66,7 +66,8 @@ class RewardConfig(TrainingArguments):
 
     > Parameters that control the batch layout (`rewardlab.layout`)
 
-    padding_free, share_prompt, sub_batch_overhead_tokens, max_tokens_per_batch.
+    padding_free, share_prompt, sub_batch_overhead_tokens, max_tokens_per_batch, length_grouped_tokens,
+    compile_layers.
 
     > Parameters that control the training
 
@@ -214,6 +215,26 @@ class RewardConfig(TrainingArguments):
             "longest sequence) is split into micro-batches of whole pairs under the budget, and their gradients are "
             "accumulated before the optimizer step: the loss, gradients and metrics are the whole batch's. A pair "
             "over the budget on its own runs alone. Also bounds evaluation. None: no budget."
+        },
+    )
+    length_grouped_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Length-grouped, token-budgeted batches: each training batch (per device) holds pairs of similar "
+            "length whose computed tokens (as max_tokens_per_batch counts them) add up to at most this many, "
+            "instead of per_device_train_batch_size pairs. Pairs are shuffled, sorted by length in groups of about "
+            "50 batches, packed under the budget, and the batches shuffled; every pair is seen once per epoch, in an "
+            "order fixed by seed and epoch (a resumed run continues it). Steps of even cost suit GPUs; a step is "
+            "the mean loss of its pairs. None: per_device_train_batch_size pairs per batch."
+        },
+    )
+    compile_layers: bool = field(
+        default=False,
+        metadata={
+            "help": "torch.compile each transformer layer (regional compilation, dynamic shapes: packed rows change "
+            "length every step without recompiling), attention left eager. Checked by a warm-up step at start; if "
+            "compilation fails the run trains eagerly with one warning. Prefer it to torch_compile, which compiles "
+            "the whole model and recompiles for every new batch layout. See BENCHMARKS.md for when it pays."
         },
     )
     pad_to_multiple_of: int | str | None = field(
@@ -397,10 +418,9 @@ class RewardConfig(TrainingArguments):
                 stacklevel=3,
             )
         check_choice("overlength_policy", self.overlength_policy, OVERLENGTH_POLICIES)
-        if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < 1:
-            raise ValueError(
-                f"max_tokens_per_batch must be a positive number of tokens, got {self.max_tokens_per_batch}"
-            )
+        for name in ("max_tokens_per_batch", "length_grouped_tokens"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive number of tokens, got {getattr(self, name)}")
         check_choice("ranking_loss", self.ranking_loss, RANKING_LOSSES)
         if self.objectives is not None:
             self.objectives = objective_names(self.objectives)

@@ -19,7 +19,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from rewardlab._compat import attention_implementation
-from rewardlab.layout.varlen import KERNELS, VARLEN_KWARG, choose_kernel
+from rewardlab.layout.varlen import KERNELS, VARLEN_KWARG, SealedPlan, choose_kernel
 
 ATTENTION_NAME = "rewardlab_pairs"
 # The model's own attention implementation before the switch, kept on its modules (see `register_packed_attention`):
@@ -47,6 +47,7 @@ def packed_attention(
     plan = kwargs.pop(VARLEN_KWARG, None)
     if plan is None:
         return _base_attention(module)(module, query, key, value, attention_mask, **kwargs)
+    plan = plan.plan if isinstance(plan, SealedPlan) else plan
     if torch.is_autocast_enabled(query.device.type):
         # Under mixed precision SDPA computes in the autocast dtype, whatever its inputs (rotary embeddings leave
         # query and key in float32). The varlen kernels are not autocast ops: give them what SDPA would compute on,
@@ -77,7 +78,8 @@ def packed_mask(*args: Any, attention_mask: torch.Tensor | None = None, **kwargs
 def register_packed_attention(model: torch.nn.Module | None = None) -> str:
     """Make `ATTENTION_NAME` a valid `attn_implementation` (its masks are SDPA's), idempotently; given the `model`
     about to switch to it, remember its current implementation for the calls the fast path does not take over."""
-    AttentionInterface.register(ATTENTION_NAME, packed_attention)
+    # Compiled layers (`rewardlab.layout.compile`) run attention eagerly: its varlen plan changes every batch.
+    AttentionInterface.register(ATTENTION_NAME, torch.compiler.disable(packed_attention))
     AttentionMaskInterface.register(ATTENTION_NAME, packed_mask)
     current = None if model is None else attention_implementation(model)
     if current not in (None, ATTENTION_NAME):

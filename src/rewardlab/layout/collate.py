@@ -311,6 +311,16 @@ class LayoutCollator(DataCollatorMixin):
             return sequences, groups
         return add_prompts(sequences, groups, max_tokens=self.max_prompt_tokens)
 
+    def example_costs(self, examples: list[dict[str, Any]]) -> list[int]:
+        """The tokens each of `examples` adds to a forward pass in the collator's layout (`example_costs`): what
+        `max_tokens_per_batch` and length-grouped batches count."""
+        costs = []
+        for example in examples:
+            sequences, groups = self.laid_out_sequences([example])
+            _, built = plan_passes(sequences, groups, self.layout, self.pad_token_id, None)
+            costs += example_costs(sequences, groups, self.layout, built)
+        return costs
+
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         sequences, groups = self.laid_out_sequences(examples)
         passes, built = plan_passes(sequences, groups, self.layout, self.pad_token_id, self.max_tokens_per_batch)

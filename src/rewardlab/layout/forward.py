@@ -16,7 +16,7 @@ import torch
 from rewardlab._compat import attention_implementation
 from rewardlab.layout.attention import ATTENTION_NAME
 from rewardlab.layout.batch import Layout, layout_of
-from rewardlab.layout.varlen import VARLEN_KEY, VARLEN_KWARG
+from rewardlab.layout.varlen import VARLEN_KEY, VARLEN_KWARG, SealedPlan
 from rewardlab.model.parts import split_backbone_and_head, split_encoder_and_head
 
 
@@ -76,7 +76,7 @@ def _packed_forward(model: torch.nn.Module, batch: dict[str, Any]) -> None:
         input_ids=batch["input_ids"],
         position_ids=batch["position_ids"],
         use_cache=False,
-        **{VARLEN_KWARG: batch[VARLEN_KEY]},
+        **{VARLEN_KWARG: SealedPlan(batch[VARLEN_KEY])},
     )
 
 

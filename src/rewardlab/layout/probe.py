@@ -28,6 +28,16 @@ def uses_sliding_window(config: Any) -> bool:
     return bool(getattr(config, "sliding_window", None)) and getattr(config, "use_sliding_window", True)
 
 
+def probe_pairs(model: torch.nn.Module, pad_token_id: int | None) -> tuple[list[list[int]], list[list[int]]]:
+    """Two small synthetic pairs as (chosen, rejected) sequences, one with a 5-token prompt and one with a 2-token
+    prompt, and their groups: ids below 64 of `model`'s vocabulary, never `pad_token_id`."""
+    vocab = model.get_input_embeddings().weight.shape[0]
+    ids = [i for i in range(min(vocab, 64)) if i != pad_token_id][:12]
+    prompt = ids[:5]
+    sequences = [prompt + ids[5:8], ids[2:4] + ids[6:7], prompt + ids[8:12], ids[2:4] + ids[9:12]]
+    return sequences, [[0, 2], [1, 3]]
+
+
 def probe_packed_layout(model: torch.nn.Module, pad_token_id: int | None, layout: Layout) -> str | None:
     """Switch the model's attention to `rewardlab.layout.attention.packed_attention` and check that `layout`
     (`SHARED_PREFIX` or `PACKED`) reproduces the padded rewards; None if it does, else why not, with the model's
@@ -39,12 +49,7 @@ def probe_packed_layout(model: torch.nn.Module, pad_token_id: int | None, layout
     if uses_sliding_window(inner.config):
         return "sliding-window attention is not supported by the packed layouts"
     original = attention_implementation(inner)
-    vocab = inner.get_input_embeddings().weight.shape[0]
-    ids = [i for i in range(min(vocab, 64)) if i != pad_token_id][:12]
-    prompt = ids[:5]
-    # Two pairs as (chosen, rejected) sequences: one with a 5-token prompt, one with a 2-token prompt.
-    sequences = [prompt + ids[5:8], ids[2:4] + ids[6:7], prompt + ids[8:12], ids[2:4] + ids[9:12]]
-    groups = [[0, 2], [1, 3]]
+    sequences, groups = probe_pairs(inner, pad_token_id)
     pad = pad_token_id if pad_token_id is not None else 0
     device = next(inner.parameters()).device
     was_training = model.training

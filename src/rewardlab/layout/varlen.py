@@ -43,6 +43,17 @@ VARLEN_KWARG = "rewardlab_varlen"
 Span = tuple[int, int]
 
 
+class SealedPlan:
+    """A varlen plan handed to the model's forward as one opaque object. Compiled layers (`rewardlab.layout.compile`)
+    pass it through to attention untouched; as a dict, torch.compile would guard on its lists of segment bounds and
+    recompile the layers for every batch."""
+
+    __slots__ = ("plan",)
+
+    def __init__(self, plan: dict[str, Any]):
+        self.plan = plan
+
+
 # A group of segments runs as one dense masked SDPA call on CPU when that computes at most this many times the
 # query-key pairs its segments need (HH-RLHF pairs: about 1.25; RM-Bench's short prompts and long answers: about 2).
 GROUP_CALL_MAX_COST = 1.5

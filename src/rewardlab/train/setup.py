@@ -4,6 +4,7 @@ another PEFT method around the model, then what scoring needs of it (no dropout,
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from typing import Any
 
@@ -60,7 +61,35 @@ def check_arguments(model: Any, args: RewardConfig | None, train_dataset: Any) -
         args.objectives = objectives_in(train_dataset)
     if args.batch_eval_metrics:
         raise RewardlabError("batch_eval_metrics is not supported: rewardlab's evaluation metrics are already exact")
+    if args.use_liger_kernel:
+        check_liger(args)
     return args
+
+
+# Liger's kernels a reward model uses: RMSNorm, SwiGLU and RoPE. Its cross-entropy kernels fuse a language-model
+# head's loss, which a reward model does not have, and would patch the `*ForCausalLM` class of the process (a policy
+# trained beside the reward model) rather than this model.
+LIGER_REWARD_MODEL_KERNELS = {
+    "rms_norm": True,
+    "swiglu": True,
+    "rope": True,
+    "cross_entropy": False,
+    "fused_linear_cross_entropy": False,
+}
+
+
+def check_liger(args: RewardConfig) -> None:
+    """`use_liger_kernel` runs where Liger can (its kernels are Triton, CUDA only), with the kernels a reward model
+    uses unless `liger_kernel_config` names its own."""
+    if args.device.type != "cuda":
+        raise RewardlabError(
+            f"use_liger_kernel needs a CUDA GPU (Liger's kernels are written in Triton); this run is on "
+            f"{args.device.type}: drop --use_liger_kernel"
+        )
+    if importlib.util.find_spec("liger_kernel") is None:
+        raise RewardlabError("use_liger_kernel needs the liger-kernel package: pip install liger-kernel")
+    if args.liger_kernel_config is None:
+        args.liger_kernel_config = dict(LIGER_REWARD_MODEL_KERNELS)
 
 
 def objectives_in(train_dataset: Any) -> list[str] | None:

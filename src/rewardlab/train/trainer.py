@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 import torch
+from accelerate.utils import send_to_device
 from datasets import Dataset, IterableDataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback, set_seed
 from transformers.trainer_callback import ExportableState
@@ -30,8 +31,10 @@ from rewardlab.errors import RewardlabError
 from rewardlab.files import check_complete, last_complete_checkpoint, saving
 from rewardlab.layout.batch import Layout, layout_of
 from rewardlab.layout.choose import choose_layout
-from rewardlab.layout.collate import DataCollatorForPreference, DataCollatorForRanking, LayoutCollator
+from rewardlab.layout.collate import DataCollatorForPreference, DataCollatorForRanking, LayoutCollator, lay_out
+from rewardlab.layout.compile import compile_layers
 from rewardlab.layout.forward import sequence_rewards
+from rewardlab.layout.probe import probe_pairs
 from rewardlab.losses import Objective, ObjectiveOptions, evaluated_rewards, ranking_loss, reward_objective
 from rewardlab.metrics.running import (
     RANKING_SUM_KEYS,
@@ -49,12 +52,14 @@ from rewardlab.model.load import (
     hub_id_of,
     is_peft_model,
 )
+from rewardlab.model.parts import unwrap_reward_model
 from rewardlab.train.bagging import BootstrapCollator
 from rewardlab.train.datasets import RunDatasets
 from rewardlab.train.engines import (
     check_parallelism,
     force_reentrant_checkpointing,
 )
+from rewardlab.train.length_grouped import LengthGroupedBatchSampler
 from rewardlab.train.predictions import batch_predictions, evaluation_metrics
 from rewardlab.train.run_record import MODEL_TAGS, write_run_record
 from rewardlab.train.setup import check_arguments, finish_model, setup_model, setup_peft, setup_tokenizer
@@ -154,6 +159,8 @@ class RewardTrainer(Trainer):
         )
         self._check_distributed_setup(args)
         self._setup_state(args)
+        if args.compile_layers:
+            compile_layers(self.model, self._warm_up_step)
 
     # ----------------------------------------------------------------------------------------------- set-up
     def _default_collator(self, model: Any, pad_token_id: int, args: RewardConfig) -> LayoutCollator:
@@ -177,6 +184,18 @@ class RewardTrainer(Trainer):
             with_prompts=has_gate(model),  # what the prompt gate of a multi-objective model reads
             max_prompt_tokens=gate_prompt_tokens(model),
         )
+
+    def _warm_up_step(self) -> None:
+        """A forward and backward of two small pairs in the run's layout, on its device and in its precision: what
+        the first training step would compile."""
+        collator = getattr(self.data_collator, "collator", self.data_collator)  # under a BootstrapCollator
+        layout = collator.layout if isinstance(collator, LayoutCollator) else Layout.PADDED
+        pad_token_id = self.processing_class.pad_token_id
+        sequences, groups = probe_pairs(unwrap_reward_model(self.model), pad_token_id)
+        batch = send_to_device(lay_out(sequences, layout, pad_token_id, groups=groups), self.args.device)
+        self.model.train()
+        with self.compute_loss_context_manager():
+            sequence_rewards(self.model, batch).float().sum().backward()
 
     def _check_distributed_setup(self, args: RewardConfig) -> None:
         check_parallelism(getattr(self.accelerator, "parallelism_config", None))
@@ -238,6 +257,44 @@ class RewardTrainer(Trainer):
         if not self.args.should_save:
             return None
         return self.run_data.write_skipped_rows(self.args.output_dir)
+
+    def get_train_dataloader(self) -> torch.utils.data.DataLoader:
+        """Trainer's loader, or with `length_grouped_tokens` one of `LengthGroupedBatchSampler`'s batches."""
+        if self.args.length_grouped_tokens is None:
+            return super().get_train_dataloader()
+        collator = getattr(self.data_collator, "collator", self.data_collator)  # under a BootstrapCollator
+        if not isinstance(collator, LayoutCollator) or isinstance(self.train_dataset, IterableDataset):
+            raise RewardlabError(
+                "length_grouped_tokens measures every pair with rewardlab's collator before training: it needs a "
+                "map-style train_dataset and no custom data_collator"
+            )
+        dataset = self._remove_unused_columns(self.train_dataset, description="training")
+        chunks = (dataset.select(range(i, min(i + 1024, len(dataset)))) for i in range(0, len(dataset), 1024))
+        sampler = LengthGroupedBatchSampler(
+            [cost for chunk in chunks for cost in collator.example_costs(chunk.to_list())],
+            self.args.length_grouped_tokens,
+            seed=self.args.seed,
+            padded=collator.layout is Layout.PADDED,
+            num_processes=self.args.world_size,
+            process_index=self.args.process_index,
+        )
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+            persistent_workers=self.args.dataloader_persistent_workers,
+            prefetch_factor=self.args.dataloader_prefetch_factor,
+        )
+        loader = self.accelerator.prepare(loader)
+        wrapper = getattr(loader, "batch_sampler", None)
+        if wrapper is not sampler and getattr(wrapper, "batch_sampler", None) is sampler:
+            # The sampler deals its batches to the processes itself: accelerate's shard wrapper must pass them
+            # through, and forward the epoch, which its loader gives only to a sampler it holds directly.
+            wrapper.num_processes, wrapper.process_index = 1, 0
+            wrapper.set_epoch = sampler.set_epoch
+        return loader
 
     def _set_signature_columns_if_needed(self):
         set_signature_columns(self, ["chosen_ids", "rejected_ids", "margin", "response_ids", "scores", "objective_id"])
