@@ -11,6 +11,7 @@ It uses the demo's own splits and config (`rewardlab.cli.demo`), so a run with `
         --max_train_pairs 1800
     python benchmarks/demo_halves.py --max_length 128 --max_train_pairs 0 --epochs 2
     python benchmarks/demo_halves.py --train_on objectives
+    python benchmarks/demo_halves.py --train_on objectives --length_grouped_tokens 0   # token-budgeted steps
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ def main() -> None:
     parser.add_argument("--train_on", default="both", choices=["both", "helpful", "harmless", "objectives"])
     parser.add_argument("--gate", default="labels", help="with --train_on objectives: RewardConfig.gate")
     parser.add_argument("--gate_coefficient", type=float, default=1.0)
+    parser.add_argument(
+        "--length_grouped_tokens",
+        type=int,
+        help="RewardConfig.length_grouped_tokens; 0: --batch_size pairs' worth of the training pairs' mean tokens",
+    )
+    parser.add_argument("--compile_layers", action="store_true", help="RewardConfig.compile_layers")
     args = parser.parse_args()
     start = time.perf_counter()
     objectives = args.train_on == "objectives"
@@ -84,7 +91,14 @@ def main() -> None:
     config = demo_config(args, len(train))
     if objectives:
         config.gate, config.gate_coefficient = args.gate, args.gate_coefficient
+    config.compile_layers = args.compile_layers
     trainer = RewardTrainer(model=minilm_path(), args=config, train_dataset=train)
+    if args.length_grouped_tokens is not None:
+        budget = args.length_grouped_tokens
+        if budget == 0:
+            costs = trainer.data_collator.example_costs(trainer.train_dataset.to_list())
+            budget = round(args.batch_size * sum(costs) / len(costs))
+        trainer.args.length_grouped_tokens = budget
     trainer.train()
     train_seconds = time.perf_counter() - start
     rows = [held_out[i] for i in range(len(held_out))]
@@ -103,6 +117,8 @@ def main() -> None:
         **against_length_rules("harmless", scores["harmless"]),
         "training_loss_first_last_logged": losses[:1] + losses[-1:],
         "train_seconds": round(train_seconds),
+        "steps": trainer.state.global_step,
+        "length_grouped_tokens": trainer.args.length_grouped_tokens,
     }
     if objectives:
         result.update(against_length_rules("mixed_equal_weights", equal))
