@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# The GPU check of the fast path, on one CUDA GPU, in under 10 minutes:
-#   1. the CUDA kernel tests (FlashAttention varlen against the reference; bf16 models on the fast path, exact
-#      within bf16 rounding against the padded computation), then
-#   2. bf16 training throughput, MFU (against the GPU's data-sheet bf16 peak) and GPU peak memory of rewardlab vs
-#      TRL 1.16 on SmolLM2-135M's shape and on a ~0.5B Qwen3 (Qwen3-0.6B's shape), both built from configs, on the
-#      bundled HH-RLHF pairs, batch 16, max_length 2048, TRL with flash_attention_2 when flash-attn is installed
-#      (else SDPA); the ratios are printed;
-#   3. when vLLM is installed, its pooling runner's raw rewards against rewardlab's on the same token ids.
+# The GPU check of the fast path, on one CUDA GPU, in about 8 minutes (each step has its own time limit):
+#   1. the CUDA kernel tests: FlashAttention varlen against the reference (forward and the bf16 gradients), bf16
+#      models on the fast path exact within bf16 rounding against the padded computation, compiled layers and Liger
+#      on CUDA;
+#   2. the ablation on HH-RLHF pairs (Qwen3-0.6B's shape, built from its config with random weights, bf16 autocast,
+#      batch 16, max_length 2048, 3 repeats): TRL 1.16 (padded; flash_attention_2 when flash-attn is installed,
+#      else SDPA), rewardlab packed without prompt sharing, rewardlab with the prompt shared; pairs/s, MFU against
+#      the GPU's data-sheet bf16 peak, GPU peak memory and the ratios;
+#   3. a step that fills the GPU (batch 128 HH pairs, about 30k tokens per step): rewardlab eager, with compiled
+#      layers, and with Liger's kernels when liger-kernel is installed; MFU;
+#   4. the long-prompt case: prompts of 8k tokens with answers of at most 128 (benchmarks/long_prompts.py), TRL,
+#      packed without sharing and shared;
+#   5. when vLLM is installed, its pooling runner's raw rewards against rewardlab's on the same token ids.
 #
 # Run from the repository root: bash benchmarks/gpu_check.sh
-# It needs torch with CUDA, transformers>=5.18, datasets, accelerate, peft and trl==1.16.0. A machine without some
-# of them can take them as wheels: put them in .whl/ and they are installed first.
+# It needs torch with CUDA, transformers>=5.18, datasets, accelerate, peft and trl==1.16.0 (liger-kernel and vllm
+# optional). A machine without some of them can take them as wheels: put them in .whl/ and they are installed first.
 set -uo pipefail  # every step runs, even after one fails; the summary at the end says which failed
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src:$PWD/tests${PYTHONPATH:+:$PYTHONPATH}"
@@ -38,17 +43,27 @@ print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}, transformer
       f"peft {peft.__version__}, pyarrow {pyarrow.__version__}")
 print("varlen_attn:", importlib.util.find_spec("torch.nn.attention.varlen") is not None,
       "| flash-attn:", importlib.util.find_spec("flash_attn") is not None,
-      "| vllm:", importlib.util.find_spec("vllm") is not None)
+      "| vllm:", importlib.util.find_spec("vllm") is not None,
+      "| liger-kernel:", importlib.util.find_spec("liger_kernel") is not None)
 PY
-step "1. CUDA kernel tests" 240 $python -m pytest -q -p no:cacheprovider tests/test_varlen.py tests/test_fast_path.py \
-    -k "cuda or CUDA or equals_padded"
-for model in smollm2-config qwen3-0.5b; do
-    step "2. bf16 training throughput vs TRL 1.16, $model (batch 16, max_length 2048)" 240 \
-        $python benchmarks/train_throughput.py --model "$model" --device cuda --dtype bfloat16 \
-        --batch_size 16 --max_length 2048 --steps "${STEPS:-20}" --repeats "${REPEATS:-1}" \
-        --data src/rewardlab/demo_data/hh-rlhf-harmless-base-test.jsonl.gz
-done
-step "3. rewardlab vs vLLM's pooling runner on the same token ids (skipped without vLLM)" 240 \
+hh=src/rewardlab/demo_data/hh-rlhf-harmless-base-test.jsonl.gz
+bench() {  # bench NAME SECONDS ARGS...: one train_throughput comparison on Qwen3-0.6B's shape in bf16
+    local name=$1 limit=$2
+    shift 2
+    step "$name" "$limit" $python benchmarks/train_throughput.py --model qwen3-0.5b --device cuda --dtype bfloat16 \
+        --data "$hh" "$@"
+}
+step "1. CUDA kernel tests" 90 $python -m pytest -q -p no:cacheprovider tests/test_varlen.py tests/test_fast_path.py \
+    tests/test_compile.py -k "cuda or CUDA or equals_padded or compiled"
+bench "2. ablation on HH pairs: TRL, packed without sharing, prompt shared (batch 16)" 180 \
+    --variants trl,packed,rewardlab --batch_size 16 --max_length 2048 --steps "${STEPS:-12}" --repeats "${REPEATS:-3}"
+filling=rewardlab,compiled
+$python -c "import liger_kernel" 2>/dev/null && filling+=,liger
+bench "3. a filling step (batch 128): eager, compiled layers, Liger when installed" 120 \
+    --variants "$filling" --batch_size 128 --max_length 2048 --steps 6 --repeats 2
+bench "4. 8k-token prompts, answers of at most 128 tokens: TRL, packed, shared (batch 2)" 90 \
+    --variants trl,packed,rewardlab --long_prompts 8192 --max_length 8448 --batch_size 2 --steps 6 --repeats 1
+step "5. rewardlab vs vLLM's pooling runner on the same token ids (skipped without vLLM)" 60 \
     $python benchmarks/vllm_check.py --texts 64
 if ((${#failed[@]})); then
     printf 'FAILED: %s\n' "${failed[@]}"

@@ -164,8 +164,12 @@ def one_run(args) -> dict:
     else:
         from rewardlab import RewardConfig, RewardTrainer
     # rewardlab's packed layout without prompt sharing (what padding-free packing computes in other libraries), and
-    # rewardlab's default with compiled layers.
-    layout = {"packed": {"share_prompt": False}, "compiled": {"compile_layers": True}}.get(args.library, {})
+    # rewardlab's default with compiled layers or with Liger's kernels (CUDA).
+    layout = {
+        "packed": {"share_prompt": False},
+        "compiled": {"compile_layers": True},
+        "liger": {"use_liger_kernel": True},
+    }.get(args.library, {})
     model, tok = load_model_and_tokenizer(args.model, Path(args.data))
     gpu = args.device == "cuda"
     if gpu and importlib.util.find_spec("flash_attn") is not None:
@@ -399,7 +403,8 @@ def main() -> None:
         "--variants",
         default="trl,rewardlab",
         help="comma-separated runs to compare: trl (padded), packed (rewardlab packed without prompt sharing), "
-        "rewardlab (prompt shared: the default layout), compiled (rewardlab with compile_layers)",
+        "rewardlab (prompt shared: the default layout), compiled (rewardlab with compile_layers), liger (rewardlab "
+        "with use_liger_kernel, CUDA)",
     )
     parser.add_argument("--library", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -450,7 +455,13 @@ def main() -> None:
             f"{variant:12}{m['pairs_per_s']:10.2f}{m['tokens_per_s']:12.0f}{m['eval_pairs_per_s']:14.2f}"
             f"{m['peak_rss_mb']:12.0f}{gflops:15.1f}{gflops / peak:7.1%}"
         )
-    for over, base in (("rewardlab", "trl"), ("packed", "trl"), ("rewardlab", "packed"), ("compiled", "rewardlab")):
+    for over, base in (
+        ("rewardlab", "trl"),
+        ("packed", "trl"),
+        ("rewardlab", "packed"),
+        ("compiled", "rewardlab"),
+        ("liger", "rewardlab"),
+    ):
         if over in med and base in med:
             r, t = med[over], med[base]
             ratio = {k: r[k] / t[k] for k in r}
@@ -461,7 +472,7 @@ def main() -> None:
     print(f"MFU against the {peak_name}: {peak:.0f} GFLOP/s")
 
 
-VARIANTS = ["trl", "packed", "rewardlab", "compiled"]
+VARIANTS = ["trl", "packed", "rewardlab", "compiled", "liger"]
 
 if __name__ == "__main__":
     main()

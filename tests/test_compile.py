@@ -90,3 +90,23 @@ def test_liger_kernels_are_refused_where_they_cannot_run(tmp_path):
             train_dataset=pairs(4),
             processing_class=tok,
         )
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@CUDA
+@pytest.mark.parametrize("option", ["compile_layers", "use_liger_kernel"])
+def test_on_cuda_compiled_layers_and_liger_train_as_the_eager_model(option, tmp_path):
+    """bf16 autocast on a CUDA GPU: the first steps' losses with the option are the eager run's within bf16 rounding."""
+    if option == "use_liger_kernel":
+        pytest.importorskip("liger_kernel")
+    tok = make_tokenizer("qwen3")
+    losses = {}
+    for on in (False, True):
+        torch.manual_seed(0)
+        args = config(tmp_path, use_cpu=False, bf16=True, learning_rate=1e-4, **{option: on})
+        trainer = RewardTrainer(make_model("qwen3", tok), args=args, train_dataset=pairs(12), processing_class=tok)
+        trainer.train()
+        losses[on] = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    assert losses[True] == pytest.approx(losses[False], abs=2e-2)

@@ -60,8 +60,8 @@ def lay_out(
 
     `groups` lists the sequences that answer one prompt (positions in `sequences`, each exactly once): the
     `SHARED_PREFIX` layout computes their shared prefix once. Other layouts ignore it (`PACKED_CAUSAL` packs the
-    same sequences without sharing). `prefix_groups`: the groups
-    already laid out (`shared_prefix_groups`), when the caller built them to measure them.
+    same sequences without sharing). `prefix_groups`: the groups already laid out (`shared_prefix_groups`), when the
+    caller built them to measure them.
     `overhead_tokens` prices one more forward call when planning `SUB_BATCHES`; `pad_to_multiple_of` pads `PADDED`.
 
     >>> lay_out([[1, 2, 3], [1, 2, 4, 5]], Layout.SHARED_PREFIX, pad_token_id=0, groups=[[0, 1]])["input_ids"]

@@ -189,7 +189,9 @@ def segment_attention(
     module doc). Keys and values are sliced from the row, copied only for segments whose keys are not contiguous."""
     heads = query.shape[1]
     key, value = _repeat_heads(key, heads), _repeat_heads(value, heads)
-    q_all, k_all, v_all = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)  # (H, L, D)
+    # (1, H, L, D): SDPA's fused CPU kernel takes 4-d inputs only; 3-d ones fall back to the unfused computation,
+    # about 3x slower and holding every (query x key) score for the backward.
+    q_all, k_all, v_all = (t.transpose(0, 1)[None] for t in (query, key, value))
     segments, calls = plan["segments"], plan["group_calls"]
     masks = plan.setdefault("group_masks", {})  # built once per batch, on first use, for every layer
     outputs = []
@@ -201,22 +203,22 @@ def segment_attention(
             if i not in masks:
                 masks[i] = group_mask(plan, i, last, query.device)
             start, end = segments[i][0], segments[last - 1][1]
-            q, k, v = (t[:, start:end] for t in (q_all, k_all, v_all))
+            q, k, v = (t[:, :, start:end] for t in (q_all, k_all, v_all))
             outputs.append(F.scaled_dot_product_attention(q, k, v, attn_mask=masks[i], **options))
             i = last
             continue
         (q_start, q_end, _, _), spans = segments[i], plan["key_spans"][i]
         i += 1
-        q = q_all[:, q_start:q_end]
+        q = q_all[:, :, q_start:q_end]
         k, v = (
-            torch.cat([t[:, s:e] for s, e in spans], dim=1) if len(spans) > 1 else t[:, spans[0][0] : spans[0][1]]
+            torch.cat([t[:, :, s:e] for s, e in spans], dim=2) if len(spans) > 1 else t[:, :, spans[0][0] : spans[0][1]]
             for t in (k_all, v_all)
         )
-        square = q_end - q_start == k.shape[1]
-        mask = None if square or not plan["causal"] else causal_mask(q_end - q_start, k.shape[1], q.device)
+        square = q_end - q_start == k.shape[2]
+        mask = None if square or not plan["causal"] else causal_mask(q_end - q_start, k.shape[2], q.device)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=plan["causal"] and square, **options)
         outputs.append(out)
-    return torch.cat(outputs, dim=1).transpose(0, 1)
+    return torch.cat(outputs, dim=2)[0].transpose(0, 1)
 
 
 def flash_varlen_attention(

@@ -30,6 +30,7 @@ _RECORDED_ARGS = (
     "num_train_epochs",
     "max_steps",
     "per_device_train_batch_size",
+    "length_grouped_tokens",
     "gradient_accumulation_steps",
     "seed",
     "ranking_loss",

@@ -186,16 +186,25 @@ class RewardTrainer(Trainer):
         )
 
     def _warm_up_step(self) -> None:
-        """A forward and backward of two small pairs in the run's layout, on its device and in its precision: what
-        the first training step would compile."""
+        """Forward and backward passes of two small pairs in the run's layout, on its device and in its precision,
+        then of the same pairs 64 times longer, then an evaluation forward: what the run's first training and
+        evaluation steps would otherwise compile (one graph per grad mode, covering short and long rows)."""
         collator = getattr(self.data_collator, "collator", self.data_collator)  # under a BootstrapCollator
         layout = collator.layout if isinstance(collator, LayoutCollator) else Layout.PADDED
         pad_token_id = self.processing_class.pad_token_id
         sequences, groups = probe_pairs(unwrap_reward_model(self.model), pad_token_id)
-        batch = send_to_device(lay_out(sequences, layout, pad_token_id, groups=groups), self.args.device)
+        batches = [
+            send_to_device(lay_out(ids, layout, pad_token_id, groups=groups), self.args.device)
+            for ids in (sequences, [s * 64 for s in sequences])
+        ]
         self.model.train()
-        with self.compute_loss_context_manager():
-            sequence_rewards(self.model, batch).float().sum().backward()
+        for batch in batches:
+            with self.compute_loss_context_manager():
+                sequence_rewards(self.model, batch).float().sum().backward()
+        self.model.eval()
+        with torch.no_grad(), self.compute_loss_context_manager():
+            sequence_rewards(self.model, batches[1])
+        self.model.train()
 
     def _check_distributed_setup(self, args: RewardConfig) -> None:
         check_parallelism(getattr(self.accelerator, "parallelism_config", None))
@@ -259,7 +268,7 @@ class RewardTrainer(Trainer):
         return self.run_data.write_skipped_rows(self.args.output_dir)
 
     def get_train_dataloader(self) -> torch.utils.data.DataLoader:
-        """Trainer's loader, or with `length_grouped_tokens` one of `LengthGroupedBatchSampler`'s batches."""
+        """Trainer's loader; with `length_grouped_tokens`, a loader of `LengthGroupedBatchSampler`'s batches."""
         if self.args.length_grouped_tokens is None:
             return super().get_train_dataloader()
         collator = getattr(self.data_collator, "collator", self.data_collator)  # under a BootstrapCollator
