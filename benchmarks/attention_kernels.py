@@ -11,8 +11,13 @@ queries, keys and values of one layer (the small Qwen3's heads: 4 query, 2 key/v
 
 Medians of `--repeats` timings, with `--contention KIND` as in `train_throughput.py`.
 
+`--sweep` measures instead what sets the CPU kernel's rules: SDPA on 3-d (heads, tokens, dim) against 4-d (1, heads,
+tokens, dim) inputs for one causal segment of 2,048 tokens, and, for groups of two responses (60 and 50 tokens) to
+prompts of 128 to 2,048 tokens, one dense masked call per group against SDPA per segment.
+
     python benchmarks/attention_kernels.py --repeats 30
     python benchmarks/attention_kernels.py --repeats 30 --contention training
+    python benchmarks/attention_kernels.py --sweep --repeats 7
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -30,7 +36,7 @@ from torch.nn.attention.bias import causal_lower_right
 sys.path.insert(0, str(Path(__file__).parent))
 from train_throughput import DEFAULT_DATA, benchmark_tokenizer, competing, read_pairs  # noqa: E402
 
-from rewardlab.layout import DataCollatorForPreference, Layout  # noqa: E402
+from rewardlab.layout import DataCollatorForPreference, Layout, lay_out  # noqa: E402
 from rewardlab.layout.varlen import VARLEN_KEY, causal_mask, segment_attention  # noqa: E402
 
 
@@ -76,6 +82,49 @@ def group_spans(plan) -> list[tuple[int, int]]:
     return list(zip(starts, [*starts[1:], plan["segments"][-1][1]], strict=True))
 
 
+def timed(kernels: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of forward + backward of each kernel, interleaved so that drifts hit all alike."""
+    seconds: dict[str, list[float]] = {name: [] for name in kernels}
+    for _ in range(repeats):
+        for name, kernel in kernels.items():
+            start = time.perf_counter()
+            kernel().square().sum().backward()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in seconds.items()}
+
+
+def sweep(repeats: int) -> None:
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 4, 2048, 64, generator=g, requires_grad=True) for _ in range(3))
+    fused = timed(
+        {
+            "3-d": lambda: F.scaled_dot_product_attention(q[0], k[0], v[0], is_causal=True),
+            "4-d": lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        },
+        repeats,
+    )
+    print(f"one causal segment of 2048 tokens: 3-d inputs {fused['3-d'] * 1e3:.1f} ms, 4-d {fused['4-d'] * 1e3:.1f} ms")
+    for prompt in (128, 256, 512, 1024, 2048):
+        sequences = [[*range(1, prompt + 1), *[5000 + p] * answer] for p in range(4) for answer in (60, 50)]
+        plan = lay_out(sequences, Layout.SHARED_PREFIX, 0, groups=[[2 * i, 2 * i + 1] for i in range(4)])[VARLEN_KEY]
+        n = int(plan["cu_seq_q"][-1])
+        q = torch.randn(n, 4, 64, generator=g, requires_grad=True)
+        k, v = (torch.randn(n, 2, 64, generator=g, requires_grad=True) for _ in range(2))
+        calls = {first: first + 2 for first in range(0, len(plan["segments"]), 2)}  # every group as one call
+        result = timed(
+            {
+                "group": partial(segment_attention, q, k, v, {**plan, "group_calls": calls, "group_masks": {}}),
+                "segments": partial(segment_attention, q, k, v, {**plan, "group_calls": {}}),
+            },
+            repeats,
+        )
+        print(
+            f"prompt {prompt:5}, group of {n // 4} tokens: one call per group {result['group'] * 1e3:7.1f} ms, "
+            f"per segment {result['segments'] * 1e3:7.1f} ms ({result['group'] / result['segments']:.2f}x); "
+            f"the kernel's rule: {'one call' if plan['group_calls'] else 'per segment'}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA))
@@ -83,7 +132,11 @@ def main() -> None:
     parser.add_argument("--max_length", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--contention", choices=["busy", "matmul", "training", "tests"])
+    parser.add_argument("--sweep", action="store_true", help="the measurements behind the CPU kernel's rules")
     args = parser.parse_args()
+    if args.sweep:
+        sweep(args.repeats)
+        return
 
     batch = batch_of_pairs(Path(args.data), args.pairs, args.max_length)
     plan, n = batch[VARLEN_KEY], batch["input_ids"].shape[1]

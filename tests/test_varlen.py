@@ -105,6 +105,10 @@ def test_a_group_runs_as_one_call_only_where_that_costs_little_more():
     # RM-Bench-like, a short prompt and long answers: about 2x; the segments run apart.
     short_prompt, _, _ = groups_plan([[[1, 1] + [2] * 40, [1, 1] + [3] * 40]], group_calls=True)
     assert short_prompt["group_calls"] == {}
+    # A long group runs apart whatever its cost: the fused kernel per segment skips the masked half.
+    longer = varlen.GROUP_CALL_MAX_TOKENS
+    very_long, _, _ = groups_plan([[[1] * longer + [2, 3], [1] * longer + [4, 5, 6]]], group_calls=True)
+    assert very_long["group_calls"] == {}
 
 
 def test_a_plan_says_where_each_segment_reads_its_keys():

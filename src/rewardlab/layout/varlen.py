@@ -14,10 +14,11 @@ interface of FlashAttention's varlen kernel (`cu_seq_q`, `cu_seq_k`, `max_q`, `m
 
 - `reference_attention`: plain torch with an explicit mask per segment; the definition the others are tested against.
 - `segment_attention`: PyTorch's SDPA once per segment (any device and dtype): square segments run with
-  `is_causal`, the others with their (queries x keys) causal mask. A group whose segments cost little more as one
-  dense (group x group) masked call runs as that one call (`GROUP_CALL_MAX_COST`): on CPU, fewer, larger SDPA calls
-  win, the backward above all (see BENCHMARKS.md). Written by hand because no kernel in torch takes varlen segments
-  on CPU (`varlen_attn` is CUDA-only, FlexAttention has no CPU backward in torch 2.13).
+  `is_causal`, the others with their (queries x keys) causal mask. A short group whose segments cost little more as
+  one dense (group x group) masked call runs as that one call (`GROUP_CALL_MAX_COST`, `GROUP_CALL_MAX_TOKENS`): on
+  CPU, fewer SDPA calls win for short groups, the backward above all (see BENCHMARKS.md). Written by hand because
+  no kernel in torch takes varlen segments on CPU (`varlen_attn` is CUDA-only, FlexAttention has no CPU backward in
+  torch 2.13).
 - `flash_varlen_attention`: `torch.nn.attention.varlen.varlen_attn` (FlashAttention varlen, CUDA, fp16/bf16): one
   call for the whole row per layer.
 
@@ -55,8 +56,11 @@ class SealedPlan:
 
 
 # A group of segments runs as one dense masked SDPA call on CPU when that computes at most this many times the
-# query-key pairs its segments need (HH-RLHF pairs: about 1.25; RM-Bench's short prompts and long answers: about 2).
+# query-key pairs its segments need (HH-RLHF pairs: about 1.25; RM-Bench's short prompts and long answers: about 2),
+# and when the group is at most GROUP_CALL_MAX_TOKENS long: past that, SDPA's fused kernel per segment, which skips
+# the masked half of a causal square, beats saving calls (measured in BENCHMARKS.md).
 GROUP_CALL_MAX_COST = 1.5
+GROUP_CALL_MAX_TOKENS = 320
 
 
 def varlen_plan(
@@ -72,8 +76,9 @@ def varlen_plan(
     `max_k`, `causal`, `segments`: per segment (q_start, q_end, k_start, k_end) as Python ints, the offsets into the
     queries and into the gathered keys, `key_spans`: per segment its keys as row spans, and `group_calls`: those of
     `groups` (ranges `(first, last + 1)` of segments that together cover a contiguous span, e.g. a shared-prefix
-    group) cheaper as one call on CPU (`GROUP_CALL_MAX_COST`), by their first segment: the range's end. Their masks
-    are built by the kernel that uses them, on its device: a GPU on FlashAttention never needs them.
+    group) cheaper as one call on CPU (`GROUP_CALL_MAX_COST`, `GROUP_CALL_MAX_TOKENS`), by their first segment: the
+    range's end. Their masks are built by the kernel that uses them, on its device: a GPU on FlashAttention never
+    needs them.
     """
     cu_q, cu_k, kv_index, segments = [0], [0], [], []
     identity = True
@@ -110,7 +115,7 @@ def _group_calls(
             (query_spans[i][1] - query_spans[i][0]) * sum(e - s for s, e in key_spans[i]) for i in range(first, last)
         ]
         needed = sum(pairs)
-        if last - first >= 2 and length**2 <= GROUP_CALL_MAX_COST * needed:
+        if last - first >= 2 and length <= GROUP_CALL_MAX_TOKENS and length**2 <= GROUP_CALL_MAX_COST * needed:
             calls[first] = last
     return calls
 
