@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of the fast path, on one CUDA GPU, in about 8 minutes (each step has its own time limit):
+# The GPU check of the fast path, on one CUDA GPU, within 8 minutes (the steps' time limits add up to 460 s):
 #   1. the CUDA kernel tests: FlashAttention varlen against the reference (forward and the bf16 gradients), bf16
 #      models on the fast path exact within bf16 rounding against the padded computation, compiled layers and Liger
 #      on CUDA;
@@ -10,7 +10,7 @@
 #   3. a step that fills the GPU (batch 128 HH pairs, about 30k tokens per step): rewardlab eager, with compiled
 #      layers, and with Liger's kernels when liger-kernel is installed; MFU;
 #   4. the long-prompt case: prompts of 8k tokens with answers of at most 128 (benchmarks/long_prompts.py), TRL,
-#      packed without sharing and shared;
+#      packed without sharing and shared, with gradient checkpointing for all three;
 #   5. when vLLM is installed, its pooling runner's raw rewards against rewardlab's on the same token ids.
 #
 # Run from the repository root: bash benchmarks/gpu_check.sh
@@ -53,17 +53,18 @@ bench() {  # bench NAME SECONDS ARGS...: one train_throughput comparison on Qwen
     step "$name" "$limit" $python benchmarks/train_throughput.py --model qwen3-0.5b --device cuda --dtype bfloat16 \
         --data "$hh" "$@"
 }
-step "1. CUDA kernel tests" 90 $python -m pytest -q -p no:cacheprovider tests/test_varlen.py tests/test_fast_path.py \
+step "1. CUDA kernel tests" 70 $python -m pytest -q -p no:cacheprovider tests/test_varlen.py tests/test_fast_path.py \
     tests/test_compile.py -k "cuda or CUDA or equals_padded or compiled"
-bench "2. ablation on HH pairs: TRL, packed without sharing, prompt shared (batch 16)" 180 \
+bench "2. ablation on HH pairs: TRL, packed without sharing, prompt shared (batch 16)" 160 \
     --variants trl,packed,rewardlab --batch_size 16 --max_length 2048 --steps "${STEPS:-12}" --repeats "${REPEATS:-3}"
 filling=rewardlab,compiled
 $python -c "import liger_kernel" 2>/dev/null && filling+=,liger
-bench "3. a filling step (batch 128): eager, compiled layers, Liger when installed" 120 \
+bench "3. a filling step (batch 128): eager, compiled layers, Liger when installed" 100 \
     --variants "$filling" --batch_size 128 --max_length 2048 --steps 6 --repeats 2
 bench "4. 8k-token prompts, answers of at most 128 tokens: TRL, packed, shared (batch 2)" 90 \
-    --variants trl,packed,rewardlab --long_prompts 8192 --max_length 8448 --batch_size 2 --steps 6 --repeats 1
-step "5. rewardlab vs vLLM's pooling runner on the same token ids (skipped without vLLM)" 60 \
+    --variants trl,packed,rewardlab --long_prompts 8192 --max_length 8448 --batch_size 2 --steps 6 --repeats 1 \
+    --gradient_checkpointing
+step "5. rewardlab vs vLLM's pooling runner on the same token ids (skipped without vLLM)" 40 \
     $python benchmarks/vllm_check.py --texts 64
 if ((${#failed[@]})); then
     printf 'FAILED: %s\n' "${failed[@]}"

@@ -209,7 +209,7 @@ def test_saved_odin_model_is_the_quality_reward_in_plain_transformers_and_reward
     scorer = RewardModel.from_pretrained(out, device="cpu")
     texts = ["the sky is blue", "what color is the sky ? green green green", "paris rome"]
     quality, length = scorer.score_texts(texts, return_length=True)
-    assert scorer.score_texts(texts) == quality and quality != pytest.approx(length)
+    assert scorer.score_texts(texts) == pytest.approx(quality, abs=1e-6) and quality != pytest.approx(length)
 
     # What TRL's `reward_funcs="<path>"`, vLLM and any RL trainer load: the plain num_labels=1 model.
     plain = AutoModelForSequenceClassification.from_pretrained(out, num_labels=1).eval()
