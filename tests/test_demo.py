@@ -101,6 +101,7 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     skipped = re.findall(r"identical chosen and rejected: (\d+)", stdout)
     assert sum(map(int, skipped)) == 2
     assert "Wall time:" in stdout and out in stdout
+    assert re.search(r"Training speed: [0-9.]+ pairs/s, [0-9,]+ tokens/s \(.* of training, packed layout\)", stdout)
     assert f"Evaluation report: {out}/report.html" in stdout and os.path.exists(os.path.join(out, "report.json"))
     with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
         baselines = json.load(f)["results"]["trained model"]["evaluation split"]["baselines"]

@@ -246,6 +246,16 @@ def print_examples(trainer: RewardTrainer, held_out: Any, count: int = 3) -> Non
         print(f"  other answer     {rejected:+.3f}  {_last_turn(row['rejected'])}   ({verdict})")
 
 
+def _speed_line(trainer: RewardTrainer, seconds: float) -> str:
+    """Training throughput: the pairs and real tokens trained on (counted up to date by the evaluation after
+    training) over the training time, and the layout it ran."""
+    seen, layout = trainer.seen, getattr(trainer.data_collator, "layout", "padded")
+    return (
+        f"Training speed: {seen.pairs / seconds:.1f} pairs/s, {seen.tokens / seconds:,.0f} tokens/s "
+        f"({_format_seconds(seconds)} of training, {layout} layout)"
+    )
+
+
 def _format_seconds(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
@@ -274,7 +284,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print("Evaluating the untrained model (its score head is random)...", flush=True)
     before = trainer.evaluate()
     print(_accuracy_line("Before training", before), flush=True)
-    trainer.train()
+    seconds_training = trainer.train().metrics["train_runtime"]
     after = trainer.evaluate()
     trainer.save_model(args.output_dir)
     report, evaluation = write_training_report(trainer, held_out, "bundled HH-RLHF test splits, held-out pairs")
@@ -292,6 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print("Data policy:")
     for stats in trainer.data_stats.values():
         print(f"  {stats.summary()}")
+    print(_speed_line(trainer, seconds_training))
     print(f"Wall time: {_format_seconds(elapsed)}")
     print(f"Model saved to {args.output_dir} (with rewardlab_run.json; it loads with transformers alone)")
     print(f"Evaluation report: {report}")
