@@ -96,7 +96,7 @@ def main() -> None:
     if args.length_grouped_tokens is not None:
         budget = args.length_grouped_tokens
         if budget == 0:
-            costs = trainer.data_collator.example_costs(trainer.train_dataset.to_list())
+            costs = trainer.data_collator.token_costs(trainer.train_dataset.to_list())
             budget = round(args.batch_size * sum(costs) / len(costs))
         trainer.args.length_grouped_tokens = budget
     trainer.train()

@@ -165,7 +165,7 @@ def one_run(args) -> dict:
         from rewardlab import RewardConfig, RewardTrainer
     # rewardlab's packed layout without prompt sharing (what padding-free packing computes in other libraries), and
     # rewardlab's default with compiled layers or with Liger's kernels (CUDA).
-    layout = {
+    options = {
         "packed": {"share_prompt": False},
         "compiled": {"compile_layers": True},
         "liger": {"use_liger_kernel": True},
@@ -209,7 +209,7 @@ def one_run(args) -> dict:
         disable_tqdm=True,
         dataloader_pin_memory=False,
         seed=0,
-        **layout,
+        **options,
     )
     trainer = RewardTrainer(model, args=config, train_dataset=data, processing_class=tok, callbacks=[Clock()])
     n_pairs = len(trainer.train_dataset)

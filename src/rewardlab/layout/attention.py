@@ -19,7 +19,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from rewardlab._compat import attention_implementation
-from rewardlab.layout.varlen import KERNELS, VARLEN_KWARG, SealedPlan, choose_kernel
+from rewardlab.layout.varlen import KERNELS, VARLEN_KWARG, choose_kernel
 
 ATTENTION_NAME = "rewardlab_pairs"
 # The model's own attention implementation before the switch, kept on its modules (see `register_packed_attention`):
@@ -47,7 +47,7 @@ def packed_attention(
     plan = kwargs.pop(VARLEN_KWARG, None)
     if plan is None:
         return _base_attention(module)(module, query, key, value, attention_mask, **kwargs)
-    plan = plan.plan if isinstance(plan, SealedPlan) else plan
+    plan = plan.plan  # a `SealedPlan`
     if torch.is_autocast_enabled(query.device.type):
         # Under mixed precision SDPA computes in the autocast dtype, whatever its inputs (rotary embeddings leave
         # query and key in float32). The varlen kernels are not autocast ops: give them what SDPA would compute on,

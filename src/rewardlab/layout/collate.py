@@ -311,7 +311,7 @@ class LayoutCollator(DataCollatorMixin):
             return sequences, groups
         return add_prompts(sequences, groups, max_tokens=self.max_prompt_tokens)
 
-    def example_costs(self, examples: list[dict[str, Any]]) -> list[int]:
+    def token_costs(self, examples: list[dict[str, Any]]) -> list[int]:
         """The tokens each of `examples` adds to a forward pass in the collator's layout (`example_costs`): what
         `max_tokens_per_batch` and length-grouped batches count."""
         costs = []

@@ -31,7 +31,7 @@ def length_grouped_batches(
     """Batches (lists of example indices) of one epoch: every index once, each batch's `costs` within `max_tokens`
     (an example over the budget alone is a batch), similar costs together, in an order fixed by `seed` and `epoch`.
 
-    `costs[i]`: the tokens example i adds to a forward pass (`LayoutCollator.example_costs`); `padded`: a batch
+    `costs[i]`: the tokens example i adds to a forward pass (`LayoutCollator.token_costs`); `padded`: a batch
     costs its size times its largest cost (the padded layout), else the sum.
     """
     generator = torch.Generator().manual_seed(seed + epoch)

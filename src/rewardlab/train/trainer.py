@@ -280,7 +280,7 @@ class RewardTrainer(Trainer):
         dataset = self._remove_unused_columns(self.train_dataset, description="training")
         chunks = (dataset.select(range(i, min(i + 1024, len(dataset)))) for i in range(0, len(dataset), 1024))
         sampler = LengthGroupedBatchSampler(
-            [cost for chunk in chunks for cost in collator.example_costs(chunk.to_list())],
+            [cost for chunk in chunks for cost in collator.token_costs(chunk.to_list())],
             self.args.length_grouped_tokens,
             seed=self.args.seed,
             padded=collator.layout is Layout.PADDED,
