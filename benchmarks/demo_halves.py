@@ -7,9 +7,9 @@ the mixed set with the two heads weighed equally.
 It uses the demo's own splits and config (`rewardlab.cli.demo`), so a run with `--train_on both` trains what
 `rewardlab demo` with the same flags trains; it skips the demo's evaluation before training and its report.
 
-    python benchmarks/demo_halves.py --train_on harmless --learning_rate 5e-5 --batch_size 8 --max_length 512 \
-        --max_train_pairs 1800
-    python benchmarks/demo_halves.py --max_length 128 --max_train_pairs 0 --epochs 2
+    python benchmarks/demo_halves.py --train_on harmless --learning_rate 5e-5 --per_device_train_batch_size 8 \
+        --max_length 512 --max_train_pairs 1800
+    python benchmarks/demo_halves.py --max_length 128 --max_train_pairs 0 --num_train_epochs 2
     python benchmarks/demo_halves.py --train_on objectives
     python benchmarks/demo_halves.py --train_on objectives --length_grouped_tokens 0   # token-budgeted steps
 """
@@ -97,7 +97,7 @@ def main() -> None:
         budget = args.length_grouped_tokens
         if budget == 0:
             costs = trainer.data_collator.token_costs(trainer.train_dataset.to_list())
-            budget = round(args.batch_size * sum(costs) / len(costs))
+            budget = round(args.per_device_train_batch_size * sum(costs) / len(costs))
         trainer.args.length_grouped_tokens = budget
     trainer.train()
     train_seconds = time.perf_counter() - start

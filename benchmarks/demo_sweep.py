@@ -18,10 +18,10 @@ import sys
 # name: the demo's flags (training pairs, batch, max_length, learning rates).
 SETTINGS = {
     "defaults before the sweep": "",
-    "lr 5e-5, batch 8, 512 tokens": "--learning_rate 5e-5 --batch_size 8 --max_length 512",
-    "lr 5e-5, batch 8, 512 tokens, head 1e-3": "--learning_rate 5e-5 --batch_size 8 --max_length 512 "
+    "lr 5e-5, batch 8, 512 tokens": "--learning_rate 5e-5 --per_device_train_batch_size 8 --max_length 512",
+    "lr 5e-5, batch 8, 512 tokens, head 1e-3": "--learning_rate 5e-5 --per_device_train_batch_size 8 --max_length 512 "
     "--head_learning_rate 1e-3",
-    "lr 5e-5, batch 8, 256 tokens, head 1e-3, 2400 pairs": "--learning_rate 5e-5 --batch_size 8 "
+    "lr 5e-5, batch 8, 256 tokens, head 1e-3, 2400 pairs": "--learning_rate 5e-5 --per_device_train_batch_size 8 "
     "--head_learning_rate 1e-3 --max_train_pairs 2400",
     "defaults, every training pair (4,266), one epoch": "--max_train_pairs 0",
 }

@@ -94,7 +94,7 @@ def main() -> None:
             args.output_dir,
             "--max_train_pairs",
             str(args.max_train_pairs if args.train == "hh" else 0),
-            "--epochs",
+            "--num_train_epochs",
             str(args.epochs),
             "--max_length",
             str(args.max_length),

@@ -52,7 +52,7 @@ def main() -> None:
         f.writelines(json.dumps(r) + "\n" for r in rows)
 
     threads = os.cpu_count() or 1
-    score = ["-m", "rewardlab", "score", "--model", str(work / "model"), "--input", str(work / "rows.jsonl.gz")]
+    score = ["-m", "rewardlab", "score", "--model", str(work / "model"), "--dataset", str(work / "rows.jsonl.gz")]
     runs = {
         "1 process, 1 thread": ([], 1),
         f"1 process, {threads} threads": ([], threads),

@@ -185,7 +185,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="Slices of the requests, alternating the modes.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--server_args", default="", help="More `rewardlab serve` flags for both modes, e.g. '--max_batch_tokens 4096'."
+        "--server_args",
+        default="",
+        help="More `rewardlab serve` flags for both modes, e.g. '--max_tokens_per_batch 4096'.",
     )
     args = parser.parse_args()
 

@@ -174,7 +174,7 @@ def test_missing_config_file(tmp_path, capsys):
 
 def test_missing_required_flags(capsys):
     code, _, err = run_main(capsys, ["train", "--dataset_name", "d.jsonl"])
-    assert "--model_name_or_path" in assert_one_line_error(code, err)
+    assert "--model is required" in assert_one_line_error(code, err)
 
 
 def test_invalid_training_arguments_combination(capsys):
@@ -380,7 +380,7 @@ def test_a_trl_config_with_a_datasets_mixture_trains(tiny_dirs, tmp_path, capsys
 
 def test_test_split_size_needs_a_mixture(capsys):
     code, _, err = run_main(capsys, ["train", *REQUIRED, "--test_split_size", "0.1"])
-    assert "for --dataset_name use --eval_fraction" in assert_one_line_error(code, err)
+    assert "for --dataset use --eval_fraction" in assert_one_line_error(code, err)
 
 
 def test_trl_model_flags_reach_lora_and_quantization():

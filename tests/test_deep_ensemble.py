@@ -175,7 +175,7 @@ def test_score_command_writes_the_ensembles_std_columns(members, tmp_path, capsy
             "score",
             "--model",
             *members,
-            "--input",
+            "--dataset",
             str(tmp_path / f"{name}.jsonl"),
             "--output",
             str(tmp_path / f"{name}-scored.jsonl"),

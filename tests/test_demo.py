@@ -59,11 +59,16 @@ def test_eval_pairs_must_leave_training_pairs(demo_parts):
 
 def test_training_length():
     def args(**kw):
-        return argparse.Namespace(**{"max_train_pairs": 1600, "epochs": 1.0, "batch_size": 16, **kw})
+        return argparse.Namespace(
+            **{"max_train_pairs": 1600, "num_train_epochs": 1.0, "per_device_train_batch_size": 16, **kw}
+        )
 
     assert demo.training_length(args(), 4266) == {"max_steps": 100, "num_train_epochs": 1}
     assert demo.training_length(args(max_train_pairs=20), 4266)["max_steps"] == 2  # rounded up
-    assert demo.training_length(args(max_train_pairs=0, epochs=2.0), 4266) == {"max_steps": -1, "num_train_epochs": 2.0}
+    assert demo.training_length(args(max_train_pairs=0, num_train_epochs=2.0), 4266) == {
+        "max_steps": -1,
+        "num_train_epochs": 2.0,
+    }
     assert demo.training_length(args(max_train_pairs=9000), 4266)["max_steps"] == -1
     with pytest.raises(RewardlabError):
         demo.training_length(args(max_train_pairs=-1), 4266)
@@ -92,7 +97,7 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
 
     out = str(tmp_path / "demo")
     argv = ["demo", "--output_dir", out, "--max_train_pairs", "16", "--eval_pairs", "16", "--max_length", "64"]
-    code = main(argv + ["--batch_size", "8"])
+    code = main(argv + ["--per_device_train_batch_size", "8"])
     stdout = capsys.readouterr().out
     assert code == 0
     assert re.search(r"Before training: accuracy 0\.\d{3} on 16 held-out pairs", stdout)

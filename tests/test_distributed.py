@@ -396,7 +396,7 @@ _rows._score_chunk = _interrupted
 
 def cli_score(nproc: int, model: Path, data: Path, out: Path, hooks: Path, *extra: str, **env_extra: str):
     env = child_env(hooks, **{"CHUNK_LOG": str(hooks / f"chunks-{nproc}"), **env_extra})
-    args = ["-m", "rewardlab", "score", "--model", str(model), "--input", str(data), "--output", str(out)]
+    args = ["-m", "rewardlab", "score", "--model", str(model), "--dataset", str(data), "--output", str(out)]
     args += ["--chunk_rows", "4", *extra]  # no --device: the README's command
     return subprocess.run(python(nproc) + args, env=env, capture_output=True, text=True, timeout=300)
 

@@ -203,7 +203,7 @@ def test_rewardlab_score_and_serve_give_the_combined_reward_by_default(tmp_path,
 
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows(4)))
-    assert main(["score", "--model", path, "--input", str(data), "--output", str(tmp_path / "o.jsonl")]) == 0
+    assert main(["score", "--model", path, "--dataset", str(data), "--output", str(tmp_path / "o.jsonl")]) == 0
     scored = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
     direct = RewardModel.from_pretrained(path, device="cpu").score_pair_rows(rows(4))
     assert [s["reward_chosen"] for s in scored] == pytest.approx(direct.rewards_chosen, abs=1e-6)
@@ -238,7 +238,7 @@ def test_export_fixes_the_weights_of_a_gated_model(tmp_path, capsys):
     path = str(tmp_path / "saved")
     trainer.save_model(path)
     out = str(tmp_path / "exported")
-    assert main(["export", "--model", path, "--output", out, "--objective", "helpful"]) == 0
+    assert main(["export", "--model", path, "--output_dir", out, "--objective", "helpful"]) == 0
     assert "rewardlab_gate" not in json.loads((tmp_path / "exported" / "config.json").read_text())
     record = json.loads((tmp_path / "exported" / "rewardlab_run.json").read_text())["args"]
     assert "gate" not in record and "objectives" not in record

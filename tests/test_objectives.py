@@ -218,7 +218,7 @@ def test_rewardlab_score_takes_an_objective(tmp_path, capsys):
     tok.save_pretrained(tmp_path / "m")
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps({k: r[k] for k in ("prompt", "chosen", "rejected")}) + "\n" for r in rows(4)))
-    base = ["score", "--model", str(tmp_path / "m"), "--input", str(data), "--device", "cpu"]
+    base = ["score", "--model", str(tmp_path / "m"), "--dataset", str(data), "--device", "cpu"]
     assert main([*base, "--output", str(tmp_path / "h.jsonl"), "--objective", "helpful"]) == 0
     assert main([*base, "--output", str(tmp_path / "w.jsonl"), "--weights", "helpful=1"]) == 0
     helpful = [json.loads(line)["reward_chosen"] for line in (tmp_path / "h.jsonl").read_text().splitlines()]
@@ -306,7 +306,17 @@ def test_export_folds_the_heads_into_one_that_plain_tools_load(tmp_path, capsys)
 
     out = tmp_path / "exported"
     assert (
-        main(["export", "--model", str(tmp_path / "m"), "--output", str(out), "--weights", "helpful=0.7,harmless=0.3"])
+        main(
+            [
+                "export",
+                "--model",
+                str(tmp_path / "m"),
+                "--output_dir",
+                str(out),
+                "--weights",
+                "helpful=0.7,harmless=0.3",
+            ]
+        )
         == 0
     )
     assert "num_labels=1" in capsys.readouterr().out
@@ -318,15 +328,16 @@ def test_export_folds_the_heads_into_one_that_plain_tools_load(tmp_path, capsys)
     np.testing.assert_allclose([r["score"] for r in classify([t + tok.eos_token for t in texts])], expected, atol=1e-5)
 
     one = tmp_path / "harmless"
-    assert main(["export", "--model", str(tmp_path / "m"), "--output", str(one), "--objective", "harmless"]) == 0
+    assert main(["export", "--model", str(tmp_path / "m"), "--output_dir", str(one), "--objective", "harmless"]) == 0
     harmless = RewardModel.from_pretrained(str(tmp_path / "m"), objective="harmless").score_texts(texts)
     np.testing.assert_allclose(RewardModel.from_pretrained(str(one)).score_texts(texts), harmless, atol=1e-5)
 
     assert (
-        main(["export", "--model", str(tmp_path / "m"), "--output", str(tmp_path / "x"), "--objective", "funny"]) == 2
+        main(["export", "--model", str(tmp_path / "m"), "--output_dir", str(tmp_path / "x"), "--objective", "funny"])
+        == 2
     )
     assert "no objective 'funny'" in capsys.readouterr().err
-    assert main(["export", "--model", str(one), "--output", str(tmp_path / "y"), "--objective", "harmless"]) == 2
+    assert main(["export", "--model", str(one), "--output_dir", str(tmp_path / "y"), "--objective", "harmless"]) == 2
     assert "has one" in capsys.readouterr().err
 
 

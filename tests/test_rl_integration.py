@@ -126,7 +126,8 @@ def test_grpo_loads_an_exported_multi_objective_model_by_path(tmp_path):
     tok.save_pretrained(tmp_path / "m")
     out = str(tmp_path / "exported")
     assert (
-        main(["export", "--model", str(tmp_path / "m"), "--output", out, "--weights", "helpful=0.6,harmless=0.4"]) == 0
+        main(["export", "--model", str(tmp_path / "m"), "--output_dir", out, "--weights", "helpful=0.6,harmless=0.4"])
+        == 0
     )
     args = grpo_config(tmp_path, bf16=False)
     trainer = trl.GRPOTrainer(

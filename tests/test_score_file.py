@@ -35,7 +35,7 @@ def test_pairs_get_both_rewards_and_the_probability(model_dir, tmp_path, capsys)
                 "score",
                 "--model",
                 model_dir,
-                "--input",
+                "--dataset",
                 write_jsonl(tmp_path / "in.jsonl", data),
                 "--output",
                 str(out),
@@ -64,7 +64,7 @@ def test_texts_and_completions_in_other_formats(model_dir, tmp_path):
                 "score",
                 "--model",
                 model_dir,
-                "--input",
+                "--dataset",
                 str(tmp_path / "t.csv"),
                 "--output",
                 str(out),
@@ -85,7 +85,7 @@ def test_texts_and_completions_in_other_formats(model_dir, tmp_path):
                 "score",
                 "--model",
                 model_dir,
-                "--input",
+                "--dataset",
                 write_jsonl(tmp_path / "c_in.jsonl", completions),
                 "--output",
                 str(out),
@@ -108,7 +108,7 @@ def test_an_interrupted_run_leaves_no_output_and_resumes_where_it_stopped(model_
     data = rows(9)
     source = write_jsonl(tmp_path / "in.jsonl", data)
     out = tmp_path / "out.jsonl"
-    args = ["score", "--model", model_dir, "--input", source, "--output", str(out), "--chunk_rows", "4"]
+    args = ["score", "--model", model_dir, "--dataset", source, "--output", str(out), "--chunk_rows", "4"]
     real = score_file.score_rows
     calls = []
 
@@ -138,9 +138,9 @@ def test_an_interrupted_run_leaves_no_output_and_resumes_where_it_stopped(model_
 
 def test_user_errors_are_one_line(model_dir, tmp_path, capsys):
     source = write_jsonl(tmp_path / "in.jsonl", [{"question": "x"}])
-    assert main(["score", "--model", model_dir, "--input", source, "--output", str(tmp_path / "o.jsonl")]) == 2
+    assert main(["score", "--model", model_dir, "--dataset", source, "--output", str(tmp_path / "o.jsonl")]) == 2
     assert "cannot tell what to score: the columns are question" in capsys.readouterr().err
-    assert main(["score", "--model", model_dir, "--input", source, "--output", str(tmp_path / "o.txt")]) == 2
+    assert main(["score", "--model", model_dir, "--dataset", source, "--output", str(tmp_path / "o.txt")]) == 2
     assert "--output must end in one of" in capsys.readouterr().err
     assert (
         main(
@@ -148,7 +148,7 @@ def test_user_errors_are_one_line(model_dir, tmp_path, capsys):
                 "score",
                 "--model",
                 model_dir,
-                "--input",
+                "--dataset",
                 str(tmp_path / "nope.jsonl"),
                 "--output",
                 str(tmp_path / "o.jsonl"),
@@ -160,13 +160,23 @@ def test_user_errors_are_one_line(model_dir, tmp_path, capsys):
     pairs = write_jsonl(tmp_path / "pairs.jsonl", rows(2))
     assert (
         main(
-            ["score", "--model", model_dir, "--input", pairs, "--output", str(tmp_path / "o.jsonl"), "--device", "gpu0"]
+            [
+                "score",
+                "--model",
+                model_dir,
+                "--dataset",
+                pairs,
+                "--output",
+                str(tmp_path / "o.jsonl"),
+                "--device",
+                "gpu0",
+            ]
         )
         == 2
     )
     assert "unknown device 'gpu0'" in capsys.readouterr().err
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"chosen": "a", "rejected": "b"}, {"chosen": "a", "rejected": 5}])
-    assert main(["score", "--model", model_dir, "--input", bad, "--output", str(tmp_path / "o.jsonl")]) == 2
+    assert main(["score", "--model", model_dir, "--dataset", bad, "--output", str(tmp_path / "o.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "row 1" in err and "rejected" in err
     (tmp_path / "o.jsonl.partial.jsonl").write_text('{"input": "other"}\n')
@@ -176,7 +186,7 @@ def test_user_errors_are_one_line(model_dir, tmp_path, capsys):
                 "score",
                 "--model",
                 model_dir,
-                "--input",
+                "--dataset",
                 source,
                 "--output",
                 str(tmp_path / "o.jsonl"),
@@ -197,7 +207,7 @@ def test_a_malformed_row_stops_scoring_naming_it_or_keeps_its_place_with_empty_r
     source = write_jsonl(tmp_path / "in.jsonl", data)
     out = tmp_path / "scored.jsonl"
     # Chunks of 3: row 5 sits in the second chunk, and the error still names it by its place in the file.
-    args = ["score", "--model", model_dir, "--input", source, "--output", str(out), "--chunk_rows", "3"]
+    args = ["score", "--model", model_dir, "--dataset", source, "--output", str(out), "--chunk_rows", "3"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "row 1, field 'prompt': is an empty string" in err and "--skip_invalid_rows" in err
@@ -226,11 +236,11 @@ def test_a_malformed_row_stops_scoring_naming_it_or_keeps_its_place_with_empty_r
 def test_invalid_texts_and_completions_are_named_too(model_dir, tmp_path, capsys):
     texts = write_jsonl(tmp_path / "t.jsonl", [{"text": "fine"}, {"text": ""}, {"text": "also fine"}])
     out = tmp_path / "t_scored.jsonl"
-    assert main(["score", "--model", model_dir, "--input", texts, "--output", str(out)]) == 2
+    assert main(["score", "--model", model_dir, "--dataset", texts, "--output", str(out)]) == 2
     assert "row 1, field 'text': is an empty string" in capsys.readouterr().err
-    assert main(["score", "--model", model_dir, "--input", texts, "--output", str(out), "--skip_invalid_rows"]) == 0
+    assert main(["score", "--model", model_dir, "--dataset", texts, "--output", str(out), "--skip_invalid_rows"]) == 0
     assert [r["reward"] is None for r in read_jsonl(out)] == [False, True, False]
     completions = [{"prompt": "q", "completion": " a"}, {"prompt": "q", "completion": [{"role": "assistant"}]}]
     source = write_jsonl(tmp_path / "c.jsonl", completions)
-    assert main(["score", "--model", model_dir, "--input", source, "--output", str(out)]) == 2
+    assert main(["score", "--model", model_dir, "--dataset", source, "--output", str(out)]) == 2
     assert "row 1, field 'prompt'" in capsys.readouterr().err

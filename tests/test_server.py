@@ -180,7 +180,7 @@ def test_concurrent_requests_share_model_calls(reward_model):
 
 def test_token_budget_and_item_cap_bound_a_batch(reward_model):
     requests = [("/score", {"texts": [t]}) for t in TEXTS]
-    for settings in (ServerSettings(max_wait_ms=300, max_batch_tokens=1), ServerSettings(max_batch_items=1)):
+    for settings in (ServerSettings(max_wait_ms=300, max_tokens_per_batch=1), ServerSettings(max_batch_items=1)):
         app = create_app(reward_model, settings)
         responses = post_concurrently(app, requests)
         assert [r.status_code for r in responses] == [200] * len(TEXTS)

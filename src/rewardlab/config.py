@@ -26,6 +26,22 @@ from rewardlab.choices import (
     check_choice,
 )
 
+# TRL 1.16's RewardConfig fields beyond TrainingArguments (`rewardlab train --help` groups them; a test compares
+# this list with TRL's).
+TRL_REWARD_CONFIG_FIELDS = (
+    "model_init_kwargs",
+    "trust_remote_code",
+    "chat_template_path",
+    "disable_dropout",
+    "dataset_num_proc",
+    "eos_token",
+    "max_length",
+    "pad_to_multiple_of",
+    "center_rewards_coefficient",
+    "activation_offloading",
+    "pad_token",
+)
+
 # One extra forward call costs about this many padded tokens on a CPU; the scorer uses it too.
 DEFAULT_SUB_BATCH_OVERHEAD_TOKENS = 32
 

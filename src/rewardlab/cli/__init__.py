@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from rewardlab._version import __version__
-from rewardlab.cli.common import ArgumentParser, one_line, rewardlab_logging
+from rewardlab.cli.common import one_line, rewardlab_logging
+from rewardlab.cli.parser import ArgumentParser
 from rewardlab.errors import InvalidRowError, RewardlabError
 
 # The commands that read data files take --skip_invalid_rows; their one-line error for a bad row says so.
@@ -45,6 +46,11 @@ def build_main_parser() -> argparse.ArgumentParser:
     for name, (description, _) in COMMANDS.items():
         commands.add_parser(name, help=description, add_help=False)
     return parser
+
+
+def build_command_parser(name: str) -> argparse.ArgumentParser:
+    """The argument parser of `rewardlab <name>` (the CLI reference in the docs is generated from these)."""
+    return importlib.import_module(f"rewardlab.cli.{COMMANDS[name][1]}").build_parser()
 
 
 def dispatch(argv: list[str]) -> int:

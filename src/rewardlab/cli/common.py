@@ -1,4 +1,4 @@
-"""What every `rewardlab` command shares: argument parsers that raise one-line errors, the flags that load a saved
+"""What every `rewardlab` command shares besides its parser (`rewardlab.cli.parser`): the flags that load a saved
 reward model, rewardlab's log lines on stderr while a command runs, and how a lead over the content-blind rules is
 printed."""
 
@@ -10,31 +10,6 @@ import logging
 import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
-
-from rewardlab.errors import UsageError
-
-
-class _RaisingParserMixin:
-    """argparse prints usage and calls sys.exit on a bad flag; raise instead, so `main` reports it as one line."""
-
-    def error(self, message: str):
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-class ArgumentParser(_RaisingParserMixin, argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any):
-        kwargs.setdefault("allow_abbrev", False)  # a typo must not silently match a longer flag
-        super().__init__(*args, **kwargs)
-
-
-def dataclass_parser(dataclass_types: tuple[type, ...], **kwargs: Any) -> argparse.ArgumentParser:
-    """`transformers.HfArgumentParser` over `dataclass_types` (a flag per field, help from its metadata), raising
-    one-line errors like `ArgumentParser`."""
-    from transformers import HfArgumentParser
-
-    kwargs.setdefault("allow_abbrev", False)
-    parser_class = type("DataclassArgumentParser", (_RaisingParserMixin, HfArgumentParser), {})
-    return parser_class(dataclass_types, **kwargs)
 
 
 def add_reward_model_arguments(parser: argparse.ArgumentParser) -> None:

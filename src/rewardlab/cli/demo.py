@@ -22,7 +22,8 @@ from typing import Any
 
 from datasets import concatenate_datasets
 
-from rewardlab.cli.common import ArgumentParser, versus_content_blind
+from rewardlab.cli.common import versus_content_blind
+from rewardlab.cli.parser import ArgumentParser
 from rewardlab.config import RewardConfig
 from rewardlab.data.loading import load_preference_data
 from rewardlab.errors import RewardlabError
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rewardlab demo",
         description="Train all-MiniLM-L6-v2 as a reward model on the bundled Anthropic HH-RLHF pairs (helpful-base "
         "and harmless-base test splits) and print the held-out accuracy before and after training.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        deprecated={"--batch_size": "--per_device_train_batch_size", "--epochs": "--num_train_epochs"},
     )
     parser.add_argument("--output_dir", default="runs/demo", help="Where the trained model is saved.")
     parser.add_argument(
@@ -52,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1600,
         help="Stop after this many training pairs, drawn at random from the pairs not held out (4,266 with "
-        "the default --eval_pairs; 0: train on all of them for --epochs). The default keeps the demo well under "
-        "15 minutes on 2 CPU cores.",
+        "the default --eval_pairs; 0: train on all of them for --num_train_epochs). The default keeps the demo well "
+        "under 15 minutes on 2 CPU cores.",
     )
     parser.add_argument(
         "--eval_pairs",
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Held-out pairs, half from each file, drawn with a fixed seed (42) and never trained on.",
     )
     parser.add_argument(
-        "--epochs",
+        "--num_train_epochs",
         type=float,
         default=1.0,
         help="Passes over the pairs not held out (unless --max_train_pairs ends training first).",
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=256,
         help="Maximum tokens of chosen and of rejected; longer dialogues lose their oldest turns (truncate_prompt).",
     )
-    parser.add_argument("--batch_size", type=int, default=16, help="Pairs per training step.")
+    parser.add_argument("--per_device_train_batch_size", type=int, default=16, help="Pairs per training step.")
     parser.add_argument(
         "--learning_rate",
         type=float,
@@ -162,17 +163,17 @@ def training_length(args: argparse.Namespace, train_pool: int) -> dict[str, Any]
     """
     if args.max_train_pairs < 0:
         raise RewardlabError("--max_train_pairs must be 0 (no cap) or more")
-    if args.epochs <= 0:
-        raise RewardlabError("--epochs must be above 0")
-    if args.max_train_pairs and args.max_train_pairs < args.epochs * train_pool:
-        return {"max_steps": math.ceil(args.max_train_pairs / args.batch_size), "num_train_epochs": 1}
-    return {"max_steps": -1, "num_train_epochs": args.epochs}
+    if args.num_train_epochs <= 0:
+        raise RewardlabError("--num_train_epochs must be above 0")
+    if args.max_train_pairs and args.max_train_pairs < args.num_train_epochs * train_pool:
+        return {"max_steps": math.ceil(args.max_train_pairs / args.per_device_train_batch_size), "num_train_epochs": 1}
+    return {"max_steps": -1, "num_train_epochs": args.num_train_epochs}
 
 
 def demo_config(args: argparse.Namespace, train_pool: int) -> Any:
     return RewardConfig(
         output_dir=args.output_dir,
-        per_device_train_batch_size=args.batch_size,
+        per_device_train_batch_size=args.per_device_train_batch_size,
         per_device_eval_batch_size=64,
         **training_length(args, train_pool),
         learning_rate=args.learning_rate,
@@ -268,13 +269,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     train, held_out = demo_splits(load_demo_files(objectives=not args.one_head), args.eval_pairs)
     config = demo_config(args, len(train))
     if config.max_steps > 0:
-        seen = f"{config.max_steps * args.batch_size} of the {len(train)} pairs not held out"
+        seen = f"{config.max_steps * args.per_device_train_batch_size} of the {len(train)} pairs not held out"
     else:
-        seen = f"all {len(train)} pairs not held out, {args.epochs:g} epoch(s)"
+        seen = f"all {len(train)} pairs not held out, {args.num_train_epochs:g} epoch(s)"
     heads = "one head" if args.one_head else "a head per objective (helpful, harmless) and a prompt gate"
     print(
         f"rewardlab demo: {MODEL_NAME} on Anthropic HH-RLHF (helpful-base + harmless-base test splits, MIT).\n"
-        f"Training {heads} on {seen} (batch {args.batch_size}, max_length {args.max_length}); "
+        f"Training {heads} on {seen} (batch {args.per_device_train_batch_size}, max_length {args.max_length}); "
         f"evaluating on {len(held_out)} held-out pairs.",
         flush=True,
     )
@@ -306,7 +307,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"Wall time: {_format_seconds(elapsed)}")
     print(f"Model saved to {args.output_dir} (with rewardlab_run.json; it loads with transformers alone)")
     print(f"Evaluation report: {report}")
-    print(f"Score your own pairs: rewardlab score --model {args.output_dir} --input pairs.jsonl --output scored.jsonl")
+    print(
+        f"Score your own pairs: rewardlab score --model {args.output_dir} --dataset examples/pairs.jsonl "
+        "--output scored.jsonl"
+    )
     return {"before": before, "after": after, "output_dir": args.output_dir, "seconds": elapsed, "report": report}
 
 

@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rewardlab.cli.common import (
-    ArgumentParser,
     add_reward_model_arguments,
     format_lead,
     load_reward_model,
     versus_content_blind,
 )
+from rewardlab.cli.parser import ArgumentParser
 from rewardlab.data.apply_mapping import describe_skips
 from rewardlab.errors import RewardlabError
 from rewardlab.eval.leaderboard import RULE_NAMES, benchmark_rows

@@ -13,7 +13,8 @@ from accelerate import PartialState
 from datasets import Dataset
 
 from rewardlab.choices import OVERLENGTH_POLICIES
-from rewardlab.cli.common import ArgumentParser, add_reward_model_arguments, load_reward_model
+from rewardlab.cli.common import add_reward_model_arguments, load_reward_model
+from rewardlab.cli.parser import ArgumentParser
 from rewardlab.data.loading import load_preference_data
 from rewardlab.errors import RewardlabError
 from rewardlab.score.rows import OUTPUT_FORMATS, RowColumns, detect_mode, score_dataset, skipped_rows_path
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         "prompt/completion rows and plain texts get reward. An ensemble also gives the standard deviations: "
         "std_chosen, std_rejected and std_margin, or reward_std. Under torchrun or accelerate launch, the processes "
         "share the rows (each on its own device) and the first writes the one output file.",
+        deprecated={"--input": "--dataset"},
     )
     p.add_argument(
         "--model",
@@ -34,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="reward model directory (full or LoRA adapter) or hub id; several: one deep ensemble (RewardEnsemble)",
     )
-    p.add_argument("--input", required=True, help="data file (.jsonl, .json, .parquet, .csv, ...), directory or hub id")
+    p.add_argument(
+        "--dataset", required=True, help="data file (.jsonl, .json, .parquet, .csv, ...), directory or hub id"
+    )
     p.add_argument(
         "--output", required=True, help="output file; its extension picks the format (.jsonl, .parquet, .csv)"
     )
@@ -74,7 +78,7 @@ def main(argv: Sequence[str]) -> int:
         raise RewardlabError(f"--chunk_rows must be positive, got {args.chunk_rows}")
     if not output.parent.is_dir():
         raise RewardlabError(f"the output directory {output.parent} does not exist")
-    data = load_preference_data(args.input, split=args.split)
+    data = load_preference_data(args.dataset, split=args.split)
     if not isinstance(data, Dataset):
         raise RewardlabError("streamed data cannot be scored into one file; give a file, directory or hub dataset")
     names = RowColumns(args.text_column, args.prompt_column, args.completion_column)
@@ -87,7 +91,7 @@ def main(argv: Sequence[str]) -> int:
     if processes.num_processes > 1 and args.device is None:
         args.device = str(processes.device)
     scorer = load_reward_model(args.model, args, max_tokens_per_batch=args.max_tokens_per_batch, **options)
-    header = {"input": str(args.input), "split": args.split, "rows": len(data), "model": args.model, "mode": mode}
+    header = {"input": str(args.dataset), "split": args.split, "rows": len(data), "model": args.model, "mode": mode}
     scored, skipped, inputs = score_dataset(
         scorer,
         data,

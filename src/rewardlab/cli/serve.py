@@ -11,7 +11,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rewardlab.cli.common import add_reward_model_arguments, dataclass_parser, load_reward_model
+from rewardlab.cli.common import add_reward_model_arguments, load_reward_model
+from rewardlab.cli.parser import dataclass_parser
 from rewardlab.errors import RewardlabError
 from rewardlab.serve import API_KEY_ENV, ServerSettings, create_app
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a reward model over HTTP: POST /score, OpenRLHF's POST /get_reward, GET /health, "
         "the OpenAPI spec at /openapi.json and docs at /docs. Concurrent requests are micro-batched. SIGTERM "
         "finishes in-flight requests, then exits.",
+        deprecated={"--max_batch_tokens": "--max_tokens_per_batch"},
     )
     parser.add_argument(
         "--model",
@@ -35,13 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(model_name=None)  # the --model paths
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0: all interfaces).")
-    parser.add_argument("--port", type=int, default=8000, help="Port to listen on. Default %(default)s.")
+    parser.add_argument("--port", type=int, default=8000, help="Port to listen on.")
     add_reward_model_arguments(parser)
     parser.add_argument(
         "--shutdown_timeout",
         type=float,
         default=60.0,
-        help="Seconds in-flight requests get to finish after SIGTERM/SIGINT. Default %(default)s.",
+        help="Seconds in-flight requests get to finish after SIGTERM/SIGINT.",
     )
     parser.add_argument(
         "--log_level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"]
@@ -71,7 +73,7 @@ def main(argv: Sequence[str]) -> int:
     logging.getLogger("rewardlab").setLevel(
         logging.DEBUG if args.log_level == "trace" else getattr(logging, args.log_level.upper())
     )
-    reward_model = load_reward_model(args.model, args, max_tokens_per_batch=settings.max_batch_tokens)
+    reward_model = load_reward_model(args.model, args, max_tokens_per_batch=settings.max_tokens_per_batch)
     app = create_app(reward_model, settings)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=args.shutdown_timeout

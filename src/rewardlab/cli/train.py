@@ -11,8 +11,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from rewardlab.cli.common import ArgumentParser, dataclass_parser, versus_content_blind
-from rewardlab.config import RewardConfig
+from transformers import TrainingArguments
+
+from rewardlab.cli.common import versus_content_blind
+from rewardlab.cli.parser import ArgumentParser, dataclass_parser
+from rewardlab.config import TRL_REWARD_CONFIG_FIELDS, RewardConfig
 from rewardlab.errors import UsageError
 from rewardlab.eval.leaderboard import headline_of
 from rewardlab.eval.trained import write_training_report
@@ -30,20 +33,90 @@ CONFIG_HELP = (
 )
 # Keys of the config file that are no flag: `datasets` (see ScriptArguments.datasets) and `env`.
 YAML_ONLY_KEYS = ("datasets", "env")
+# The flags every run names, listed first.
+FIRST_FLAGS = ("model_name_or_path", "dataset_name", "output_dir")
+# The TrainingArguments flags `--help` lists; `--help_all` lists them all.
+COMMON_TRAINING_FLAGS = (
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "gradient_accumulation_steps",
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "bf16",
+    "eval_strategy",
+    "eval_steps",
+    "save_strategy",
+    "save_steps",
+    "logging_steps",
+    "seed",
+    "report_to",
+    "resume_from_checkpoint",
+    "push_to_hub",
+)
 
 
-def build_train_parser() -> argparse.ArgumentParser:
-    """HfArgumentParser over (ScriptArguments, ModelArguments, RewardConfig): every TrainingArguments flag works."""
+def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
+    """HfArgumentParser over (ScriptArguments, ModelArguments, RewardConfig): every TrainingArguments flag works.
+    Its help is grouped (`group_train_flags`); with `help_all` it lists every TrainingArguments flag."""
     parser = dataclass_parser(
         (ScriptArguments, ModelArguments, RewardConfig),
         prog="rewardlab train",
+        usage="rewardlab train --model MODEL --dataset DATASET [--config FILE.yaml] [--output_dir DIR] [flags]",
         description="Train a Bradley-Terry reward model on preference data. The flags follow TRL's reward script; "
         "every RewardConfig / TrainingArguments field is a flag.",
     )
     parser.add_argument("--config", metavar="FILE.yaml", help=CONFIG_HELP)
+    parser.add_argument(
+        "--help_all",
+        nargs=0,
+        action=_PrintFullHelp,
+        help="Show every flag, all TrainingArguments fields included, and exit.",
+    )
     # Unset means <model-name>-Reward (TRL's convention), decided once the model is known.
     parser.set_defaults(output_dir=None)
+    parser._option_string_actions["--output_dir"].help += " Unset: <model name>-Reward (TRL's convention)."
+    group_train_flags(parser, help_all)
     return parser
+
+
+class _PrintFullHelp(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        build_parser(help_all=True).print_help()
+        parser.exit()
+
+
+def group_train_flags(parser: argparse.ArgumentParser, help_all: bool) -> None:
+    """Sort the flags into groups for `--help`: the ones every run names and --config, rewardlab's own options, the
+    data and model flags of TRL's reward script, TRL's RewardConfig fields, then TrainingArguments' (without
+    `help_all`, only the most used of those are listed; all of them still work)."""
+    training = {f.name for f in fields(TrainingArguments)}
+    groups = {
+        "rewardlab's options (RewardConfig)": lambda n: n in reward_config and n not in TRL_REWARD_CONFIG_FIELDS,
+        "data (ScriptArguments)": lambda n: n in script,
+        "model, LoRA and quantization (ModelArguments)": lambda n: n in model,
+        "TRL's RewardConfig options": lambda n: n in TRL_REWARD_CONFIG_FIELDS,
+        "training (transformers.TrainingArguments"
+        + (")" if help_all else "; the most used, `--help_all` lists all)"): lambda n: n in training,
+    }
+    script = {f.name for f in fields(ScriptArguments)}
+    model = {f.name for f in fields(ModelArguments)}
+    reward_config = {f.name for f in fields(RewardConfig)} - training
+    top = parser._optionals  # argparse has no public way to move a flag between groups
+    top.title = "options"
+    moved = {title: parser.add_argument_group(title) for title in groups}
+    for action in list(top._group_actions):
+        if action.dest in FIRST_FLAGS or action.dest in ("help", "help_all", "config"):
+            continue
+        title = next(title for title, holds in groups.items() if holds(action.dest))
+        top._group_actions.remove(action)
+        moved[title]._group_actions.append(action)
+        if title.startswith("training") and not help_all and action.dest not in COMMON_TRAINING_FLAGS:
+            action.help = argparse.SUPPRESS
+    order = {dest: k for k, dest in enumerate(("help", "help_all", "config", *FIRST_FLAGS))}
+    top._group_actions.sort(key=lambda action: order.get(action.dest, len(order)))
 
 
 def apply_config_file(parser: argparse.ArgumentParser, path: str) -> dict[str, Any]:
@@ -57,6 +130,8 @@ def apply_config_file(parser: argparse.ArgumentParser, path: str) -> dict[str, A
         for f in fields(dataclass_type):
             if f.init:
                 by_key[f.name] = (f, False)
+                if "flag" in f.metadata:
+                    by_key[f.metadata["flag"].lstrip("-")] = (f, False)
                 by_key.update({alias.lstrip("-"): (f, False) for alias in f.metadata.get("aliases", ())})
                 if f.type in (bool, "bool") and f.default is True:
                     by_key[f"no_{f.name}"] = (f, True)
@@ -79,7 +154,7 @@ def apply_config_file(parser: argparse.ArgumentParser, path: str) -> dict[str, A
 
 def parse_train_args(argv: Sequence[str]) -> tuple[ScriptArguments, ModelArguments, Any]:
     """Parse `rewardlab train` flags (and the YAML file of --config) into the three dataclasses."""
-    parser = build_train_parser()
+    parser = build_parser()
     config_flag = ArgumentParser(add_help=False)
     config_flag.add_argument("--config")
     config, argv = config_flag.parse_known_args(list(argv))
@@ -93,14 +168,14 @@ def parse_train_args(argv: Sequence[str]) -> tuple[ScriptArguments, ModelArgumen
         what = "unknown flag" if flag.startswith("-") else "unexpected argument"
         raise UsageError(f"{what} '{flag}' (see `rewardlab train --help`)")
     if namespace.model_name_or_path is None:
-        raise UsageError("--model_name_or_path is required (a Hub model id or a local directory)")
+        raise UsageError("--model is required (a Hub model id or a local directory)")
     if namespace.dataset_name is None and not yaml_only.get("datasets"):
         raise UsageError(
-            "--dataset_name is required (a data file, a directory or a Hub dataset id), or a `datasets:` list in "
+            "--dataset is required (a data file, a directory or a Hub dataset id), or a `datasets:` list in "
             "the --config file"
         )
     if namespace.test_split_size is not None and not yaml_only.get("datasets"):
-        raise UsageError("--test_split_size splits a `datasets:` mixture; for --dataset_name use --eval_fraction")
+        raise UsageError("--test_split_size splits a `datasets:` mixture; for --dataset use --eval_fraction")
     if namespace.output_dir is None:
         namespace.output_dir = default_output_dir(namespace.model_name_or_path)
     values = vars(namespace)

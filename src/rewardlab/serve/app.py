@@ -49,7 +49,7 @@ def create_app(reward_model: RewardModel | RewardEnsemble, settings: ServerSetti
     check_shaping(reward_model, settings.normalize, settings.uncertainty_penalty, flags=True)
     batcher = MicroBatcher(
         reward_model,
-        max_batch_tokens=settings.max_batch_tokens,
+        max_batch_tokens=settings.max_tokens_per_batch,
         max_batch_items=settings.max_batch_items,
         max_wait_ms=settings.max_wait_ms,
     )

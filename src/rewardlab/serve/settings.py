@@ -31,7 +31,7 @@ class ServerSettings:
             "the environment variable keeps the key out of the process list)."
         },
     )
-    max_batch_tokens: int = field(
+    max_tokens_per_batch: int = field(
         default=8192,
         metadata={
             "help": "Token budget of one forward pass, and of one micro-batch (requests are batched up to it, their "
@@ -63,7 +63,7 @@ class ServerSettings:
     )
 
     def __post_init__(self):
-        for name in ("max_batch_tokens", "max_batch_items", "max_items_per_request", "max_text_chars"):
+        for name in ("max_tokens_per_batch", "max_batch_items", "max_items_per_request", "max_text_chars"):
             if getattr(self, name) < 1:
                 raise RewardlabError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0 or self.max_request_bytes < 1:

@@ -22,7 +22,9 @@ class ScriptArguments:
         metadata={
             "help": "The preference data: a file (.jsonl, .jsonl.gz, .json, .json.gz, .parquet, .csv), a directory "
             "(written by save_to_disk, or holding data files named after their splits, e.g. train.jsonl and "
-            "test.jsonl), or a Hugging Face Hub dataset id. Required."
+            "test.jsonl), or a Hugging Face Hub dataset id. Required (or a `datasets:` list in --config). TRL's "
+            "--dataset_name works too.",
+            "flag": "--dataset",
         },
     )
     dataset_config: str | None = field(
@@ -93,7 +95,8 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "The model to train: a Hub id or a local directory. Loaded with "
-            "AutoModelForSequenceClassification and num_labels=1. Required."
+            "AutoModelForSequenceClassification and num_labels=1. Required. TRL's --model_name_or_path works too.",
+            "flag": "--model",
         },
     )
     model_revision: str = field(
