@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_throughput import BUNDLED_DATA, DEFAULT_DATA, load_model_and_tokenizer, read_pairs, run_child  # noqa: E402
+from train_throughput import DEFAULT_DATA, load_model_and_tokenizer, read_pairs, run_child  # noqa: E402
 
 VARIANTS = ("one head", "two heads", "two heads + gate")
 CAPPED = "two heads + gate, capped prompt"  # with --gate_prompt_tokens (encoders)
@@ -96,7 +96,7 @@ def one_run(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="qwen3-small", choices=["qwen3-small", "minilm", "smollm2"])
-    parser.add_argument("--data", default=str(DEFAULT_DATA if DEFAULT_DATA.exists() else BUNDLED_DATA))
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_length", type=int, default=512)

@@ -42,8 +42,8 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf-harmless-base-test/test.jsonl.gz"
-BUNDLED_DATA = Path(__file__).resolve().parents[1] / "src/rewardlab/demo_data/hh-rlhf-harmless-base-test.jsonl.gz"
+# The HH-RLHF harmless-base test split, as bundled with rewardlab (the bytes of the published file).
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "src/rewardlab/demo_data/hh-rlhf-harmless-base-test.jsonl.gz"
 
 
 def benchmark_tokenizer(data: Path):
@@ -382,7 +382,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     models = ["qwen3-small", "smollm2", "minilm", "smollm2-config", "qwen3-0.5b"]
     parser.add_argument("--model", default="qwen3-small", choices=models)
-    parser.add_argument("--data", default=str(DEFAULT_DATA if DEFAULT_DATA.exists() else BUNDLED_DATA))
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="bfloat16: AMP autocast")
     parser.add_argument("--steps", type=int, default=12)

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from train_throughput import BUNDLED_DATA, load_model_and_tokenizer, read_pairs
+from train_throughput import DEFAULT_DATA, load_model_and_tokenizer, read_pairs
 
 
 def vllm_rewards(path: str, sequences: list[list[int]]) -> list[float]:
@@ -45,14 +45,14 @@ def main() -> None:
     from rewardlab import RewardModel
     from rewardlab.data.tokenize import tokenize_text
 
-    model, tok = load_model_and_tokenizer("smollm2-config", BUNDLED_DATA)
+    model, tok = load_model_and_tokenizer("smollm2-config", DEFAULT_DATA)
     path = str(Path(tempfile.mkdtemp(prefix="rewardlab-vllm-")) / "model")
     model.save_pretrained(path)
     tok.save_pretrained(path)
     scorer = RewardModel.from_pretrained(path, device="cuda")
     # Texts within max_length, so that rewardlab scores exactly the token ids vLLM is given.
     texts, sequences = [], []
-    for row in read_pairs(BUNDLED_DATA, 4 * args.texts):
+    for row in read_pairs(DEFAULT_DATA, 4 * args.texts):
         ids = tokenize_text(scorer.tokenizer, row["chosen"], scorer.eos_token_id)
         if len(ids) <= (scorer.max_length or 2048) and len(texts) < args.texts:
             texts.append(row["chosen"])
