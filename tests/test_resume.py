@@ -1,6 +1,7 @@
 """Never lose work: exact resume, saves that a kill cannot leave half-done and usable, a full disk said plainly."""
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from transformers import PreTrainedModel, TrainerCallback
 
 from rewardlab import RewardModel, RewardTrainer
 from rewardlab.errors import RewardlabError
-from rewardlab.files import SAVING_MARKER, last_complete_checkpoint
+from rewardlab.files import SAVING_MARKER, json_line, last_complete_checkpoint
 
 HERE = Path(__file__).parent
 
@@ -148,3 +149,10 @@ def test_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(RewardlabError, match="no space left on the device while writing"):
         trainer.save_model(str(tmp_path / "model"))
     assert (tmp_path / "model" / SAVING_MARKER).exists()  # and the half-written directory is marked as such
+
+
+def test_a_json_line_is_one_line_for_every_line_splitter():
+    record = {"content": "a\x85b\u2028c\u2029d\re\nf é", "n": 1}
+    line = json_line(record)
+    assert line.endswith("\n") and len(line.splitlines()) == 1 and json.loads(line) == record
+    assert "é" in line  # readable text, not ASCII escapes

@@ -92,6 +92,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+# Characters that `json.dumps(ensure_ascii=False)` leaves raw inside strings but that str.splitlines() and many
+# editors treat as line breaks, which would split one JSON Lines record in two for such readers.
+_LINE_BREAKS_JSON_KEEPS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def json_line(record: Any) -> str:
+    """One JSON Lines record, newline included: readable text (no ASCII escapes), one line for any line splitter."""
+    text = json.dumps(record, ensure_ascii=False, default=str)
+    for character, escape in _LINE_BREAKS_JSON_KEEPS.items():
+        text = text.replace(character, escape)
+    return text + "\n"
+
+
 def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     """The newest `checkpoint-N` in `output_dir` that was completely written; incomplete ones are logged and skipped."""
     directory = Path(output_dir)

@@ -92,7 +92,7 @@ class HelpFormatter(argparse.HelpFormatter):
 class _VocabularyMixin:
     """What both parser classes below share: one-line errors, one boolean syntax, dashes and deprecated aliases."""
 
-    deprecated_flags: dict[str, str]
+    deprecated_flags: Mapping[str, str] = {}  # old flag -> new flag; replaced, never mutated, by `deprecate`
 
     def error(self, message: str):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
@@ -114,7 +114,7 @@ class _VocabularyMixin:
 
     def deprecate(self, old: str, new: str) -> None:
         """Keep `old` working as `new` for one release; using it says so on stderr."""
-        self.deprecated_flags = {**getattr(self, "deprecated_flags", {}), old: new}
+        self.deprecated_flags = {**self.deprecated_flags, old: new}
 
     def parse_known_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None):
         if args is not None:
@@ -122,9 +122,9 @@ class _VocabularyMixin:
         return super().parse_known_args(args, namespace)
 
     def canonical_argv(self, argv: Sequence[str]) -> list[str]:
-        """`argv` with dashed flags spelt with underscores and deprecated names replaced (each said once)."""
+        """`argv` with dashed flags spelt with underscores and deprecated names replaced, saying so on stderr."""
         known = set(self._option_string_actions)
-        renamed = getattr(self, "deprecated_flags", {})
+        renamed = self.deprecated_flags
         out = []
         for token in argv:
             if token == "--":

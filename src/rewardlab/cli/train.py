@@ -93,6 +93,9 @@ def group_train_flags(parser: argparse.ArgumentParser, help_all: bool) -> None:
     data and model flags of TRL's reward script, TRL's RewardConfig fields, then TrainingArguments' (without
     `help_all`, only the most used of those are listed; all of them still work)."""
     training = {f.name for f in fields(TrainingArguments)}
+    script = {f.name for f in fields(ScriptArguments)}
+    model = {f.name for f in fields(ModelArguments)}
+    reward_config = {f.name for f in fields(RewardConfig)} - training
     groups = {
         "rewardlab's options (RewardConfig)": lambda n: n in reward_config and n not in TRL_REWARD_CONFIG_FIELDS,
         "data (ScriptArguments)": lambda n: n in script,
@@ -101,9 +104,6 @@ def group_train_flags(parser: argparse.ArgumentParser, help_all: bool) -> None:
         "training (transformers.TrainingArguments"
         + (")" if help_all else "; the most used, `--help_all` lists all)"): lambda n: n in training,
     }
-    script = {f.name for f in fields(ScriptArguments)}
-    model = {f.name for f in fields(ModelArguments)}
-    reward_config = {f.name for f in fields(RewardConfig)} - training
     top = parser._optionals  # argparse has no public way to move a flag between groups
     top.title = "options"
     moved = {title: parser.add_argument_group(title) for title in groups}

@@ -31,7 +31,7 @@ from rewardlab.eval import best_of_k, judgebench, plots, rewardbench, rewardbenc
 from rewardlab.eval.html import render_report
 from rewardlab.eval.leaderboard import headline, leaderboard
 from rewardlab.eval.sets import BEST_OF_K, EvalSet
-from rewardlab.files import atomic_path, read_run_record
+from rewardlab.files import atomic_path, json_line, read_run_record
 from rewardlab.metrics.intervals import uncertainty_gap
 from rewardlab.metrics.pair_evaluation import evaluate_pairs, json_safe
 from rewardlab.metrics.pairs import length_bias
@@ -360,7 +360,7 @@ def write_skipped_rows(eval_sets: Sequence[EvalSet], output_dir: str | os.PathLi
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
         for record in records:
-            f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            f.write(json_line(record))
     return path
 
 

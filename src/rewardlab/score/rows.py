@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from rewardlab.data.validate import validate_scored_pair, validate_text
 from rewardlab.errors import InvalidRowError, RewardlabError
-from rewardlab.files import atomic_path
+from rewardlab.files import atomic_path, json_line
 from rewardlab.score.ensemble import RewardEnsemble, members_of
 from rewardlab.score.reward_model import RewardModel
 
@@ -291,4 +291,4 @@ def _write_skipped_rows(skipped: list[dict[str, Any]], path: Path) -> None:
         return
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
         for record in skipped:
-            f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            f.write(json_line(record))

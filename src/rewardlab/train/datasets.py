@@ -4,7 +4,6 @@ evaluation sets become rankings of two. A streamed evaluation set is read whole 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
@@ -15,7 +14,7 @@ from datasets import Dataset, IterableDataset, concatenate_datasets
 from rewardlab.config import RewardConfig
 from rewardlab.data.prepare import OBJECTIVE_ID, RANKINGS, PreparationStats, prepare_preference_dataset
 from rewardlab.errors import RewardlabError
-from rewardlab.files import atomic_path
+from rewardlab.files import atomic_path, json_line
 
 logger = logging.getLogger(__name__)
 
@@ -123,5 +122,5 @@ class RunDatasets:
                     record = {"dataset": name, **skipped}
                     if isinstance(raw, Dataset) and skipped["row"] is not None:
                         record["content"] = raw[skipped["row"]]
-                    f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                    f.write(json_line(record))
         return path
