@@ -1,6 +1,6 @@
 """Peak memory of training against the size of the data set: it should follow the batch, not the data.
 
-Each run, in its own process, loads RMB pairwise (the largest data set in `../shared/data`, 14.5k conversational
+Each run, in its own process, loads RMB pairwise (a local copy of its helpfulness file, `--data`; 14.5k conversational
 pairs) or its first 200 rows, prepares it (validation, chat template, tokenization) and trains `--steps` steps of
 `--batch_size` pairs on the small Qwen3; also once streamed (`--streaming`). It prints the process's peak RSS, the
 RSS after loading the model (the baseline), and the preparation time.

@@ -1,7 +1,7 @@
 """The demo's model and a tiny random model on the local real preference sets, each against the content-blind rules
 ("longer wins", "shorter wins", chance) and with its lead over the best of them.
 
-Sets (from `../shared/data`, see its PROVENANCE.md; HH-RLHF also ships with the package):
+Sets (local copies of the public data sets, in the folder `DATA` names; HH-RLHF also ships with the package):
 - HH-RLHF: the demo's own 400 held-out pairs (the demo trains on the rest of both test files), and each half;
 - the UltraFeedback-binarized subset: both files, 1,200 pairs;
 - RM-Bench: the four domain files as one set, 798 prompts x 9 comparisons, scored by RM-Bench's rules;
