@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from public_data import DATA_ROOT  # noqa: E402
 from train_throughput import load_model_and_tokenizer, run_child  # noqa: E402
 
-RMB = Path(__file__).resolve().parents[2] / "shared/data/rmb-pairwise/helpfulness.jsonl.gz"
+RMB = DATA_ROOT / "rmb-pairwise/helpfulness.jsonl.gz"
 
 
 def rss_mb() -> float:

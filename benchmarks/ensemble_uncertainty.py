@@ -27,8 +27,7 @@ import random
 from pathlib import Path
 
 import numpy as np
-
-SHARED = Path(__file__).resolve().parents[2] / "shared/data"
+from public_data import DATA_ROOT
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -39,7 +38,7 @@ def read_jsonl(path: Path) -> list[dict]:
 def rmb_rows(goal: str) -> list[dict]:
     """RMB pairwise rows as standard pairs with an explicit prompt, in a fixed shuffled order. The conversation is
     written out as `role: content` lines, since MiniLM has no chat template."""
-    rows = read_jsonl(SHARED / f"rmb-pairwise/{goal}.jsonl.gz")
+    rows = read_jsonl(DATA_ROOT / f"rmb-pairwise/{goal}.jsonl.gz")
     random.Random(0).shuffle(rows)
     out = []
     for r in rows:
@@ -49,7 +48,7 @@ def rmb_rows(goal: str) -> list[dict]:
 
 
 def ultrafeedback_rows(split: str) -> list[dict]:
-    rows = read_jsonl(SHARED / f"ultrafeedback-binarized-subset/{split}_clean.jsonl.gz")
+    rows = read_jsonl(DATA_ROOT / f"ultrafeedback-binarized-subset/{split}_clean.jsonl.gz")
     return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
 
 

@@ -1,7 +1,7 @@
 """The demo's model and a tiny random model on the local real preference sets, each against the content-blind rules
 ("longer wins", "shorter wins", chance) and with its lead over the best of them.
 
-Sets (local copies of the public data sets, in the folder `DATA` names; HH-RLHF also ships with the package):
+Sets (local copies of the public data sets, see `public_data.py`; HH-RLHF also ships with the package):
 - HH-RLHF: the demo's own 400 held-out pairs (the demo trains on the rest of both test files), and each half;
 - the UltraFeedback-binarized subset: both files, 1,200 pairs;
 - RM-Bench: the four domain files as one set, 798 prompts x 9 comparisons, scored by RM-Bench's rules;
@@ -26,14 +26,13 @@ from typing import Any
 import torch
 from demo_halves import one_half
 from ensemble_uncertainty import rmb_rows
+from public_data import DATA_ROOT
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from rewardlab import RewardModel
 from rewardlab.cli.demo import demo_splits, load_demo_files, minilm_path
 from rewardlab.eval.report import evaluate
 from rewardlab.eval.sets import eval_set_from_rows, load_eval_set
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def tiny_random_bert(max_length: int) -> RewardModel:
@@ -60,12 +59,12 @@ def eval_sets(rmb_pairs: int) -> list[Any]:
         eval_set_from_rows(helpful.to_list(), "HH-RLHF helpful half (200)", "demo split", "hh-rlhf"),
         eval_set_from_rows(harmless.to_list(), "HH-RLHF harmless half (200)", "demo split", "hh-rlhf"),
         load_eval_set(
-            str(DATA / "ultrafeedback-binarized-subset" / "*_clean.jsonl.gz"),
+            str(DATA_ROOT / "ultrafeedback-binarized-subset" / "*_clean.jsonl.gz"),
             "ultrafeedback",
             name="UltraFeedback",
             skip_invalid_rows=True,  # a few rows have an empty response: counted, not scored
         ),
-        load_eval_set(str(DATA / "rm-bench" / "*_filtered.jsonl.gz"), "rm-bench", name="RM-Bench"),
+        load_eval_set(str(DATA_ROOT / "rm-bench" / "*_filtered.jsonl.gz"), "rm-bench", name="RM-Bench"),
     ]
     for goal in ("helpfulness", "harmlessness"):
         rows = rmb_rows(goal)[:rmb_pairs]

@@ -28,9 +28,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from public_data import DATA_ROOT  # noqa: E402
 from train_throughput import load_model_and_tokenizer, run_child  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared/data/rm-bench"
+DATA = DATA_ROOT / "rm-bench"
 SEPARATOR = "\n\n"  # RM-Bench prompts have no trailing newline; both variants get the same one
 
 
