@@ -29,16 +29,6 @@ logger = logging.getLogger("rewardlab.cli")
 ALIASES_REMOVED_IN = "0.2.0"
 
 
-def string_to_bool(value: str) -> bool:
-    """A flag's boolean value as a user types it."""
-    text = str(value).strip().lower()
-    if text in ("true", "t", "yes", "y", "1"):
-        return True
-    if text in ("false", "f", "no", "n", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
 class BooleanFlag(argparse.Action):
     """`--name` (true), `--name true|false`, or `--no_name` (false), as one action with both option strings."""
 
@@ -57,10 +47,17 @@ class BooleanFlag(argparse.Action):
                 raise UsageError(f"{option_string} takes no value (see `{parser.prog} --help`)")
             setattr(namespace, self.dest, False)
             return
+        if values is None:
+            setattr(namespace, self.dest, True)
+            return
+        from transformers.hf_argparser import string_to_bool  # the spellings `rewardlab train` always took
+
         try:
-            setattr(namespace, self.dest, True if values is None else string_to_bool(values))
+            setattr(namespace, self.dest, string_to_bool(values))
         except argparse.ArgumentTypeError as e:
-            raise UsageError(f"argument {option_string}: {e} (see `{parser.prog} --help`)") from e
+            raise UsageError(
+                f"argument {option_string}: expected true or false, got {values!r} (see `{parser.prog} --help`)"
+            ) from e
 
 
 class HelpFormatter(argparse.HelpFormatter):
