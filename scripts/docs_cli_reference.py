@@ -4,7 +4,7 @@ by the benchmarks page) links to at the same relative paths, so that its links w
 
 from __future__ import annotations
 
-import os
+import functools
 from pathlib import Path
 
 from mkdocs.structure.files import File, Files
@@ -16,7 +16,6 @@ FIGURES = ("benchmarks/time_to_accuracy.png",)
 
 def cli_reference() -> str:
     """Every command's help, as `rewardlab <command> --help` prints it (`train`: `--help_all`)."""
-    os.environ["COLUMNS"] = "110"  # argparse wraps help to the terminal's width; fix it for the page
     from rewardlab.cli import COMMANDS, build_command_parser
     from rewardlab.cli.train import build_parser as build_train_parser
 
@@ -27,6 +26,8 @@ def cli_reference() -> str:
     ]
     for name, (summary, _) in COMMANDS.items():
         parser = build_train_parser(help_all=True) if name == "train" else build_command_parser(name)
+        # argparse wraps help to the terminal it runs in; the page's width is fixed instead.
+        parser.formatter_class = functools.partial(parser.formatter_class, width=110)
         parts += [f"## rewardlab {name}\n", f"{summary}\n", "```text", parser.format_help().rstrip(), "```\n"]
     return "\n".join(parts)
 
